@@ -1,0 +1,49 @@
+# Two commands set everything up: `make test` and `make demo`.
+# torch is installed first and pinned to the CPU build: a looser pin pulls CUDA wheels.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+TORCH   := torch==2.13.*
+APT_PKGS := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm qemu-user-static \
+            gcc-aarch64-linux-gnu dataset-fashion-mnist espeak-ng sox
+JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
+DEMO    ?= runs/demo
+
+.PHONY: test demo bench deps apt clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e ".[test]"
+	@touch $@
+
+deps: apt $(STAMP)
+
+# Root installs the Debian packages that are missing; anyone else gets the one command to run.
+apt:
+	@missing=$$(for p in $(APT_PKGS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	else \
+	  echo "note: missing Debian packages; tests that need them will skip. Install with:"; \
+	  echo "  sudo apt-get install -y --no-install-recommends $$missing"; \
+	fi
+
+test: deps
+	$(BIN)/python -m pytest -q -n $(JOBS) --durations=10
+
+demo: deps
+	$(BIN)/reds data synth-kws --out data/synth-kws --per-word 120
+	$(BIN)/reds train --arch dscnn-s --dataset synth-kws --data-dir data/synth-kws \
+	    --width 0.5 --epochs 4 --finetune-epochs 4 --out $(DEMO)
+	$(BIN)/reds info $(DEMO)
+
+bench: deps
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) runs build
