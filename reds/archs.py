@@ -5,7 +5,7 @@ keyword-spotting data set which MFCC stride the architecture expects (DNNs read 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from .errors import RedsError
@@ -133,12 +133,22 @@ def get_arch(name: str) -> Arch:
     return ARCHS[name]
 
 
-def build_spec(arch: str, input_shape=None, num_classes=None, dataset: str | None = None) -> Spec:
-    """The spec of `arch` for a data set (by name) or an explicit input shape and classes."""
+def build_spec(arch: str, input_shape=None, num_classes=None, dataset: str | None = None,
+               width_mult: float = 1.0) -> Spec:
+    """The spec of `arch` for a data set (by name) or an explicit input shape and classes.
+
+    width_mult scales every group's units (at least MIN_UNITS + 2), for quick experiments
+    and tests; the spec's name says so (e.g. "dscnn-s@0.25")."""
     a = get_arch(arch)
     if input_shape is None:
         input_shape, num_classes = dataset_shape(arch, dataset or a.default_dataset)
+    if not 0 < width_mult <= 1:
+        raise RedsError(f"--width must be in (0, 1], got {width_mult:g}")
     try:
-        return a.build(tuple(input_shape), int(num_classes))
+        spec = a.build(tuple(input_shape), int(num_classes))
+        if width_mult != 1.0:
+            groups = tuple(replace(g, units=max(g.min_units + 2, round(g.units * width_mult))) for g in spec.groups)
+            spec = Spec(f"{spec.name}@{width_mult:g}", spec.input_shape, spec.num_classes, groups, spec.ops)
+        return spec
     except ValueError as e:
         raise RedsError(f"{arch} does not fit input {tuple(input_shape)}: {e}") from None

@@ -99,12 +99,21 @@ class Featurizer:
 
     def __init__(self, stride_ms: int, noise: NoiseBank):
         self.stride_ms, self.noise = stride_ms, noise
+        # Per-coefficient standardisation (coefficient 0 spans tens of units, the others
+        # about one); fitted on the training split by `fit_normalisation`.
+        self.mean = torch.zeros(N_MFCC)
+        self.std = torch.ones(N_MFCC)
+
+    def fit_normalisation(self, raw: torch.Tensor) -> None:
+        f = mfcc(raw.float() / 32768.0, self.stride_ms)
+        self.mean = f.mean((0, 1, 2))
+        self.std = f.std((0, 1, 2)).clamp(min=1e-3)
 
     def __call__(self, raw: torch.Tensor, augment: bool, generator: torch.Generator) -> torch.Tensor:
         x = raw.float() / 32768.0
         if augment:
             x = _augment(x, self.noise, generator)
-        return mfcc(x, self.stride_ms)
+        return (mfcc(x, self.stride_ms) - self.mean) / self.std
 
 
 def _scan(folder: Path, fix: str) -> dict[str, list[str]]:
@@ -181,10 +190,14 @@ def load_speech_commands(data_dir: str | None, name: str = "speech-commands", st
         splits[split] = Split(torch.from_numpy(x), torch.tensor(y, dtype=torch.int64))
     bar.close()
 
+    featurizer = Featurizer(stride_ms, noise)
+    train = splits["train"].x
+    featurizer.fit_normalisation(train[torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:4000]])
     return Dataset(
         name=name, input_shape=(1, num_frames(stride_ms), N_MFCC), classes=list(CLASSES),
-        splits=splits, featurize=Featurizer(stride_ms, noise),
+        splits=splits, featurize=featurizer,
         info={"data_dir": str(folder), "stride_ms": stride_ms, "seed": seed,
+              "mfcc_mean": featurizer.mean.tolist(), "mfcc_std": featurizer.std.tolist(),
               "noise_files": [p.name for p in noise_files],
               "counts": {s: np.bincount(splits[s].y.numpy(), minlength=len(CLASSES)).tolist()
                          for s in SPLITS}})

@@ -1,0 +1,210 @@
+"""`reds`: train nested submodel families, inspect them, export them, time them on boards.
+
+User mistakes (a missing folder, a corrupt file, a budget nothing fits) print one line
+`reds: error: ...` and exit 2; Ctrl-C exits 130. Anything else is a bug and keeps its
+traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import __version__
+from .errors import RedsError
+
+EPILOG = """examples:
+  reds data synth-kws --out data/synth-kws          # a spoken-word data set, offline
+  reds arch dscnn-s                                 # layers, groups, MACs
+  reds train --arch dscnn-s --dataset synth-kws --data-dir data/synth-kws --out runs/ds
+  reds info runs/ds                                 # the family: widths, MACs, accuracy
+"""
+
+
+def _budgets(text: str) -> list[float]:
+    try:
+        vals = [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"budgets must be comma-separated fractions, e.g. 0.25,0.5,0.75,1.0; got {text!r}")
+    vals = [v / 100 if v > 1 else v for v in vals]  # accept 25,50,75,100 too
+    if not vals or any(not 0 < v <= 1 for v in vals) or len(set(vals)) != len(vals):
+        raise argparse.ArgumentTypeError("budgets must be distinct fractions in (0, 1], e.g. 0.25,0.5,0.75,1.0")
+    return sorted(vals)
+
+
+def _positive(kind):
+    def parse(text):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+        if v <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return v
+    return parse
+
+
+def _nonneg_int(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .archs import ARCHS
+    from .data import DATASETS
+    from .importance import METHODS
+    from .knapsack import MODES
+
+    p = argparse.ArgumentParser(
+        prog="reds", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        description="reds: one network, a family of nested submodels, switched at run time in microseconds.")
+    p.add_argument("--version", action="version", version=f"reds {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    a = sub.add_parser("arch", help="show an architecture: layers, unit groups, MACs, params",
+                       description="Print an architecture's layers, unit groups, full MACs and parameters.")
+    a.add_argument("name", choices=list(ARCHS), metavar="NAME", help=f"one of: {', '.join(ARCHS)}")
+    a.add_argument("--dataset", choices=DATASETS, help="data set whose input shape and classes to use "
+                   "(default: the architecture's own)")
+    a.add_argument("--width", type=float, default=1.0, help="scale every group's units (default 1.0)")
+    a.add_argument("--json", action="store_true", help="print JSON (top-level macs, params, groups)")
+
+    d = sub.add_parser("data", help="make a data set", description="Make a data set on disk.")
+    dsub = d.add_subparsers(dest="what", metavar="DATASET", required=True)
+    s = dsub.add_parser("synth-kws", help="spoken keywords synthesised with espeak-ng, in the Speech Commands layout",
+                        description="Write a real spoken-word data set with espeak-ng (8 English accents, voice "
+                                    "variants, pitch, speed, amplitude, plus background noise) in exactly the "
+                                    "Google Speech Commands v2 layout, so `--dataset synth-kws` reads it.")
+    s.add_argument("--out", required=True, help="folder to create")
+    s.add_argument("--per-word", type=_positive(int), default=120, help="utterances per keyword (default 120)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--jobs", type=_positive(int), help="worker processes (default: all cores)")
+
+    t = sub.add_parser("train", help="train a family of nested submodels",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       description="Pretrain the full network, score and permute its units, pick each "
+                                   "submodel's widths with a knapsack (OR-Tools CP-SAT, exact MACs), fine-tune "
+                                   "all submodels together and write the family to --out.")
+    t.add_argument("--arch", required=True, choices=list(ARCHS), metavar="ARCH", help=", ".join(ARCHS))
+    t.add_argument("--dataset", required=True, choices=DATASETS)
+    t.add_argument("--data-dir", help="data set folder (fmnist defaults to the Debian package's folder)")
+    t.add_argument("--out", required=True, help="output folder (family.json, weights.safetensors, metrics.jsonl)")
+    t.add_argument("--budgets", type=_budgets, default=[0.25, 0.5, 0.75, 1.0],
+                   help="MAC budgets as fractions of the full model")
+    t.add_argument("--knapsack", choices=MODES, default="bottom-up")
+    t.add_argument("--importance", choices=METHODS, default="grad")
+    t.add_argument("--importance-batches", type=_positive(int), default=100)
+    t.add_argument("--epochs", type=_nonneg_int, default=10, help="pretraining epochs (full network)")
+    t.add_argument("--finetune-epochs", type=_nonneg_int, default=10, help="joint fine-tuning epochs")
+    t.add_argument("--batch-size", type=_positive(int), default=100)
+    t.add_argument("--lr", type=_positive(float), default=1e-3)
+    t.add_argument("--finetune-lr", type=_positive(float), default=5e-4)
+    t.add_argument("--distill", action="store_true",
+                   help="sandwich rule: smaller submodels learn from the largest one's outputs")
+    t.add_argument("--baseline", choices=["scratch"], help="also train each submodel's widths alone")
+    t.add_argument("--limit-train", type=_positive(int), help="use only N training samples")
+    t.add_argument("--limit-eval", type=_positive(int), help="use only N validation and N test samples")
+    t.add_argument("--width", type=_positive(float), default=1.0, help="scale every group's units")
+    t.add_argument("--min-units", type=_positive(int), help="minimum units per group (default 2)")
+    t.add_argument("--flash", type=_positive(int), metavar="BYTES", help="limit on each submodel's weight bytes")
+    t.add_argument("--ram", type=_positive(int), metavar="BYTES", help="limit on each submodel's activation arena")
+    t.add_argument("--time-limit", type=_positive(float), default=30.0, help="seconds per knapsack solve")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    t.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    e = sub.add_parser("eval", help="test accuracy of every submodel, written back to family.json")
+    e.add_argument("family", help="family folder")
+    e.add_argument("--data-dir")
+    e.add_argument("--limit", type=_positive(int), help="use only N test samples")
+
+    i = sub.add_parser("info", help="show a family: widths, MACs, memory, accuracy")
+    i.add_argument("family", help="family folder")
+    i.add_argument("--json", action="store_true")
+    return p
+
+
+def cmd_arch(args) -> None:
+    from .archs import build_spec
+
+    spec = build_spec(args.name, dataset=args.dataset, width_mult=args.width)
+    d = spec.describe()
+    if args.json:
+        print(json.dumps(d, indent=2))
+        return
+    from .tables import arch_table
+    print(arch_table(d))
+
+
+def cmd_data(args) -> None:
+    from .data.synth_kws import generate
+
+    summary = generate(args.out, per_word=args.per_word, seed=args.seed, jobs=args.jobs)
+    if not summary.get("created", True):
+        print(summary.get("message", f"{args.out} already holds this data set"))
+        return
+    print(f"wrote {summary['utterances']:,} utterances from {summary['speakers']} voices to {summary['out_dir']} "
+          f"in {summary['seconds']:.1f} s ({summary['utterances_per_s']:.0f}/s); "
+          f"splits: " + ", ".join(f"{k} {v:,}" for k, v in summary["splits"].items()))
+
+
+def cmd_train(args) -> None:
+    from .tables import family_table
+    from .train import TrainConfig, Trainer
+
+    cfg = TrainConfig(
+        arch=args.arch, dataset=args.dataset, data_dir=args.data_dir, budgets=args.budgets,
+        knapsack=args.knapsack, importance=args.importance, importance_batches=args.importance_batches,
+        epochs=args.epochs, finetune_epochs=args.finetune_epochs, batch_size=args.batch_size, lr=args.lr,
+        finetune_lr=args.finetune_lr, distill=args.distill, baseline=args.baseline,
+        limit_train=args.limit_train, limit_eval=args.limit_eval, width_mult=args.width, seed=args.seed,
+        time_limit=args.time_limit, weight_bytes=args.flash, arena_bytes=args.ram, min_units=args.min_units)
+    family = Trainer(cfg, args.out, progress=False if args.quiet else None).run(resume=args.resume)
+    print(family_table(family))
+    print(f"family written to {args.out}")
+
+
+def cmd_eval(args) -> None:
+    from .tables import family_table
+    from .train import evaluate
+
+    print(family_table(evaluate(args.family, args.data_dir, args.limit)))
+
+
+def cmd_info(args) -> None:
+    from .family import read_manifest
+    from .tables import family_table
+
+    fam = read_manifest(args.family)
+    if args.json:
+        print(json.dumps(fam.to_json(), indent=2))
+    else:
+        print(family_table(fam))
+
+
+COMMANDS = {"arch": cmd_arch, "data": cmd_data, "train": cmd_train, "eval": cmd_eval, "info": cmd_info}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except RedsError as e:
+        print(f"reds: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("reds: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `reds ... | head`: the reader left; not an error
+        sys.stderr.close()
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

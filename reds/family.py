@@ -1,0 +1,157 @@
+"""The family artifact: `DIR/family.json` (the manifest) + `DIR/weights.safetensors`.
+
+One versioned schema, validated on load; loading never runs code (JSON and safetensors,
+no pickle). Every exporter, the runtime generator and the bench read the manifest.
+Files are written to a temporary name and renamed, so a crash never leaves half a family.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from . import __version__
+from .archs import build_spec
+from .errors import RedsError
+from .nested import NestedNet
+from .spec import Spec
+
+FORMAT = "reds-family"
+VERSION = 1
+MANIFEST = "family.json"
+WEIGHTS = "weights.safetensors"
+
+
+@dataclass
+class Submodel:
+    budget: float
+    widths: dict[str, int]
+    macs: int
+    params: int
+    weight_bytes: int
+    arena_bytes: int
+    accuracy: float | None = None  # test set, %
+    val_accuracy: float | None = None  # validation set, %
+    scratch_accuracy: float | None = None  # the same widths trained alone (test set, %)
+
+
+@dataclass
+class Family:
+    arch: str
+    dataset: str
+    input_shape: list[int]
+    num_classes: int
+    groups: list[dict]
+    submodels: list[Submodel]
+    knapsack: dict
+    training: dict
+    width_mult: float = 1.0
+    classes: list[str] = field(default_factory=list)
+    reds_version: str = __version__
+    format: str = FORMAT
+    version: int = VERSION
+
+    def spec(self) -> Spec:
+        return build_spec(self.arch, tuple(self.input_shape), self.num_classes, width_mult=self.width_mult)
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        head = {k: d.pop(k) for k in ("format", "version", "reds_version")}
+        return {**head, **d}
+
+
+def atomic_write(path: Path, write) -> None:
+    """write(tmp_path) then rename onto path: readers see the old file or the new one."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save(out_dir: str | Path, family: Family, net: NestedNet) -> None:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().contiguous().clone() for k, v in net.state_dict().items()}
+    atomic_write(out / WEIGHTS, lambda p: save_file(tensors, str(p), metadata={"format": FORMAT}))
+    text = json.dumps(family.to_json(), indent=2) + "\n"
+    atomic_write(out / MANIFEST, lambda p: p.write_text(text))
+
+
+def _bad(path: Path, problem: str, fix: str = "re-create it with `reds train`") -> RedsError:
+    return RedsError(f"{path}: {problem}; {fix}")
+
+
+def read_manifest(family_dir: str | Path) -> Family:
+    path = Path(family_dir) / MANIFEST
+    if not Path(family_dir).is_dir():
+        raise _bad(Path(family_dir), "no such family folder", "pass the --out folder of `reds train`")
+    if not path.is_file():
+        raise _bad(path, "missing", "pass the --out folder of a finished `reds train`")
+    try:
+        d = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise _bad(path, f"not valid JSON ({e})") from None
+    if not isinstance(d, dict) or d.get("format") != FORMAT:
+        raise _bad(path, f"not a reds family (format is {d.get('format') if isinstance(d, dict) else None!r}, "
+                         f"expected {FORMAT!r})")
+    v = d.get("version")
+    if not isinstance(v, int):
+        raise _bad(path, "has no integer 'version'")
+    if v > VERSION:
+        raise _bad(path, f"is format version {v}, newer than this reds reads ({VERSION})", "upgrade reds")
+    try:
+        subs = [Submodel(**s) for s in d.pop("submodels")]
+        fam = Family(submodels=subs, **d)
+        spec = fam.spec()
+    except (TypeError, KeyError, ValueError, AttributeError, RedsError) as e:
+        raise _bad(path, f"has missing or malformed fields ({e})") from None
+    if [{"name": g.name, "units": g.units} for g in spec.groups] != [
+            {"name": g.get("name"), "units": g.get("units")} for g in fam.groups]:
+        raise _bad(path, "its groups do not match its architecture")
+    for s in fam.submodels:
+        try:
+            spec.check_widths(s.widths)
+        except ValueError as e:
+            raise _bad(path, f"submodel at budget {s.budget}: {e}") from None
+    for a, b in zip(fam.submodels, fam.submodels[1:]):
+        if any(a.widths[g] > b.widths[g] for g in a.widths):
+            raise _bad(path, "submodels are not nested (a smaller budget has a wider group)")
+    return fam
+
+
+def load(family_dir: str | Path) -> tuple[Family, NestedNet]:
+    """The manifest and the nested network with every submodel's batch norm, in eval mode."""
+    fam = read_manifest(family_dir)
+    path = Path(family_dir) / WEIGHTS
+    if not path.is_file():
+        raise _bad(path, "missing")
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise _bad(path, f"unreadable ({e})") from None
+    net = NestedNet(fam.spec(), num_bn=len(fam.submodels))
+    expected = net.state_dict()
+    if set(tensors) != set(expected) or any(tensors[k].shape != expected[k].shape for k in expected):
+        raise _bad(path, "does not hold this family's tensors (names or shapes differ)")
+    net.load_state_dict(tensors)
+    return fam, net.eval()
+
+
+def family_hash(family_dir: str | Path) -> str:
+    """sha256 over the manifest and the weights: names this exact family in exports."""
+    h = hashlib.sha256()
+    for name in (MANIFEST, WEIGHTS):
+        h.update((Path(family_dir) / name).read_bytes())
+    return h.hexdigest()
