@@ -72,6 +72,7 @@ class Trainer:
         self._limit()
         self.spec = build_spec(cfg.arch, self.ds.input_shape, self.ds.num_classes, width_mult=cfg.width_mult)
         self._eval_cache: dict[str, list] = {}
+        self.rows: list[str] = []  # metrics.jsonl lines up to now (kept in the checkpoint)
 
     # ---- data ---------------------------------------------------------------------
     def _limit(self):
@@ -110,8 +111,9 @@ class Trainer:
             raise RedsError(f"{path}: unreadable checkpoint ({type(e).__name__}); delete it to start over") from None
 
     def _metric(self, **row) -> None:
+        self.rows.append(json.dumps(row))
         with open(self.out / METRICS, "a") as f:
-            f.write(json.dumps(row) + "\n")
+            f.write(self.rows[-1] + "\n")
 
     # ---- the run ------------------------------------------------------------------
     def run(self, resume: bool = False) -> fam_io.Family:
@@ -140,12 +142,16 @@ class Trainer:
                 net.set_num_bn(len(cfg.budgets))
             net.load_state_dict(ck["model"])
             opt_state = ck.get("optimizer")
+            # rows written after the checkpoint belong to work that is redone now
+            self.rows = list(ck["metrics"])
+            text = "".join(r + "\n" for r in self.rows)
+            fam_io.atomic_write(self.out / METRICS, lambda p: p.write_text(text))
             self.log(f"resuming at {phase}, epoch {epoch}")
 
         def checkpoint(phase_, epoch_, opt):
             self._save_ckpt({"phase": phase_, "epoch": epoch_, "search": search, "model": net.state_dict(),
                              "optimizer": opt.state_dict() if opt else None, "config": _jsonable(asdict(cfg)),
-                             "elapsed": elapsed + time.time() - t_start})
+                             "elapsed": elapsed + time.time() - t_start, "metrics": list(self.rows)})
 
         if phase == "pretrain":
             opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)

@@ -1,0 +1,22 @@
+"""Shared fixtures: a small real synth-kws data set, generated once per test worker."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+KWS_TOOLS = shutil.which("espeak-ng") is not None and shutil.which("sox") is not None
+needs_kws_tools = pytest.mark.skipif(
+    not KWS_TOOLS, reason="needs espeak-ng and sox (apt-get install espeak-ng sox)")
+
+
+@pytest.fixture(scope="session")
+def synth_kws(tmp_path_factory):
+    """A synth-kws data set with 10 utterances per keyword (~170 clips)."""
+    if not KWS_TOOLS:
+        pytest.skip("needs espeak-ng and sox (apt-get install espeak-ng sox)")
+    from reds.data.synth_kws import generate
+
+    out = tmp_path_factory.mktemp("kws") / "synth-kws"
+    generate(out, per_word=10, seed=0, jobs=1, progress=False)
+    return out

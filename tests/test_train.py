@@ -1,0 +1,167 @@
+"""The trainer end to end on small real data: a valid nested family within budget, resume
+after a kill gives the same result, and a bad family is refused with one clear line."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import torch
+
+from reds import family as fam_io
+from reds.cli import main
+from reds.errors import RedsError
+from reds.train import TrainConfig, Trainer, submodel_weights
+
+
+def small_config(data_dir, **kw) -> TrainConfig:
+    base = dict(arch="dnn-s", dataset="synth-kws", data_dir=str(data_dir), epochs=1, finetune_epochs=1,
+                batch_size=32, importance_batches=3, width_mult=0.25, seed=3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_cli_train_writes_a_valid_nested_family_within_budget(synth_kws, tmp_path, capsys):
+    out = tmp_path / "fam"
+    t0 = time.time()
+    rc = main(["train", "--arch", "dnn-s", "--dataset", "synth-kws", "--data-dir", str(synth_kws),
+               "--limit-train", "2000", "--epochs", "1", "--finetune-epochs", "1", "--quiet", "--out", str(out)])
+    assert rc == 0
+    assert time.time() - t0 < 180
+    fam, net = fam_io.load(out)  # validates schema, nesting, tensor shapes
+    assert [s.budget for s in fam.submodels] == [0.25, 0.5, 0.75, 1.0]
+    spec = fam.spec()
+    full = spec.full_widths()
+    assert fam.submodels[-1].widths == full
+    full_macs = fam.submodels[-1].macs
+    for a, b in zip(fam.submodels, fam.submodels[1:]):
+        assert all(a.widths[g] <= b.widths[g] for g in full)
+    for s in fam.submodels:
+        assert s.macs <= s.budget * full_macs  # the budget is never exceeded
+        assert s.macs >= 0.9 * s.budget * full_macs  # and not left mostly unused
+        assert 0 <= s.accuracy <= 100
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    phases = [json.loads(l)["phase"] for l in lines]
+    assert phases == ["pretrain", "search", "finetune"]
+    assert not (out / "checkpoint.pt").exists()
+    printed = capsys.readouterr().out
+    assert "25%" in printed and "100%" in printed
+
+    # `reds info` reads it back; `reds eval` rewrites the accuracies in place
+    assert main(["info", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["format"] == "reds-family" and len(info["submodels"]) == 4
+    assert main(["eval", str(out), "--data-dir", str(synth_kws)]) == 0
+    fam2 = fam_io.read_manifest(out)
+    assert [s.accuracy for s in fam2.submodels] == [s.accuracy for s in fam.submodels]
+
+
+class Killed(Exception):
+    pass
+
+
+# metrics rows: pretrain 1, pretrain 2, search, finetune 1, finetune 2; a kill right after
+# row 2 lands in pretraining (after epoch 1's checkpoint), after row 4 in fine-tuning.
+@pytest.mark.parametrize("kill_at", [2, 4])
+def test_killed_run_resumes_to_the_same_family(synth_kws, tmp_path, monkeypatch, kill_at):
+    cfg = small_config(synth_kws, epochs=2, finetune_epochs=2, knapsack="top-down")
+    ref = Trainer(cfg, tmp_path / "ref", progress=False, log=lambda m: None).run()
+    ref_weights = fam_io.load(tmp_path / "ref")[1].state_dict()
+
+    out = tmp_path / "run"
+    calls = {"n": 0}
+    real = Trainer._metric
+
+    def dying_metric(self, **row):
+        real(self, **row)
+        calls["n"] += 1
+        if calls["n"] == kill_at:
+            raise Killed()
+
+    monkeypatch.setattr(Trainer, "_metric", dying_metric)
+    with pytest.raises(Killed):
+        Trainer(cfg, out, progress=False, log=lambda m: None).run()
+    monkeypatch.setattr(Trainer, "_metric", real)
+    assert (out / "checkpoint.pt").exists() and not (out / "family.json").exists()
+
+    with pytest.raises(RedsError, match="--resume"):
+        Trainer(cfg, out, progress=False, log=lambda m: None).run()
+    other = small_config(synth_kws, epochs=2, finetune_epochs=2, knapsack="top-down", seed=4)
+    with pytest.raises(RedsError, match="other settings"):
+        Trainer(other, out, progress=False, log=lambda m: None).run(resume=True)
+
+    fam = Trainer(cfg, out, progress=False, log=lambda m: None).run(resume=True)
+    rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["phase"], r.get("epoch")) for r in rows] == [
+        ("pretrain", 1), ("pretrain", 2), ("search", None), ("finetune", 1), ("finetune", 2)]
+    assert [s.widths for s in fam.submodels] == [s.widths for s in ref.submodels]
+    assert [s.accuracy for s in fam.submodels] == [s.accuracy for s in ref.submodels]
+    weights = fam_io.load(out)[1].state_dict()
+    for k, v in ref_weights.items():
+        torch.testing.assert_close(weights[k], v, rtol=0, atol=1e-6, msg=k)
+
+
+def test_scratch_baseline_and_distillation(synth_kws, tmp_path):
+    cfg = small_config(synth_kws, budgets=[0.5, 1.0], baseline="scratch", distill=True,
+                       knapsack="joint", importance="l1")
+    fam = Trainer(cfg, tmp_path / "f", progress=False, log=lambda m: None).run()
+    assert all(s.scratch_accuracy is not None for s in fam.submodels)
+    assert fam.knapsack["mode"] == "joint" and fam.training["distill"] is True
+
+
+def test_loss_weights_follow_reds():
+    from reds.archs import build_spec
+    from reds.cost import cost
+
+    spec = build_spec("dnn-s")
+    ws = [{g: u // 4 for g, u in spec.full_widths().items()}, spec.full_widths()]
+    a = submodel_weights(spec, ws)
+    assert sum(a) == pytest.approx(1.0)
+    ratio = (cost(spec, ws[0]).params / cost(spec, ws[1]).params) ** 0.5
+    assert a[0] / a[1] == pytest.approx(ratio)
+
+
+@pytest.fixture
+def tiny_family(tmp_path):
+    from reds.archs import build_spec
+    from reds.cost import cost
+    from reds.nested import NestedNet
+
+    spec = build_spec("dnn-s", width_mult=0.1)
+    net = NestedNet(spec, num_bn=2)
+    ws = [{g: 3 for g in spec.group_names}, spec.full_widths()]
+    subs = [fam_io.Submodel(b, w, **cost(spec, w).as_dict()) for b, w in zip((0.5, 1.0), ws)]
+    fam = fam_io.Family("dnn-s", "synth-kws", list(spec.input_shape), spec.num_classes,
+                        [{"name": g.name, "units": g.units} for g in spec.groups], subs,
+                        {"mode": "bottom-up"}, {}, width_mult=0.1)
+    fam_io.save(tmp_path / "fam", fam, net)
+    return tmp_path / "fam"
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: d.write_text("{not json"), "not valid JSON"),
+    (lambda d: d.write_text(json.dumps({"format": "something-else", "version": 1})), "not a reds family"),
+    (lambda d: d.write_text(json.dumps({**json.loads(d.read_text()), "version": 99})), "upgrade reds"),
+    (lambda d: d.write_text(json.dumps({k: v for k, v in json.loads(d.read_text()).items() if k != "arch"})),
+     "malformed"),
+    (lambda d: d.write_text(json.dumps({**json.loads(d.read_text()),
+                                        "submodels": json.loads(d.read_text())["submodels"][::-1]})),
+     "not nested"),
+    (lambda d: d.unlink(), "missing"),
+])
+def test_bad_family_json_is_refused_in_one_line(tiny_family, capsys, damage, message):
+    fam_io.load(tiny_family)  # intact: loads
+    damage(tiny_family / "family.json")
+    with pytest.raises(RedsError, match=message) as e:
+        fam_io.load(tiny_family)
+    assert "\n" not in str(e.value)
+    assert main(["info", str(tiny_family)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("reds: error:") and "family.json" in err[0]
+
+
+def test_truncated_weights_are_refused(tiny_family):
+    w = tiny_family / "weights.safetensors"
+    w.write_bytes(w.read_bytes()[:100])
+    with pytest.raises(RedsError, match="weights.safetensors"):
+        fam_io.load(tiny_family)
