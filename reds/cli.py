@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--knapsack", choices=MODES, default="bottom-up")
     t.add_argument("--importance", choices=METHODS, default="grad")
     t.add_argument("--importance-batches", type=_positive(int), default=100)
+    t.add_argument("--importance-norm", choices=["group", "none"], default="group",
+                   help="group: weigh the share of each group's importance kept; none: REDS's raw sum")
     t.add_argument("--epochs", type=_nonneg_int, default=10, help="pretraining epochs (full network)")
     t.add_argument("--finetune-epochs", type=_nonneg_int, default=10, help="joint fine-tuning epochs")
     t.add_argument("--batch-size", type=_positive(int), default=100)
@@ -160,6 +162,7 @@ def cmd_train(args) -> None:
     cfg = TrainConfig(
         arch=args.arch, dataset=args.dataset, data_dir=args.data_dir, budgets=args.budgets,
         knapsack=args.knapsack, importance=args.importance, importance_batches=args.importance_batches,
+        importance_norm=args.importance_norm,
         epochs=args.epochs, finetune_epochs=args.finetune_epochs, batch_size=args.batch_size, lr=args.lr,
         finetune_lr=args.finetune_lr, distill=args.distill, baseline=args.baseline,
         limit_train=args.limit_train, limit_eval=args.limit_eval, width_mult=args.width, seed=args.seed,

@@ -56,3 +56,10 @@ def family_table(fam) -> str:
 
 def _pct(v) -> str:
     return "-" if v is None else f"{v:.2f}"
+
+
+def markdown(headers: list[str], rows: list[list]) -> str:
+    """The same table as GitHub markdown."""
+    out = ["| " + " | ".join(map(str, headers)) + " |", "|" + "---|" * len(headers)]
+    out += ["| " + " | ".join("" if c is None else str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)

@@ -44,6 +44,10 @@ class TrainConfig:
     knapsack: str = "bottom-up"
     importance: str = "grad"
     importance_batches: int = 100  # REDS sums the gradient over 100 minibatches
+    # "group": each group's scores sum to 1, so the knapsack weighs the share of each layer's
+    # importance kept (raw gradient scores differ by orders of magnitude between layers, and
+    # REDS's raw sum ("none") can starve a whole layer down to 2 units)
+    importance_norm: str = "group"
     epochs: int = 10  # pretraining epochs of the full network
     finetune_epochs: int = 10
     batch_size: int = 100
@@ -267,6 +271,8 @@ class Trainer:
         perms = order_by_importance(sc)
         permute_all(net, perms)
         sorted_scores = {g: s[perms[g]] for g, s in sc.items()}
+        if cfg.importance_norm == "group":
+            sorted_scores = {g: s / s.sum().clamp(min=1e-30) for g, s in sorted_scores.items()}
         limits = Limits(cfg.weight_bytes, cfg.arena_bytes,
                         {g.name: cfg.min_units for g in self.spec.groups} if cfg.min_units else {})
         self.log(f"importance ({cfg.importance}) in {time.time() - t0:.1f} s; solving the knapsack ({cfg.knapsack})")
