@@ -38,8 +38,9 @@ test: deps
 
 demo: deps
 	$(BIN)/reds data synth-kws --out data/synth-kws --per-word 120
+	rm -rf $(DEMO)
 	$(BIN)/reds train --arch dscnn-s --dataset synth-kws --data-dir data/synth-kws \
-	    --width 0.5 --epochs 4 --finetune-epochs 4 --out $(DEMO)
+	    --width 0.5 --epochs 8 --finetune-epochs 4 --batch-size 32 --out $(DEMO)
 	$(BIN)/reds info $(DEMO)
 
 bench: deps

@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="group: weigh the share of each group's importance kept; none: REDS's raw sum")
     t.add_argument("--epochs", type=_nonneg_int, default=10, help="pretraining epochs (full network)")
     t.add_argument("--finetune-epochs", type=_nonneg_int, default=10, help="joint fine-tuning epochs")
-    t.add_argument("--batch-size", type=_positive(int), default=100)
+    t.add_argument("--batch-size", type=_positive(int), default=64)
     t.add_argument("--lr", type=_positive(float), default=1e-3)
     t.add_argument("--finetune-lr", type=_positive(float), default=5e-4)
     t.add_argument("--distill", action="store_true",

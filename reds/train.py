@@ -50,7 +50,7 @@ class TrainConfig:
     importance_norm: str = "group"
     epochs: int = 10  # pretraining epochs of the full network
     finetune_epochs: int = 10
-    batch_size: int = 100
+    batch_size: int = 64
     lr: float = 1e-3
     finetune_lr: float = 5e-4
     distill: bool = False  # sandwich rule with in-place distillation from the largest submodel
