@@ -1,0 +1,158 @@
+/*
+ * reds runtime: run any submodel of a nested family on a microcontroller.
+ *
+ * `reds export DIR --format c` writes a model (<name>.h, <name>.c) that holds the shared
+ * weights as `static const` arrays, a widths table (submodel x layer), each submodel's
+ * folded batch norm (a per-channel scale and bias) and one static activation arena sized
+ * for the largest submodel. This header is what that model and the application compile
+ * against; reds_kernels.c and reds_runtime.c implement it.
+ *
+ * C99, no malloc, no stdio: the core uses <string.h> (memcpy) and nothing of the board.
+ * Switching submodel is reds_select(): one store. Each kernel then reads its layer's
+ * width from the active submodel's row of the widths table, and every submodel reads a
+ * prefix of the same weights (see README.md for the two weight layouts).
+ */
+#ifndef REDS_H
+#define REDS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define REDS_ABI_VERSION 1
+/* The exporter refuses families with more submodels (a row of weights has at most one
+ * segment per submodel; kernels keep that many segment descriptors on the stack). */
+#define REDS_MAX_SUBMODELS 32
+
+typedef enum {
+    REDS_OP_CONV2D = 1,
+    REDS_OP_DEPTHWISE_CONV2D = 2,
+    REDS_OP_DENSE = 3,
+    REDS_OP_SCALE_BIAS = 4, /* a batch norm folded into y = x * scale + bias, per channel */
+    REDS_OP_RELU = 5,
+    REDS_OP_LEAKY_RELU = 6,
+    REDS_OP_AVG_POOL = 7,
+    REDS_OP_MAX_POOL = 8,
+    REDS_OP_FLATTEN = 9
+} reds_op_t;
+
+typedef enum {
+    REDS_LAYOUT_ROWMAJOR = 0, /* rows of the largest submodel; a submodel reads the top-left block */
+    REDS_LAYOUT_NESTED = 1    /* submodel k's weights are one contiguous prefix, shell by shell */
+} reds_layout_t;
+
+/* One layer. Channel counts are not here: they come from the widths table. Activations
+ * are channel-major (C x H x W), as in PyTorch. */
+typedef struct {
+    uint8_t op;             /* reds_op_t */
+    uint8_t kh, kw;         /* kernel (conv, depthwise, pools) */
+    uint8_t sh, sw;         /* stride */
+    uint8_t pad_t, pad_b, pad_l, pad_r;
+    uint16_t in_h, in_w, out_h, out_w;
+    uint32_t elem;          /* floats per (output, input) weight entry: kh*kw, or for a
+                               dense layer the input's H*W per channel (1 if flat) */
+    float slope;            /* leaky ReLU */
+    const float *weight;    /* conv/dense: [out][in][elem] in the model's layout;
+                               depthwise: [channel][kh*kw] */
+    const float *bias;      /* [out], or NULL */
+    const float *scale;     /* SCALE_BIAS: submodel 0's widths[0] values, then submodel 1's, ... */
+    const float *shift;     /* SCALE_BIAS: laid out as scale */
+} reds_layer_t;
+
+/* A whole family: constant, lives in flash. */
+typedef struct {
+    const char *name;
+    const char *family_hash;    /* sha256 of the family folder it was exported from */
+    uint8_t num_submodels;
+    uint8_t layout;             /* reds_layout_t */
+    uint16_t num_layers;
+    uint16_t in_c, in_h, in_w;  /* input shape */
+    uint32_t input_size;        /* floats */
+    uint32_t output_size;       /* floats (classes) */
+    uint32_t arena_floats;      /* of the largest submodel */
+    const reds_layer_t *layers;
+    /* [num_submodels][num_layers + 1]: column 0 is the input's channels, column l + 1
+     * the output channels of layer l. Nested: no column grows from one row to the next. */
+    const uint16_t *widths;
+    const uint32_t *macs;         /* [num_submodels] */
+    const uint32_t *weight_bytes; /* [num_submodels] float32 weights the submodel reads */
+    const uint32_t *arena_bytes;  /* [num_submodels] activation bytes the submodel needs */
+    const float *budgets;         /* [num_submodels] fraction of the full model's MACs */
+} reds_net_t;
+
+/* A model instance: the only mutable state is the active submodel and the arena. */
+typedef struct {
+    const reds_net_t *net;
+    float *arena;   /* net->arena_floats floats: input at the start, ping-pong between ends */
+    uint8_t active; /* submodel that reds_run() runs */
+} reds_model_t;
+
+/* ---- runtime (reds_runtime.c) ------------------------------------------------------ */
+
+/* Make submodel k (0 = smallest) the active one: one store. -1 if k is out of range. */
+int reds_select(reds_model_t *m, unsigned k);
+unsigned reds_active(const reds_model_t *m);
+unsigned reds_num_submodels(const reds_model_t *m);
+
+/* Where to write an input (reds_input_size() floats, C x H x W) for zero-copy runs. */
+float *reds_input(reds_model_t *m);
+uint32_t reds_input_size(const reds_model_t *m);
+uint32_t reds_output_size(const reds_model_t *m);
+
+/* One inference of the active submodel. `input` (C x H x W floats) is copied into the
+ * arena unless it is NULL or reds_input(m) already. Returns the outputs (logits) inside
+ * the arena, valid until the next run. */
+const float *reds_run(reds_model_t *m, const float *input);
+
+/* Costs of submodel k (0 if out of range). */
+uint32_t reds_macs(const reds_model_t *m, unsigned k);
+uint32_t reds_weight_bytes(const reds_model_t *m, unsigned k);
+uint32_t reds_arena_bytes(const reds_model_t *m, unsigned k);
+float reds_budget(const reds_model_t *m, unsigned k);
+/* The largest submodel whose MACs fit `max_macs`, or -1 if none does. */
+int reds_pick_macs(const reds_model_t *m, uint32_t max_macs);
+
+/* ---- weights indexing (reds_kernels.c) --------------------------------------------- */
+
+/* The weights of one output unit's row, as runs of consecutive input units. Input unit i
+ * of segment s (lo <= i < hi) has its `elem` floats at w + (i - lo) * elem. */
+typedef struct {
+    const float *w;
+    uint32_t lo, hi;
+} reds_seg_t;
+
+/* A conv/dense layer's weights as the active submodel sees them. */
+typedef struct {
+    const float *base;
+    const uint16_t *in_w;  /* input width of submodel 0 (then every `stride` entries: 1, 2, ...) */
+    const uint16_t *out_w; /* output width of submodel 0, same stride */
+    uint32_t stride;       /* entries between two submodels' rows of the widths table */
+    uint32_t elem;
+    uint32_t row_stride;   /* rowmajor: floats per output row (largest submodel's inputs x elem) */
+    uint8_t k;             /* active submodel */
+    uint8_t layout;        /* reds_layout_t */
+} reds_weights_t;
+
+/* Fills segs (room for k + 1) with row o of the active submodel; returns their number. */
+unsigned reds_weight_row(const reds_weights_t *w, uint32_t o, reds_seg_t *segs);
+
+/* ---- reference float kernels (reds_kernels.c) -------------------------------------- */
+
+void reds_conv2d_f32(const reds_layer_t *L, const reds_weights_t *w, uint32_t cin, uint32_t cout,
+                     const float *x, float *y);
+void reds_depthwise_conv2d_f32(const reds_layer_t *L, uint32_t c, const float *x, float *y);
+void reds_dense_f32(const reds_layer_t *L, const reds_weights_t *w, uint32_t cin, uint32_t cout,
+                    const float *x, float *y);
+void reds_scale_bias_f32(const float *scale, const float *bias, uint32_t c, uint32_t hw, float *x);
+void reds_relu_f32(float *x, uint32_t n);
+void reds_leaky_relu_f32(float *x, uint32_t n, float slope);
+void reds_avg_pool_f32(const reds_layer_t *L, uint32_t c, const float *x, float *y);
+void reds_max_pool_f32(const reds_layer_t *L, uint32_t c, const float *x, float *y);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* REDS_H */

@@ -1,0 +1,54 @@
+"""What every exporter reads: the loaded family, its hash, the command line, the ops check.
+
+Exporters get a `Source` and never open the family folder themselves, so all of them
+name the same family (by `family_hash`) in their provenance.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import __version__
+from ..errors import RedsError
+from ..family import Family, family_hash, load
+from ..nested import NestedNet
+from ..spec import Spec
+
+
+@dataclass
+class Source:
+    family: Family
+    net: NestedNet
+    spec: Spec
+    hash: str
+    command: str
+    family_dir: Path
+
+    @property
+    def widths(self) -> list[dict[str, int]]:
+        return [s.widths for s in self.family.submodels]
+
+    def provenance(self) -> list[str]:
+        """Lines every exported file starts with (as a comment, or as metadata)."""
+        fam = self.family
+        lines = [f"reds {__version__}", f"command: {self.command}",
+                 f"family: {fam.arch} (spec {self.spec.name}) trained on {fam.dataset}, "
+                 f"sha256 {self.hash}",
+                 f"groups: {', '.join(f'{g.name}={g.units}' for g in self.spec.groups)}"]
+        for k, s in enumerate(fam.submodels):
+            lines.append(f"submodel {k}: budget {s.budget:g}, {s.macs:,} MACs, widths "
+                         + " ".join(f"{g}={w}" for g, w in s.widths.items()))
+        return lines
+
+
+def read_source(family_dir: str | Path, command: str) -> Source:
+    fam, net = load(family_dir)
+    return Source(fam, net, net.spec, family_hash(family_dir), command, Path(family_dir))
+
+
+def check_ops(spec: Spec, fmt: str, supported: set[str]) -> None:
+    """Refuse, in one line, a network with an op this format cannot express."""
+    for layer in spec.layers:
+        if layer.kind not in supported:
+            raise RedsError(f"format '{fmt}' cannot express layer {layer.name} ({layer.kind}) of {spec.name}; "
+                            f"it supports: {', '.join(sorted(supported))}")

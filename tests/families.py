@@ -1,0 +1,99 @@
+"""Families for tests, built directly (no data, no training), reusable by any test module.
+
+`make_family(tmp_path, arch, width_mult, budgets)` writes a real family folder
+(`family.json` + `weights.safetensors`, through `reds.family.save`) whose network has
+seeded random weights, one batch-norm state per submodel with *calibrated* running
+statistics (so activations keep unit scale through deep nets and outputs depend on the
+input) and random affine parameters, and nested width vectors that shrink each group by
+its own factor (so no two groups share a width by accident).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+from reds.archs import ARCHS, build_spec
+from reds.cost import cost
+from reds.family import Family, Submodel, save
+from reds.nested import NestedNet
+from reds.spec import BatchNorm, Spec
+
+BUDGETS = (0.25, 0.5, 1.0)
+VAR_FLOOR = 0.1
+
+
+def nested_widths(spec: Spec, budgets, gen: torch.Generator) -> list[dict[str, int]]:
+    """One width vector per budget (ascending), nested, the largest at full width when
+    the last budget is 1. Each group shrinks as budget**(0.5 * f) with its own f."""
+    factors = {g.name: 0.6 + 0.8 * float(torch.rand((), generator=gen)) for g in spec.groups}
+    out = []
+    for b in sorted(budgets):
+        w = {}
+        for g in spec.groups:
+            u = math.ceil(g.units * b ** (0.5 * factors[g.name]))
+            w[g.name] = max(min(g.min_units, g.units), min(g.units, u))
+        if out:  # nested even where ceil and clamping tie
+            w = {k: max(v, out[-1][k]) for k, v in w.items()}
+        out.append(w)
+    return out
+
+
+def make_net(spec: Spec, widths: list[dict[str, int]], seed: int = 0) -> NestedNet:
+    """A NestedNet with seeded weights and one calibrated, randomised BN state per width vector."""
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    net = NestedNet(spec, num_bn=len(widths))
+    with torch.no_grad():  # He scale for hidden layers (PyTorch's default init shrinks the signal 3x per layer)
+        for layer in spec.layers[:-1]:
+            if layer.name in net.layers and not isinstance(layer.op, BatchNorm):
+                net.layers[layer.name].weight.mul_(6 ** 0.5)
+    net.bn_momentum = None  # cumulative average: the statistics of the calibration batches
+    net.train()
+    with torch.no_grad():
+        for k, w in enumerate(widths):
+            net(torch.randn(24, *spec.input_shape, generator=gen), w, bn=k)
+        for layer in spec.layers:
+            if isinstance(layer.op, BatchNorm):
+                for s in net.layers[layer.name]:
+                    # A channel of near-zero variance (MobileNet's last depthwise conv sees a
+                    # 1x1 map: weight * x) makes BN a 50x amplifier of rounding noise, beyond
+                    # what two float32 implementations agree on; trained nets avoid it.
+                    s.running_var.clamp_(min=VAR_FLOOR)
+                    s.weight.copy_(torch.rand(s.weight.shape, generator=gen) + 0.5)
+                    s.bias.copy_(0.2 * torch.randn(s.bias.shape, generator=gen))
+    return net.eval()
+
+
+def make_family(tmp_path, arch: str, width_mult: float = 0.25, budgets=BUDGETS, seed: int = 0,
+                name: str | None = None) -> Path:
+    """Write a family of `arch` at `width_mult` with one submodel per budget; return its folder."""
+    spec = build_spec(arch, width_mult=width_mult)
+    gen = torch.Generator().manual_seed(seed + 1)
+    widths = nested_widths(spec, budgets, gen)
+    net = make_net(spec, widths, seed)
+    subs = []
+    for b, w in zip(sorted(budgets), widths):
+        c = cost(spec, w)
+        subs.append(Submodel(budget=b, widths=w, macs=c.macs, params=c.params,
+                             weight_bytes=c.weight_bytes, arena_bytes=c.arena_bytes))
+    fam = Family(arch=arch, dataset=ARCHS[arch].default_dataset, input_shape=list(spec.input_shape),
+                 num_classes=spec.num_classes,
+                 groups=[{"name": g.name, "units": g.units} for g in spec.groups],
+                 submodels=subs, knapsack={"mode": "test"}, training={"seed": seed},
+                 width_mult=width_mult)
+    out = Path(tmp_path) / (name or f"family-{arch}@{width_mult:g}")
+    save(out, fam, net)
+    return out
+
+
+_SHARED: dict[tuple, Path] = {}
+
+
+def shared_family(tmp_path_factory, arch: str, width_mult: float = 0.25, budgets=BUDGETS, seed: int = 0) -> Path:
+    """`make_family` once per test process and arguments: for tests that only read it."""
+    key = (arch, width_mult, tuple(budgets), seed)
+    if key not in _SHARED:
+        _SHARED[key] = make_family(tmp_path_factory.mktemp("family"), arch, width_mult, budgets, seed)
+    return _SHARED[key]

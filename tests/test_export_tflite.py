@@ -1,0 +1,108 @@
+"""TFLite export, for every architecture: each `submodel_<k>.tflite` equals PyTorch.
+
+Checked with two independent executors of the same files: LiteRT (`ai-edge-litert`, or
+`tflite-runtime`) and TensorFlow Lite Micro's reference kernels (`tflite-micro`), each
+within 1e-4 of NestedNet (eval, widths of submodel k, its own BN state), same argmax.
+Needs the optional extra (`pip install 'reds[tflite]'`); without it these tests skip,
+and the export fails with one line naming the extra (tested here without the extra).
+Conversion takes seconds per graph, so these families have two submodels.
+"""
+from __future__ import annotations
+
+import builtins
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from families import shared_family
+from reds.archs import ARCHS
+from reds.cli import main
+from reds.errors import RedsError
+from reds.export import export
+from reds.family import family_hash, load
+
+torch.set_num_threads(1)  # one intra-op thread per xdist worker (see test_export_c.py)
+
+ATOL = 1e-4
+ALL = list(ARCHS)
+WIDTH = {a: 0.25 for a in ALL} | {"dscnn-l": 0.125, "dnn-l": 0.125}
+BUDGETS = (0.4, 1.0)
+
+
+def _has(module: str) -> bool:
+    try:
+        __import__(module)
+        return True
+    except Exception:
+        return False
+
+
+needs_extra = pytest.mark.skipif(
+    not _has("litert_torch"), reason="TFLite export needs the extra: pip install 'reds[tflite]' (litert-torch)")
+
+
+def tflm_run(path, x: np.ndarray, arena_size: int) -> np.ndarray:
+    import tflite_micro
+
+    it = tflite_micro.runtime.Interpreter.from_file(str(path), arena_size=arena_size)
+    out = []
+    for sample in x:
+        it.set_input(sample[None], 0)
+        it.invoke()
+        out.append(it.get_output(0)[0].copy())
+    return np.stack(out)
+
+
+@needs_extra
+@pytest.mark.parametrize("arch", ALL)
+def test_tflite_matches_pytorch(arch, tmp_path, tmp_path_factory):
+    from reds.export.tflite import interpreter_class, run_tflite
+
+    d = shared_family(tmp_path_factory, arch, WIDTH[arch], budgets=BUDGETS)
+    fam, net = load(d)
+    out = tmp_path / "tflite"
+    m = export(d, "tflite", out)
+    assert m["files"] == [f"submodel_{k}.tflite" for k in range(len(fam.submodels))]
+    assert json.loads((out / "manifest.json").read_text())["family_hash"] == family_hash(d)
+    x = np.random.default_rng(0).normal(size=(4, *fam.input_shape)).astype(np.float32)
+    litert = interpreter_class()
+    have_tflm = _has("tflite_micro")
+    if litert is None and not have_tflm:
+        pytest.skip("no TFLite interpreter: pip install ai-edge-litert tflite-micro")
+    report = []
+    for k, s in enumerate(fam.submodels):
+        with torch.no_grad():
+            ref = net(torch.from_numpy(x), s.widths, bn=k).numpy()
+        path = out / f"submodel_{k}.tflite"
+        runs = {}
+        if litert is not None:
+            runs["litert"] = run_tflite(path, x, litert)
+        if have_tflm:  # activations, the model's transposes and bookkeeping: a generous arena
+            runs["tflm"] = tflm_run(path, x, arena_size=8 * s.arena_bytes + (64 << 10))
+        for who, got in runs.items():
+            diff = float(np.abs(got - ref).max())
+            assert diff <= ATOL, f"submodel {k}: max |{who} - PyTorch| = {diff:.3g}"
+            assert (got.argmax(1) == ref.argmax(1)).all(), f"submodel {k}: {who} argmax differs"
+            report.append(f"{who}[{k}] {diff:.2g}")
+    print(f"{arch}: " + ", ".join(report))
+
+
+def test_missing_extra_is_one_clear_line(tmp_path, tmp_path_factory, monkeypatch, capsys):
+    real_import = builtins.__import__
+
+    def no_litert(name, *args, **kwargs):
+        if name == "litert_torch" or name.startswith("litert_torch."):
+            raise ImportError("No module named 'litert_torch'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_litert)
+    d = shared_family(tmp_path_factory, "dnn-s", WIDTH["dnn-s"], budgets=BUDGETS)
+    out = tmp_path / "out"
+    with pytest.raises(RedsError, match=r"pip install 'reds\[tflite\]'"):
+        export(d, "tflite", out)
+    assert main(["export", str(d), "--format", "tflite", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["reds: error: TFLite export needs the extra: pip install 'reds[tflite]'"]
+    assert not out.exists()
