@@ -128,6 +128,49 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="show a family: widths, MACs, memory, accuracy")
     i.add_argument("family", help="family folder")
     i.add_argument("--json", action="store_true")
+
+    x = sub.add_parser("export", help="export a family: C source for the firmware runtime, ONNX, TFLite",
+                       description="Export every submodel of a family into --out (written whole or not at all; "
+                                   "an existing --out must be empty or a previous export). c: <name>.h/.c for "
+                                   "firmware/ (shared weights, widths table, per-submodel folded batch norm); "
+                                   "onnx / tflite: one file per submodel. Each writes manifest.json.")
+    x.add_argument("family", help="family folder")
+    x.add_argument("--format", required=True, choices=["c", "onnx", "tflite"])
+    x.add_argument("--out", required=True, help="output folder")
+    x.add_argument("--layout", choices=["nested", "rowmajor"], default="nested",
+                   help="C weight order (default nested: each submodel's weights are one contiguous prefix)")
+    x.add_argument("--name", default="reds_model", help="C: file names and the model's symbol (default reds_model)")
+
+    bd = sub.add_parser("build", help="compile a family into firmware for a board",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                        description="Export the family as C into --out, compile it with the runtime (firmware/) "
+                                    "and the board's port (boards/BOARD/), link, and print text/data/bss against "
+                                    "the board's flash and RAM. Refuses, in one line, a family that does not fit.")
+    bd.add_argument("family", help="family folder")
+    bd.add_argument("--board", default="qemu-m4", help="board folder under boards/")
+    bd.add_argument("--out", required=True, help="build folder (firmware.elf, model/, build.json)")
+    bd.add_argument("--layout", choices=["nested", "rowmajor"], default="nested", help="C weight order")
+    bd.add_argument("--force", action="store_true", help="rebuild even if --out is up to date")
+    bd.add_argument("--flash", type=_positive(int), metavar="BYTES",
+                    help="check against less flash than the board has (the part you will ship on)")
+    bd.add_argument("--ram", type=_positive(int), metavar="BYTES", help="check against less RAM than the board has")
+
+    bn = sub.add_parser("bench", help="time every submodel and switch on a board, check outputs against PyTorch",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                        description="On a virtual board: build if needed, start the emulator, time every submodel "
+                                    "(cycles min/median/max, us, cycles per MAC) and every switch k -> k' on the "
+                                    "device, and compare every submodel's outputs with PyTorch. With --port: the "
+                                    "same against any board that speaks the reds protocol.")
+    bn.add_argument("family", help="family folder")
+    bn.add_argument("--board", default="qemu-m4", help="board folder under boards/")
+    bn.add_argument("--port", help="serial port or URL of a board running this family's firmware "
+                    "(/dev/ttyACM0, socket://host:port); skips build and emulator")
+    bn.add_argument("--runs", type=_positive(int), default=20, help="timed inferences per submodel")
+    bn.add_argument("--json", metavar="OUT", help="also write the report as JSON")
+    bn.add_argument("--build", metavar="DIR", help="build folder (default: FAMILY/build-BOARD)")
+    bn.add_argument("--layout", choices=["nested", "rowmajor"], default="nested", help="C weight order")
+    bn.add_argument("--seed", type=int, default=0, help="seed of the random input")
+    bn.add_argument("--timeout", type=_positive(float), default=10.0, help="seconds to wait for a reply")
     return p
 
 
@@ -190,7 +233,47 @@ def cmd_info(args) -> None:
         print(family_table(fam))
 
 
-COMMANDS = {"arch": cmd_arch, "data": cmd_data, "train": cmd_train, "eval": cmd_eval, "info": cmd_info}
+def cmd_export(args) -> None:
+    from .export import command_line, export
+
+    cmd = command_line(args.family, args.format, args.out, args.layout, args.name)
+    m = export(args.family, args.format, args.out, layout=args.layout, name=args.name, command=cmd)
+    subs = m["submodels"]
+    print(f"exported {len(subs)} submodels of {m['spec']} to {args.out}: {', '.join(m['files'])}")
+    for s in subs:
+        chk = s.get("check") or {}
+        diff = f", max |{chk['runtime']} - PyTorch| {chk['max_abs_diff']:.2g}" if chk.get("runtime") else ""
+        print(f"  {s['index']}: budget {s['budget']:g}, {s['macs']:,} MACs{diff}")
+    if args.format == "c":
+        c = m["c"]
+        print(f"  arena {c['arena_bytes']:,} B; weights {c['weight_array_bytes']:,} B + tables {c['table_bytes']:,} B "
+              f"for all submodels = the largest submodel's {c['largest_weight_bytes']:,} B + "
+              f"{c['overhead_bytes']:,} B ({c['overhead_pct']:.2f} %, target < 2 %) "
+              f"[{len(subs)} separate models: {c['separate_bytes']:,} B]")
+
+
+def cmd_build(args) -> None:
+    from .build import build
+
+    print(build(args.family, args.board, args.out, layout=args.layout, force=args.force, flash=args.flash,
+                ram=args.ram).summary())
+
+
+def cmd_bench(args) -> None:
+    from .bench import bench, check_outputs, table, write_json
+
+    report = bench(args.family, args.board, port=args.port, runs=args.runs, seed=args.seed, build_dir=args.build,
+                   layout=args.layout, timeout=args.timeout)
+    print(table(report))
+    if args.json:
+        write_json(report, args.json)
+        print(f"report written to {args.json}")
+    check_outputs(report)
+
+
+COMMANDS = {"arch": cmd_arch, "data": cmd_data, "train": cmd_train, "eval": cmd_eval, "info": cmd_info,
+            "export": cmd_export,
+            "build": cmd_build, "bench": cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:

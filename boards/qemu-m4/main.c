@@ -1,0 +1,30 @@
+/*
+ * qemu-m4 application: one exported model behind the reds serial protocol on UART0.
+ *
+ * `reds build` compiles it with -DREDS_MODEL=<name> -DREDS_MODEL_HEADER="<name>.h"
+ * -DREDS_INPUT_FLOATS=<C*H*W> (the model exported into the build folder).
+ */
+#include "board.h"
+#include "reds_protocol.h"
+
+#ifndef REDS_MODEL
+#error "define REDS_MODEL (the exported model's name), REDS_MODEL_HEADER and REDS_INPUT_FLOATS"
+#endif
+#include REDS_MODEL_HEADER
+
+static const reds_board_t board = {
+    board_write, board_ticks, BOARD_CYCLES_NUM, BOARD_CYCLES_DEN, BOARD_CLOCK_HZ,
+    BOARD_NAME, BOARD_TIMER, BOARD_CYCLE,
+};
+
+static reds_proto_t proto;
+static float input[REDS_INPUT_FLOATS];
+
+int main(void)
+{
+    board_uart_init();
+    board_timer_init();
+    reds_proto_init(&proto, &board, &REDS_MODEL, input);
+    for (;;)
+        reds_proto_feed(&proto, (char)board_getc());
+}

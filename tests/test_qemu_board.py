@@ -1,0 +1,192 @@
+"""The virtual board qemu-m4 end to end: `reds build`, QEMU, the protocol, `reds bench`.
+
+Needs qemu-system-arm and gcc-arm-none-eabi + libnewlib-arm-none-eabi (skips, naming them,
+without). Checked:
+- `reds bench` on a small DS-CNN family: every submodel's outputs on the device match
+  PyTorch (1e-4, same argmax); cycles are deterministic instruction counts; switching
+  costs the same few cycles for every ordered pair (an index store, O(1));
+- the 64-bit timer across SysTick wraps: an inference of more than 2^24 ticks measures the
+  same in every run, and close to the emulator's own count;
+- garbage bytes over the socket get error replies, one `m-ready` per '%', and the board
+  keeps answering correctly afterwards;
+- `reds build` refuses clearly (one line, exit 2) a family that does not fit, before
+  exporting when the weights alone are too big, after linking otherwise.
+Board facts that need no emulator (registry, linker script vs board.json, toolchain
+message) are checked without it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from families import shared_family
+from reds.bench import _free_port, _stop, check_emulator, emulate, qemu_command
+from reds.boards import get_board, list_boards
+from reds.build import build, missing_toolchain
+from reds.cli import main
+from reds.errors import RedsError
+from reds.family import read_manifest
+from reds.link import fields
+
+ROOT = Path(__file__).resolve().parents[1]
+BOARD = get_board("qemu-m4")
+MISSING = []
+if shutil.which("qemu-system-arm") is None:
+    MISSING.append("qemu-system-arm")
+if missing_toolchain(BOARD):
+    MISSING += ["gcc-arm-none-eabi", "libnewlib-arm-none-eabi"]
+needs_qemu = pytest.mark.skipif(bool(MISSING), reason=f"needs Debian packages {' '.join(MISSING)} "
+                                f"(apt-get install {' '.join(MISSING)})")
+torch.set_num_threads(1)
+
+
+# ---- without the emulator -----------------------------------------------------------------------
+def test_board_registry_and_linker_script_agree():
+    assert "qemu-m4" in list_boards()
+    b = BOARD
+    assert (b.flash_bytes, b.ram_bytes, b.clock_hz, b.timer, b.cycle) == \
+        (4 * 2 ** 20, 4 * 2 ** 20, 25_000_000, "systick-icount", "instruction")
+    ld = (b.folder / b.linker_script).read_text()
+    sizes = {m[0]: int(m[1]) * 2 ** 20 for m in re.findall(r"(\w+)\s+\(\w+\)\s*:\s*ORIGIN = \w+, LENGTH = (\d+)M", ld)}
+    assert sizes == {"FLASH": b.flash_bytes, "RAM": b.ram_bytes}
+    assert int(re.search(r"STACK_SIZE = (0x[0-9a-fA-F]+);", ld)[1], 16) == b.stack_bytes
+    for s in b.sources:
+        assert (b.folder / s).is_file()
+    assert b.cycles_per_tick() == pytest.approx(5 / 16)  # icount shift 7: an instruction is 3.2 ticks
+    cmd = qemu_command(b, "fw.elf", 1234)
+    assert cmd[:3] == ["qemu-system-arm", "-M", "mps2-an386"] and "shift=7" in cmd
+
+
+def test_unknown_board_and_missing_toolchain_are_clear(tmp_path):
+    with pytest.raises(RedsError, match="unknown board 'nope'.*qemu-m4"):
+        get_board("nope")
+    with pytest.raises(RedsError, match=r"^no-such-qemu not found: install qemu-system-arm"):
+        check_emulator(replace(BOARD, emulator={**BOARD.emulator, "command": "no-such-qemu"}))
+    fake = replace(BOARD, toolchain={**BOARD.toolchain, "cc": "no-such-arm-gcc"})
+    assert missing_toolchain(fake) == ("no-such-arm-gcc not found: install gcc-arm-none-eabi libnewlib-arm-none-eabi "
+                                       "(Debian/Ubuntu: apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi)")
+
+
+# ---- with it ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def fam(tmp_path_factory) -> Path:
+    return shared_family(tmp_path_factory, "dscnn-s", 0.25)
+
+
+@pytest.fixture(scope="module")
+def built(fam, tmp_path_factory):
+    return build(fam, "qemu-m4", tmp_path_factory.mktemp("qemu") / "build")
+
+
+@needs_qemu
+def test_bench_end_to_end(fam, built, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    rc = main(["bench", str(fam), "--build", built.out, "--runs", "3", "--json", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    assert text.startswith("up to date: ")  # the fixture's build was reused
+    rep = json.loads(out.read_text())
+    manifest = read_manifest(fam)
+    assert rep["board"] == "qemu-m4" and rep["timer"] == "systick-icount" and rep["cycle"] == "instruction"
+    assert rep["outputs_match"] and len(rep["submodels"]) == len(manifest.submodels)
+    for r, s in zip(rep["submodels"], manifest.submodels):
+        assert r["macs"] == s.macs and r["max_abs_diff"] <= 1e-4 and r["argmax_match"]
+        assert 0 < r["cycles_min"] <= r["cycles_median"] <= r["cycles_max"]
+        assert r["cycles_max"] - r["cycles_min"] <= 50  # deterministic but for a SysTick interrupt or two
+        assert r["us_median"] == pytest.approx(r["cycles_median"] / 25.0)
+    cyc = [r["cycles_median"] for r in rep["submodels"]]
+    assert cyc == sorted(cyc)  # more MACs, more cycles
+    sw = rep["switch"]
+    assert len(sw["pairs"]) == 6 and sw["max"] <= 64 and sw["min"] == sw["max"]  # O(1): same for every pair
+    assert "every submodel matches PyTorch" in text and "ordered pairs" in text
+
+
+@needs_qemu
+def test_garbage_then_still_answers(fam, built):
+    rng = np.random.default_rng(7)
+    garbage = bytes(rng.integers(0, 256, 3000, dtype=np.uint8)) + b"x" * 700 + b"%" + \
+        b"select 99%loop 0%db zz%infer 1%budget 1%\x00\xff%"
+    with emulate(BOARD, built.elf) as link:
+        assert link.sync() == f"reds-{built.model}"
+        link.write(garbage)
+        replies = [link.read_reply("garbage") for _ in range(garbage.count(b"%"))]
+        for r in replies:
+            assert r == [] or all(l.startswith("m-") for l in r)
+        assert replies[-7:] == [["m-error-line-too-long"], ["m-error-out-of-range"], ["m-error-out-of-range"],
+                                ["m-error-bad-hex"], ["m-error-wrong-number-of-arguments"],
+                                ["m-error-no-submodel-fits"], ["m-error-bad-character"]]
+        assert sum(r and r[0].startswith("m-error-") for r in replies) >= 7
+        assert link.command("name") == [f"m-name-reds-{built.model}"]
+        assert len(link.submodels()) == len(read_manifest(fam).submodels)
+        assert fields(link.check("select 0")[0])["k"] == "0"
+
+
+@needs_qemu
+def test_timer_is_exact_across_wraps(built):
+    """The largest submodel runs > 2^24 ticks (5.2 M instructions): every run crosses a
+    wrap of SysTick, and still measures the same to a few instructions."""
+    with emulate(BOARD, built.elf) as link:
+        link.sync()
+        link.load(bytes(4 * int(fields(link.check("info")[0])["input"])))
+        k = len(link.submodels()) - 1
+        link.select(k)
+        s = link.loop(7)
+        assert s["median"] > 5_300_000
+        assert s["max"] - s["min"] <= 50, s  # a wrap miscounted would be off by 2^24 ticks = 5.2 M
+        inf = link.check("infer 4 0")
+        total = int(fields([l for l in inf if l.startswith("m-infer ")][0])["cycles"])
+        assert abs(total - 4 * s["median"]) <= 4 * 50
+
+
+@needs_qemu
+def test_build_refuses_what_does_not_fit(fam, tmp_path, capsys):
+    weights = read_manifest(fam).submodels[-1].weight_bytes
+    out = tmp_path / "b1"
+    assert main(["build", str(fam), "--out", str(out), "--flash", str(weights // 2)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and re.match(r"reds: error: .*does not fit qemu-m4 limited to .* its weights alone", err)
+    assert not (out / "model").exists()  # refused before exporting
+    assert main(["build", str(fam), "--out", str(out), "--flash", str(weights + 4096)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and re.search(r"the firmware does not fit .* it needs [\d,]+ B of flash", err)
+    assert not (out / "firmware.elf").exists()
+    assert main(["build", str(fam), "--out", str(out), "--ram", "20000"]) == 2
+    assert "B of RAM" in capsys.readouterr().err
+
+
+@needs_qemu
+def test_bench_over_a_port(fam, built, capsys):
+    """`reds bench --port URL`: what a real board gets, here against QEMU started by hand."""
+    port = _free_port()
+    proc = subprocess.Popen(qemu_command(BOARD, built.elf, port), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        for _ in range(200):  # until QEMU listens (it starts the CPU once a client connects)
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) != 0:
+                    time.sleep(0.05)
+                    continue
+            break
+        # that probe was QEMU's one client; it is gone, and QEMU listens again for the next
+        assert main(["bench", str(fam), "--port", f"socket://127.0.0.1:{port}", "--runs", "2"]) == 0
+        out = capsys.readouterr().out
+        assert "on qemu-m4 (socket://127.0.0.1:" in out and "every submodel matches PyTorch" in out
+    finally:
+        _stop(proc)
+
+
+@pytest.mark.skipif(not (os.environ.get("REDS_PORT") and os.environ.get("REDS_FAMILY")),
+                    reason="a real board: set REDS_PORT=/dev/ttyACM0 and REDS_FAMILY=<family it runs>")
+def test_real_board(capsys):
+    assert main(["bench", os.environ["REDS_FAMILY"], "--port", os.environ["REDS_PORT"], "--runs", "5"]) == 0
