@@ -51,6 +51,7 @@ def main(argv=None) -> int:
     p.add_argument("--limit-eval", type=int)
     p.add_argument("--width", type=float, default=1.0)
     p.add_argument("--no-scratch", action="store_true", help="skip the scratch baseline")
+    p.add_argument("--scratch-budgets", help="train the scratch baseline only at these budgets, e.g. 0.25")
     p.add_argument("--out", type=Path, default=HERE / "results")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
@@ -58,7 +59,9 @@ def main(argv=None) -> int:
     cfg = TrainConfig(arch=args.arch, dataset=args.dataset, data_dir=args.data_dir, epochs=args.epochs,
                       finetune_epochs=args.finetune_epochs, batch_size=args.batch_size,
                       limit_train=args.limit_train, limit_eval=args.limit_eval, width_mult=args.width,
-                      baseline=None if args.no_scratch else "scratch", seed=args.seed)
+                      baseline=None if args.no_scratch else "scratch", seed=args.seed,
+                      baseline_budgets=[float(b) for b in args.scratch_budgets.split(",")]
+                      if args.scratch_budgets else None)
     t0 = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         fam = Trainer(cfg, Path(tmp) / "family").run()

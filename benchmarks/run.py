@@ -22,7 +22,8 @@ RESULTS = HERE / "results"
 BENCHMARKS = {
     "knapsack": ["benchmarks/knapsack.py"],
     "accuracy": ["benchmarks/accuracy.py", "--arch", "dscnn-s-img", "--dataset", "fmnist",
-                 "--epochs", "3", "--finetune-epochs", "3", "--limit-train", "20000"],
+                 "--epochs", "3", "--finetune-epochs", "3", "--limit-train", "10000",
+                 "--scratch-budgets", "0.25"],
 }
 
 INTRO = """# Benchmarks

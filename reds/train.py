@@ -55,6 +55,7 @@ class TrainConfig:
     finetune_lr: float = 5e-4
     distill: bool = False  # sandwich rule with in-place distillation from the largest submodel
     baseline: str | None = None  # "scratch": train each submodel's widths alone
+    baseline_budgets: list[float] | None = None  # only these budgets' baselines (None: all)
     limit_train: int | None = None
     limit_eval: int | None = None
     calib_samples: int = 2000
@@ -197,7 +198,8 @@ class Trainer:
         family = self._family(net, search, widths, elapsed + time.time() - t_start)
         if cfg.baseline == "scratch":
             for k, (s, w) in enumerate(zip(family.submodels, widths)):
-                s.scratch_accuracy = self._scratch(w, k)
+                if cfg.baseline_budgets is None or any(abs(s.budget - b) < 1e-9 for b in cfg.baseline_budgets):
+                    s.scratch_accuracy = self._scratch(w, k)
         fam_io.save(self.out, family, net)
         (self.out / CHECKPOINT).unlink(missing_ok=True)
         return family
