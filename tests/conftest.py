@@ -20,3 +20,11 @@ def synth_kws(tmp_path_factory):
     out = tmp_path_factory.mktemp("kws") / "synth-kws"
     generate(out, per_word=10, seed=0, jobs=1, progress=False)
     return out
+
+
+def pytest_configure(config):
+    # Tests run two workers on two cores (pytest -n 2): one intra-op thread each, or small
+    # convolutions slow down about tenfold from oversubscription.
+    import torch
+
+    torch.set_num_threads(1)
