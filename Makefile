@@ -6,7 +6,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 TORCH   := torch==2.13.*
 APT_PKGS := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm qemu-user-static \
-            gcc-aarch64-linux-gnu dataset-fashion-mnist espeak-ng sox
+            gcc-aarch64-linux-gnu libc6-dev-arm64-cross dataset-fashion-mnist espeak-ng sox
 JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 DEMO    ?= runs/demo
 

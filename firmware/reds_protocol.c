@@ -283,6 +283,21 @@ static int pick_and_select(reds_model_t *m, unsigned max_macs)
     return k;
 }
 
+/* `deadline`: the pick reads the protocol's cost table; the switch functions take the
+ * model only, so the table is lent through this pointer for the duration of one call. */
+static const uint32_t *pick_costs;
+
+static int pick_cost_and_select(reds_model_t *m, unsigned max_cycles)
+{
+    unsigned k = reds_num_submodels(m);
+    while (k-- > 0u)
+        if (pick_costs[k] != 0u && pick_costs[k] <= max_cycles) {
+            reds_select(m, k);
+            return (int)k;
+        }
+    return -1;
+}
+
 static uint64_t microseconds(const reds_proto_t *p, uint64_t cycles)
 {
     const uint64_t hz = p->board->clock_hz != 0u ? p->board->clock_hz : 1u;
@@ -538,7 +553,7 @@ static void cmd_switch(reds_proto_t *p, const char *what, reds_switch_fn fn, uin
 {
     int k = 0;
     const uint64_t cycles = time_switch(p, fn, (unsigned)arg, &k);
-    if (fn == pick_and_select && k < 0) {
+    if ((fn == pick_and_select || fn == pick_cost_and_select) && k < 0) {
         fail(p, "no-submodel-fits");
         return;
     }
@@ -546,6 +561,8 @@ static void cmd_switch(reds_proto_t *p, const char *what, reds_switch_fn fn, uin
     field_u(p, "k", reds_active(p->model));
     if (fn == pick_and_select)
         field_u(p, "macs", reds_macs(p->model, reds_active(p->model)));
+    if (fn == pick_cost_and_select)
+        field_u(p, "cost", p->cost[reds_active(p->model)]);
     field_u(p, "cycles", cycles);
     end(p);
 }
@@ -616,6 +633,25 @@ static void run_command(reds_proto_t *p)
             fail(p, "bad-argument");
         else
             cmd_switch(p, "m-budget", pick_and_select, a);
+    } else if (strcmp(tok[0], "cost") == 0 && ARGS(2)) {
+        if (!parse_u32(tok[1], &a) || !parse_u32(tok[2], &b))
+            fail(p, "bad-argument");
+        else if (a >= reds_num_submodels(p->model) || a >= REDS_MAX_SUBMODELS)
+            fail(p, "out-of-range");
+        else {
+            p->cost[a] = b;
+            say(p, "m-cost");
+            field_u(p, "k", a);
+            field_u(p, "cycles", b);
+            end(p);
+        }
+    } else if (strcmp(tok[0], "deadline") == 0 && ARGS(1)) {
+        if (!parse_u32(tok[1], &a))
+            fail(p, "bad-argument");
+        else {
+            pick_costs = p->cost;
+            cmd_switch(p, "m-deadline", pick_cost_and_select, a);
+        }
     } else if (strcmp(tok[0], "loop") == 0 && ARGS(1)) {
         if (!parse_u32(tok[1], &a))
             fail(p, "bad-argument");
@@ -626,7 +662,8 @@ static void run_command(reds_proto_t *p)
                strcmp(tok[0], "infer") == 0 || strcmp(tok[0], "results") == 0 ||
                strcmp(tok[0], "info") == 0 || strcmp(tok[0], "list") == 0 ||
                strcmp(tok[0], "select") == 0 || strcmp(tok[0], "budget") == 0 ||
-               strcmp(tok[0], "loop") == 0) {
+               strcmp(tok[0], "loop") == 0 || strcmp(tok[0], "cost") == 0 ||
+               strcmp(tok[0], "deadline") == 0) {
         fail(p, "wrong-number-of-arguments");
     } else {
         fail(p, "unknown-command");

@@ -28,6 +28,11 @@
  *   budget MACS%     m-budget k=K macs=.. cycles=C: the largest submodel with at most MACS MACs,
  *                    made active (m-error-no-submodel-fits if none)
  *   loop N%          m-loop k=.. n=N min=.. median=.. max=.. total=..: N timed inferences
+ *   cost K C%        m-cost k=K cycles=C: store submodel K's measured cost (cycles of one
+ *                    inference, e.g. the max of a `loop`; 0 forgets it) for `deadline`
+ *   deadline C%      m-deadline k=K cost=.. cycles=..: the largest submodel whose stored cost
+ *                    is at most C cycles, made active (cycles: of the pick + switch);
+ *                    m-error-no-submodel-fits if none (submodels without a cost never fit)
  *
  * Mistakes (unknown command, bad or out-of-range argument, a line longer than
  * REDS_PROTO_LINE characters, a load that overflows) get one "m-error-<reason>" line; the
@@ -86,6 +91,7 @@ typedef struct {
     uint8_t overflow;       /* the current command outgrew line: discard up to '%' */
     char line[REDS_PROTO_LINE + 1];
     uint64_t samples[REDS_PROTO_MAX_LOOP];
+    uint32_t cost[REDS_MAX_SUBMODELS]; /* measured cycles per submodel (`cost`), 0: unknown */
 } reds_proto_t;
 
 /* Set up (input: reds_input_size(model) floats, zeroed here), calibrate the timer

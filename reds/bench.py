@@ -195,11 +195,16 @@ def _run_timeout(macs: int, runs: int) -> float:
 
 
 def bench(family_dir, board: str = "qemu-m4", port: str | None = None, runs: int = 20, seed: int = 0,
-          build_dir=None, layout: str = "nested", timeout: float = 10.0, log=print) -> dict:
+          build_dir=None, layout: str = "nested", timeout: float = 10.0, log=print, trace=None) -> dict:
+    """`trace`: a reds.trace.TraceJob replayed on the same connection after the bench
+    (its summary lands in report["trace"])."""
     family_dir = Path(family_dir)
     if port is not None:
         with Link(port, timeout=timeout) as link:
-            return run_bench(link, family_dir, runs, seed)
+            report = run_bench(link, family_dir, runs, seed)
+            if trace is not None:
+                report["trace"] = trace.run(link, family_dir, report)
+            return report
     b = get_board(board)
     if not b.virtual:
         raise RedsError(f"board '{b.name}' is not emulated here: flash it, then pass its serial port "
@@ -211,6 +216,8 @@ def bench(family_dir, board: str = "qemu-m4", port: str | None = None, runs: int
     log(("built " if res.rebuilt else "up to date: ") + res.elf)
     with emulate(b, res.elf, timeout=timeout) as link:  # its own session: Ctrl-C reaches reds only
         report = run_bench(link, family_dir, runs, seed, board=b)
+        if trace is not None:
+            report["trace"] = trace.run(link, family_dir, report)
     report["build"] = {"elf": res.elf, "flash_used": res.flash_used, "ram_used": res.ram_used,
                        "flash_bytes": res.flash_bytes, "ram_bytes": res.ram_bytes, "layout": res.layout}
     return report

@@ -1,5 +1,10 @@
 """`reds build`: a family folder -> firmware for a board (an ELF that speaks the protocol).
 
+A board's `build` field (board.json) says how: `gcc-bare-metal` (qemu-m4: compiled and
+linked here, below), `make` (rpi: a Linux program, `buildkinds.build_make`) or
+`platformio` (nano33ble: a PlatformIO project for `reds flash`, `buildkinds.build_platformio`).
+What follows describes the bare-metal kind; the others share the checks and the stamp.
+
 Steps: refuse early what cannot fit (the family's weights against the board's flash, its
 arena against the RAM); export the family as C into BUILD/model (`reds export --format
 c`); compile the runtime (`firmware/`), the board's port (`boards/<board>/`) and the model
@@ -58,10 +63,15 @@ class BuildResult:
     stack_bytes: int
     key: str
     rebuilt: bool = True
+    kind: str = "gcc-bare-metal"  # the board's build kind
+    note: str = ""  # what the sizes mean when they are not a linked image's
 
     def summary(self) -> str:
         def pct(a, b):
             return f"{100.0 * a / b:.1f} %" if b else "?"
+        if self.kind != "gcc-bare-metal":
+            from .buildkinds import summary
+            return summary(self)
         return (f"{'built' if self.rebuilt else 'up to date:'} {self.elf} for {self.board} (model {self.model}, layout {self.layout}, "
                 f"family {self.family_hash[:12]})\n"
                 f"  text {self.text:,} B  data {self.data:,} B  bss {self.bss:,} B\n"
@@ -166,8 +176,8 @@ def build_key(family_hash: str, board: Board, layout: str, name: str) -> str:
     h.update(json.dumps([__version__, family_hash, layout, name, CFLAGS, LDFLAGS, LIBS]).encode())
     for p in sorted(firmware_dir().glob("*.[ch]")):
         _digest(h, p)
-    for p in sorted(board.folder.iterdir()):
-        if p.is_file() and p.suffix in (".c", ".h", ".ld", ".json"):
+    for p in sorted(board.folder.rglob("*")):
+        if p.is_file() and (p.suffix in (".c", ".h", ".ld", ".json", ".cpp", ".ini") or p.name == "Makefile"):
             _digest(h, p)
     for p in sorted((source_root() / "reds" / "export").glob("*.py")):
         _digest(h, p)
@@ -197,47 +207,66 @@ def _first_error(text: str) -> str:
 
 def up_to_date(out: Path, key: str) -> dict | None:
     stamp = read_stamp(out)
-    if stamp and stamp.get("complete") and stamp.get("key") == key and (out / ELF).is_file():
+    if stamp and stamp.get("complete") and stamp.get("key") == key and \
+            Path((stamp.get("result") or {}).get("elf") or out / ELF).exists():
         return stamp
     return None
 
 
+def start_stamp(out: Path) -> None:
+    """The folder is a reds build from now on (so a later build may reuse it), but not a
+    finished one: no result, no key, until the artifact is made and fits."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / STAMP).write_text(json.dumps({"format": FORMAT, "version": 1, "complete": False}) + "\n")
+
+
+def finish_stamp(out: Path, res: BuildResult, cmd: str, family_dir: Path, **extra) -> None:
+    doc = {"format": FORMAT, "version": 1, "complete": True, "reds_version": __version__, "command": cmd,
+           "family_dir": str(family_dir), "key": res.key, "result": asdict(res), **extra}
+    (out / STAMP).write_text(json.dumps(doc, indent=2) + "\n")
+
+
 def build(family_dir: str | Path, board: str = "qemu-m4", out: str | Path | None = None, layout: str = "nested",
           force: bool = False, command: str | None = None, flash: int | None = None,
-          ram: int | None = None) -> BuildResult:
+          ram: int | None = None, cross: bool = False) -> BuildResult:
     """Build `family_dir` for `board` into `out` (default FAMILY/build-BOARD); a build that
     is up to date is kept (force=True rebuilds). `flash` / `ram` (bytes) check the result
-    against a smaller memory than the board's (the part one means to ship on)."""
+    against a smaller memory than the board's (the part one means to ship on). `cross`
+    (rpi): cross-compile for aarch64 (static) instead of building natively."""
+    from .buildkinds import KINDS
     from .export import export
     from .export.c import check_layout
     from .family import family_hash, read_manifest
 
     family_dir = Path(family_dir)
     b = limited(get_board(board), flash, ram)
-    if b.build != "gcc-bare-metal":
+    if b.build != "gcc-bare-metal" and b.build not in KINDS:
         raise RedsError(f"board '{b.name}' is built with {b.build}, not by `reds build`; see boards/{b.name}/README.md")
+    if cross and b.build != "make":
+        raise RedsError(f"--cross is for the rpi board (a Linux program); board '{b.name}' has one toolchain")
     check_layout(layout)
     fam = read_manifest(family_dir)
     out = Path(out) if out is not None else family_dir / f"build-{b.name}"
     check_out(out)
     fhash = family_hash(family_dir)
     name = model_name(fam.arch)
-    key = build_key(fhash, b, layout, name) + f"-{b.flash_bytes}-{b.ram_bytes}"
+    key = build_key(fhash, b, layout, name) + f"-{b.flash_bytes}-{b.ram_bytes}" + ("-cross" if cross else "")
     stamp = None if force else up_to_date(out, key)
     if stamp:
         res = BuildResult(**{k: v for k, v in stamp["result"].items() if k in BuildResult.__dataclass_fields__})
         res.rebuilt = False
         return res
+    cmd = command or shlex.join(["reds", "build", str(family_dir), "--board", b.name, "--out", str(out),
+                                 "--layout", layout] + (["--cross"] if cross else []))
+    if b.build in KINDS:
+        return KINDS[b.build](family_dir, b, out, layout=layout, name=name, fhash=fhash, key=key, cmd=cmd,
+                              cross=cross)
     check_toolchain(b)
     precheck(family_dir, b)
 
     out.mkdir(parents=True, exist_ok=True)
     (out / ELF).unlink(missing_ok=True)
-    # The folder is a reds build from now on (so a later build may reuse it), but not a
-    # finished one: no result, no key, until the ELF is linked and fits.
-    (out / STAMP).write_text(json.dumps({"format": FORMAT, "version": 1, "complete": False}) + "\n")
-    cmd = command or shlex.join(["reds", "build", str(family_dir), "--board", b.name, "--out", str(out),
-                                 "--layout", layout])
+    start_stamp(out)
     export(family_dir, "c", out / MODEL_DIR, layout=layout, name=name, command=cmd)
 
     cc, size = b.toolchain["cc"], b.toolchain["size"]
@@ -278,9 +307,7 @@ def build(family_dir: str | Path, board: str = "qemu-m4", out: str | Path | None
             elf.unlink()
             raise RedsError(f"the firmware does not fit {describe(b)}: it needs {used:,} B of {what}, "
                             f"the board has {have:,} B (over by {used - have:,} B)")
-    doc = {"format": FORMAT, "version": 1, "complete": True, "reds_version": __version__, "command": cmd,
-           "family_dir": str(family_dir), "key": key, "result": asdict(res)}
-    (out / STAMP).write_text(json.dumps(doc, indent=2) + "\n")
+    finish_stamp(out, res, cmd, family_dir)
     return res
 
 

@@ -154,6 +154,27 @@ def build_parser() -> argparse.ArgumentParser:
     bd.add_argument("--flash", type=_positive(int), metavar="BYTES",
                     help="check against less flash than the board has (the part you will ship on)")
     bd.add_argument("--ram", type=_positive(int), metavar="BYTES", help="check against less RAM than the board has")
+    bd.add_argument("--cross", action="store_true",
+                    help="rpi: cross-compile for a 64-bit Pi with aarch64-linux-gnu-gcc (static)")
+
+    fl = sub.add_parser("flash", help="build and upload a `reds build` PlatformIO project (nano33ble)",
+                        description="Run `pio run -t upload` in a build folder made by `reds build --board "
+                                    "nano33ble`. Needs PlatformIO (pip install platformio), which downloads the "
+                                    "nordicnrf52 platform, its toolchain and the Arduino mbed core on first use.")
+    fl.add_argument("build", help="build folder (holds platformio.ini)")
+    fl.add_argument("--port", help="upload port, e.g. /dev/ttyACM0 (default: PlatformIO finds the board)")
+
+    sv = sub.add_parser("serve", help="serve the reds protocol from this computer (C harness, onnxruntime, TFLite)",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                        description="Serve a family over the reds serial protocol, run by the C runtime (the rpi "
+                                    "harness, built natively), onnxruntime or TFLite (ai-edge-litert, else "
+                                    "tflite-runtime), timed with the host's nanosecond clock: `reds bench --port` "
+                                    "then compares runtimes on one machine (e.g. a Raspberry Pi).")
+    sv.add_argument("family", help="family folder")
+    sv.add_argument("--runtime", choices=["c", "onnxruntime", "tflite"], default="onnxruntime")
+    sv.add_argument("--port", default="pty", help="where to serve: pty (create one, print its path), a serial "
+                    "device, '-' (stdin/stdout), or tcp:[HOST:]PORT")
+    sv.add_argument("--build", metavar="DIR", help="--runtime c: build folder (default FAMILY/build-rpi)")
 
     bn = sub.add_parser("bench", help="time every submodel and switch on a board, check outputs against PyTorch",
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -171,6 +192,11 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--layout", choices=["nested", "rowmajor"], default="nested", help="C weight order")
     bn.add_argument("--seed", type=int, default=0, help="seed of the random input")
     bn.add_argument("--timeout", type=_positive(float), default=10.0, help="seconds to wait for a reply")
+    bn.add_argument("--trace", metavar="CSV", help="also replay a resource trace (CSV time_s,budget; budget = "
+                    "fraction of the full model's measured cycles): per step the largest submodel that fits, "
+                    "its switch cycles, an inference against the deadline, the accuracy delivered")
+    bn.add_argument("--trace-out", metavar="DIR", help="where the replay writes trace.csv, trace.json, trace.png "
+                    "(default: trace-<CSV name> in the current folder)")
     return p
 
 
@@ -256,24 +282,42 @@ def cmd_build(args) -> None:
     from .build import build
 
     print(build(args.family, args.board, args.out, layout=args.layout, force=args.force, flash=args.flash,
-                ram=args.ram).summary())
+                ram=args.ram, cross=args.cross).summary())
 
 
 def cmd_bench(args) -> None:
     from .bench import bench, check_outputs, table, write_json
 
+    trace = None
+    if args.trace:
+        from .trace import TraceJob
+        trace = TraceJob(args.trace, args.trace_out)
     report = bench(args.family, args.board, port=args.port, runs=args.runs, seed=args.seed, build_dir=args.build,
-                   layout=args.layout, timeout=args.timeout)
+                   layout=args.layout, timeout=args.timeout, trace=trace)
     print(table(report))
     if args.json:
         write_json(report, args.json)
         print(f"report written to {args.json}")
+    if trace is not None:
+        print(trace.summary())
     check_outputs(report)
+
+
+def cmd_flash(args) -> None:
+    from .flash import flash
+
+    flash(args.build, args.port)
+
+
+def cmd_serve(args) -> None:
+    from .serve import serve
+
+    serve(args.family, args.runtime, args.port, build_dir=args.build)
 
 
 COMMANDS = {"arch": cmd_arch, "data": cmd_data, "train": cmd_train, "eval": cmd_eval, "info": cmd_info,
             "export": cmd_export,
-            "build": cmd_build, "bench": cmd_bench}
+            "build": cmd_build, "bench": cmd_bench, "flash": cmd_flash, "serve": cmd_serve}
 
 
 def main(argv: list[str] | None = None) -> int:
