@@ -36,12 +36,17 @@ apt:
 test: deps
 	$(BIN)/python -m pytest -q -n $(JOBS) --durations=10
 
+# The whole flow on the embedded default: spoken keywords -> family -> C -> virtual
+# Cortex-M4 -> every submodel and every switch timed on the device.
 demo: deps
 	$(BIN)/reds data synth-kws --out data/synth-kws --per-word 120
 	rm -rf $(DEMO)
 	$(BIN)/reds train --arch dscnn-s --dataset synth-kws --data-dir data/synth-kws \
 	    --width 0.5 --epochs 8 --finetune-epochs 4 --batch-size 32 --out $(DEMO)
 	$(BIN)/reds info $(DEMO)
+	$(BIN)/reds export $(DEMO) --format onnx --out $(DEMO)/onnx
+	$(BIN)/reds build $(DEMO) --board qemu-m4 --out $(DEMO)/build-qemu-m4
+	$(BIN)/reds bench $(DEMO) --board qemu-m4 --build $(DEMO)/build-qemu-m4 --json $(DEMO)/bench.json
 
 bench: deps
 	$(BIN)/python benchmarks/run.py
