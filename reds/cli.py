@@ -21,6 +21,15 @@ EPILOG = """examples:
 """
 
 
+class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a flag's default, unless it has none or its help already says it."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _budgets(text: str) -> list[float]:
     try:
         vals = [float(t) for t in text.split(",") if t.strip()]
@@ -86,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--jobs", type=_positive(int), help="worker processes (default: all cores)")
 
     t = sub.add_parser("train", help="train a family of nested submodels",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       formatter_class=DefaultsFormatter,
                        description="Pretrain the full network, score and permute its units, pick each "
                                    "submodel's widths with a knapsack (OR-Tools CP-SAT, exact MACs), fine-tune "
                                    "all submodels together and write the family to --out.")
@@ -142,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--name", default="reds_model", help="C: file names and the model's symbol (default reds_model)")
 
     bd = sub.add_parser("build", help="compile a family into firmware for a board",
-                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                        formatter_class=DefaultsFormatter,
                         description="Export the family as C into --out, compile it with the runtime (firmware/) "
                                     "and the board's port (boards/BOARD/), link, and print text/data/bss against "
                                     "the board's flash and RAM. Refuses, in one line, a family that does not fit.")
@@ -165,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     fl.add_argument("--port", help="upload port, e.g. /dev/ttyACM0 (default: PlatformIO finds the board)")
 
     sv = sub.add_parser("serve", help="serve the reds protocol from this computer (C harness, onnxruntime, TFLite)",
-                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                        formatter_class=DefaultsFormatter,
                         description="Serve a family over the reds serial protocol, run by the C runtime (the rpi "
                                     "harness, built natively), onnxruntime or TFLite (ai-edge-litert, else "
                                     "tflite-runtime), timed with the host's nanosecond clock: `reds bench --port` "
@@ -177,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--build", metavar="DIR", help="--runtime c: build folder (default FAMILY/build-rpi)")
 
     bn = sub.add_parser("bench", help="time every submodel and switch on a board, check outputs against PyTorch",
-                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                        formatter_class=DefaultsFormatter,
                         description="On a virtual board: build if needed, start the emulator, time every submodel "
                                     "(cycles min/median/max, us, cycles per MAC) and every switch k -> k' on the "
                                     "device, and compare every submodel's outputs with PyTorch. With --port: the "
@@ -197,6 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "its switch cycles, an inference against the deadline, the accuracy delivered")
     bn.add_argument("--trace-out", metavar="DIR", help="where the replay writes trace.csv, trace.json, trace.png "
                     "(default: trace-<CSV name> in the current folder)")
+    rp = sub.add_parser("report", help="plots and a markdown summary of a family (and of its bench)",
+                        description="Write PNG plots (accuracy vs MACs beside REDS's published curve; with --bench: "
+                                    "latency vs MACs and switch cycles beside REDS's 38 us) and a README.md that "
+                                    "embeds them and tabulates the family into --out (written whole or not at all).")
+    rp.add_argument("family", help="family folder")
+    rp.add_argument("--out", required=True, help="report folder (absent, empty, or a previous report)")
+    rp.add_argument("--bench", metavar="BENCH_JSON", help="a `reds bench --json` report of this family")
     return p
 
 
@@ -315,9 +331,20 @@ def cmd_serve(args) -> None:
     serve(args.family, args.runtime, args.port, build_dir=args.build)
 
 
+def cmd_report(args) -> None:
+    from pathlib import Path
+
+    from .report import report
+
+    d = report(args.family, args.out, bench=args.bench)
+    print(f"report of {d['arch']} on {d['dataset']} written to {args.out}: "
+          + ", ".join(str(Path(args.out) / f) for f in d["files"].values()))
+
+
 COMMANDS = {"arch": cmd_arch, "data": cmd_data, "train": cmd_train, "eval": cmd_eval, "info": cmd_info,
             "export": cmd_export,
-            "build": cmd_build, "bench": cmd_bench, "flash": cmd_flash, "serve": cmd_serve}
+            "build": cmd_build, "bench": cmd_bench, "flash": cmd_flash, "serve": cmd_serve,
+            "report": cmd_report}
 
 
 def main(argv: list[str] | None = None) -> int:
