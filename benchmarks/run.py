@@ -24,6 +24,7 @@ BENCHMARKS = {
     "accuracy": ["benchmarks/accuracy.py", "--arch", "dscnn-s-img", "--dataset", "fmnist",
                  "--epochs", "3", "--finetune-epochs", "3", "--limit-train", "10000",
                  "--scratch-budgets", "0.25"],
+    "runtime": ["benchmarks/runtime.py"],
 }
 
 INTRO = """# Benchmarks
