@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import sys
 import tempfile
 import time
@@ -25,6 +26,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from reds.family import atomic_write  # noqa: E402
+from reds.report import report  # noqa: E402
 from reds.tables import markdown as md_table  # noqa: E402
 from reds.train import TrainConfig, Trainer  # noqa: E402
 
@@ -62,10 +64,20 @@ def main(argv=None) -> int:
                       baseline=None if args.no_scratch else "scratch", seed=args.seed,
                       baseline_budgets=[float(b) for b in args.scratch_budgets.split(",")]
                       if args.scratch_budgets else None)
+    stem = f"accuracy-{args.arch}-{args.dataset}"
     t0 = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         fam = Trainer(cfg, Path(tmp) / "family").run()
-    wall = time.time() - t0
+        wall = time.time() - t0
+        # keep the trained family (a few hundred KB) and its plots beside the numbers
+        args.out.mkdir(parents=True, exist_ok=True)
+        kept = args.out / "families" / stem
+        shutil.rmtree(kept, ignore_errors=True)
+        kept.mkdir(parents=True)
+        for name in ("family.json", "weights.safetensors"):
+            shutil.copy(Path(tmp) / "family" / name, kept / name)
+    # relative paths: the report records where its family lies
+    report(os.path.relpath(kept), os.path.relpath(args.out / f"{stem}-report"))
     reds = REDS.get((args.arch, args.dataset), {})
     rows = []
     for s in reversed(fam.submodels):
@@ -80,9 +92,8 @@ def main(argv=None) -> int:
         "finetune_epochs": args.finetune_epochs, "train_samples": fam.training["train_samples"],
         "test_samples": fam.training["test_samples"], "wall_seconds": round(wall, 1),
         "knapsack": {k: fam.knapsack[k] for k in ("mode", "status", "seconds")}, "submodels": rows,
+        "plot": f"{stem}-report/accuracy.png",
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = f"accuracy-{args.arch}-{args.dataset}"
     atomic_write(args.out / f"{stem}.json", lambda p: p.write_text(json.dumps(result, indent=2) + "\n"))
     atomic_write(args.out / f"{stem}.md", lambda p: p.write_text(markdown(result)))
     print(markdown(result))
@@ -105,7 +116,8 @@ def markdown(r: dict) -> str:
             f"{r['epochs']} pretraining + {r['finetune_epochs']} fine-tuning epochs on {r['train_samples']:,} "
             f"training samples, tested on {r['test_samples']:,}; wall time {r['wall_seconds'] / 60:.1f} min "
             f"(scratch baselines included). Knapsack: {r['knapsack']['mode']}, {r['knapsack']['status']}, "
-            f"{r['knapsack']['seconds']:.2f} s.\n\n{table}\n")
+            f"{r['knapsack']['seconds']:.2f} s.\n\n{table}\n\n"
+            f"![accuracy vs MACs](results/{r['plot']})\n")
 
 
 if __name__ == "__main__":
