@@ -88,7 +88,20 @@ static void conv_channel(const reds_layer_t *L, const float *wk, const float *x,
  * MACs and the 4 weights of a tap are adjacent. Each channel sums exactly as
  * conv_channel does (acc from 0 over ky, kx; then y += acc), so a row gives the same bits
  * whether it ran in a block of 4 or alone. */
-static void conv_channel4(const reds_layer_t *L, const float *wt, const float *x, float *y, uint32_t ystride)
+/* y[r][0] += a_r for the nr (2 to 4) channels of a block that exist (a block of the
+ * last 2 or 3 channels runs as a 4-block with zero weights in the missing rows). */
+static void add4(float *yp, uint32_t ystride, uint32_t nr, float a0, float a1, float a2, float a3)
+{
+    yp[0] += a0;
+    yp[ystride] += a1;
+    if (nr > 2)
+        yp[2 * ystride] += a2;
+    if (nr > 3)
+        yp[3 * ystride] += a3;
+}
+
+static void conv_channel4(const reds_layer_t *L, const float *wt, const float *x, float *y, uint32_t ystride,
+                          uint32_t nr)
 {
     const int32_t ih = L->in_h, iw = L->in_w, kh = L->kh, kw = L->kw;
     const int32_t sh = L->sh, sw = L->sw, pt = L->pad_t, pl = L->pad_l;
@@ -96,12 +109,58 @@ static void conv_channel4(const reds_layer_t *L, const float *wt, const float *x
     int32_t oy, ox, ky, kx, ky0, ky1, kx0, kx1;
     for (oy = 0; oy < oh; ++oy) {
         const int32_t iy0 = oy * sh - pt;
+        if (iy0 >= 0 && oy + 1 < oh && iy0 + sh + kh <= ih) {
+            /* Rows oy and oy + 1 both have their whole column of taps inside the input:
+             * do both at once (each loaded weight feeds 2 MACs), each pixel still summing
+             * from 0 over ky, kx in order. */
+            for (ox = 0; ox < ow; ++ox) {
+                const int32_t ix0 = ox * sw - pl;
+                const float *xp = x + iy0 * iw + ix0;
+                float *yp = y + oy * ow + ox;
+                float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+                float b0 = 0.0f, b1 = 0.0f, b2 = 0.0f, b3 = 0.0f;
+                clip_taps(ix0, kw, iw, &kx0, &kx1);
+                for (ky = 0; ky < kh; ++ky) {
+                    const float *xr = xp + ky * iw + kx0, *xs = xr + sh * iw, *wp = wt + 4 * (ky * kw + kx0);
+                    const float *xe = xp + ky * iw + kx1;
+                    for (; xr < xe; ++xr, ++xs, wp += 4) {
+                        const float v = *xr, u = *xs;
+                        const float w0 = wp[0], w1 = wp[1], w2 = wp[2], w3 = wp[3];
+                        a0 += w0 * v; a1 += w1 * v; a2 += w2 * v; a3 += w3 * v;
+                        b0 += w0 * u; b1 += w1 * u; b2 += w2 * u; b3 += w3 * u;
+                    }
+                }
+                add4(yp, ystride, nr, a0, a1, a2, a3);
+                add4(yp + ow, ystride, nr, b0, b1, b2, b3);
+            }
+            ++oy;
+            continue;
+        }
         clip_taps(iy0, kh, ih, &ky0, &ky1);
         for (ox = 0; ox < ow; ++ox) {
             const int32_t ix0 = ox * sw - pl;
             const float *xp = x + iy0 * iw + ix0;
             float *yp = y + oy * ow + ox;
             float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+            if (ix0 >= 0 && ox + 1 < ow && ix0 + sw + kw <= iw) {
+                /* Pixels ox and ox + 1 both have their whole row of taps inside the input:
+                 * do both at once, so each loaded weight feeds 2 MACs (8 accumulators).
+                 * Each pixel still sums from 0 over ky, kx in order. */
+                float b0 = 0.0f, b1 = 0.0f, b2 = 0.0f, b3 = 0.0f;
+                for (ky = ky0; ky < ky1; ++ky) {
+                    const float *xr = xp + ky * iw, *xs = xr + sw, *wp = wt + 4 * ky * kw;
+                    for (kx = 0; kx < kw; ++kx, wp += 4) {
+                        const float v = xr[kx], u = xs[kx];
+                        const float w0 = wp[0], w1 = wp[1], w2 = wp[2], w3 = wp[3];
+                        a0 += w0 * v; a1 += w1 * v; a2 += w2 * v; a3 += w3 * v;
+                        b0 += w0 * u; b1 += w1 * u; b2 += w2 * u; b3 += w3 * u;
+                    }
+                }
+                add4(yp, ystride, nr, a0, a1, a2, a3);
+                add4(yp + 1, ystride, nr, b0, b1, b2, b3);
+                ++ox;
+                continue;
+            }
             clip_taps(ix0, kw, iw, &kx0, &kx1);
             for (ky = ky0; ky < ky1; ++ky) {
                 const float *xr = xp + ky * iw, *wp = wt + 4 * (ky * kw + kx0);
@@ -115,49 +174,149 @@ static void conv_channel4(const reds_layer_t *L, const float *wt, const float *x
                     a0 += wp[0] * v; a1 += wp[1] * v; a2 += wp[2] * v; a3 += wp[3] * v;
                 }
             }
-            yp[0] += a0; yp[ystride] += a1; yp[2 * ystride] += a2; yp[3 * ystride] += a3;
+            add4(yp, ystride, nr, a0, a1, a2, a3);
         }
     }
 }
 
 /* Depthwise fast path: 3x3 kernel, stride 1, padding 1 on every side (DS-CNN's blocks).
- * Each output row slides a 3x3 window of registers along the input: per output pixel
- * three new input values are loaded and nine products added. A missing input row (top
- * or bottom padding) reads the centre row with zero weights instead, so no pixel tests
- * bounds; the left and right padding are the zeros the window starts and ends with.
- * acc starts at b, as the general path's y does. */
+ * Each output line (a row; for a narrow input such as KWS's 25 x 5, a column) slides a
+ * 3x3 window of registers along the input: per output pixel three new input values are
+ * loaded and nine products added. A missing input line (padding) reads the centre line
+ * with zero weights instead, so no pixel tests bounds; the padding at both ends of the
+ * line is the zeros the window starts and ends with. acc starts at b, as the general
+ * path's y does. The 9 weights come in registers (the caller loads them once per
+ * channel, so short lines pay little per line). 3 pixels per iteration, the window's
+ * columns rotating through the names a, c, d: no register moves (pixel ox reads a c d,
+ * ox + 1 c d a, ox + 2 d a c).
+ * The body of the row kernel (ES: the distance between a line's values, 1). */
+#define DW3X3_LINE(ES)                                                                              \
+    /* window columns: a = ox - 1, c = ox, d = ox + 1 */                                            \
+    float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f;                                                          \
+    float c0 = r0[0], c1 = r1[0], c2 = r2[0];                                                       \
+    float acc;                                                                                      \
+    uint32_t ox;                                                                                    \
+    for (ox = 0; ox + 3 < iw; ox += 3) {                                                            \
+        const float d0 = r0[(ox + 1) * (ES)], d1 = r1[(ox + 1) * (ES)], d2 = r2[(ox + 1) * (ES)];   \
+        acc = b;                                                                                    \
+        acc += w00 * a0; acc += w01 * c0; acc += w02 * d0;                                          \
+        acc += w10 * a1; acc += w11 * c1; acc += w12 * d1;                                          \
+        acc += w20 * a2; acc += w21 * c2; acc += w22 * d2;                                          \
+        yr[ox * (ES)] = acc;                                                                        \
+        a0 = r0[(ox + 2) * (ES)]; a1 = r1[(ox + 2) * (ES)]; a2 = r2[(ox + 2) * (ES)];               \
+        acc = b;                                                                                    \
+        acc += w00 * c0; acc += w01 * d0; acc += w02 * a0;                                          \
+        acc += w10 * c1; acc += w11 * d1; acc += w12 * a1;                                          \
+        acc += w20 * c2; acc += w21 * d2; acc += w22 * a2;                                          \
+        yr[(ox + 1) * (ES)] = acc;                                                                  \
+        c0 = r0[(ox + 3) * (ES)]; c1 = r1[(ox + 3) * (ES)]; c2 = r2[(ox + 3) * (ES)];               \
+        acc = b;                                                                                    \
+        acc += w00 * d0; acc += w01 * a0; acc += w02 * c0;                                          \
+        acc += w10 * d1; acc += w11 * a1; acc += w12 * c1;                                          \
+        acc += w20 * d2; acc += w21 * a2; acc += w22 * c2;                                          \
+        yr[(ox + 2) * (ES)] = acc; /* the next window starts with columns ox + 2 (a), ox + 3 (c) */ \
+    }                                                                                               \
+    for (; ox + 1 < iw; ++ox) {                                                                     \
+        const float d0 = r0[(ox + 1) * (ES)], d1 = r1[(ox + 1) * (ES)], d2 = r2[(ox + 1) * (ES)];   \
+        acc = b;                                                                                    \
+        acc += w00 * a0; acc += w01 * c0; acc += w02 * d0;                                          \
+        acc += w10 * a1; acc += w11 * c1; acc += w12 * d1;                                          \
+        acc += w20 * a2; acc += w21 * c2; acc += w22 * d2;                                          \
+        yr[ox * (ES)] = acc;                                                                        \
+        a0 = c0; a1 = c1; a2 = c2;                                                                  \
+        c0 = d0; c1 = d1; c2 = d2;                                                                  \
+    }                                                                                               \
+    /* last column: the right padding */                                                            \
+    acc = b;                                                                                        \
+    acc += w00 * a0; acc += w01 * c0;                                                               \
+    acc += w10 * a1; acc += w11 * c1;                                                               \
+    acc += w20 * a2; acc += w21 * c2;                                                               \
+    yr[ox * (ES)] = acc;
+
+static void dw3x3_row(const float *r0, const float *r1, const float *r2, float *yr, uint32_t iw, float b,
+                      float w00, float w01, float w02, float w10, float w11, float w12, float w20, float w21,
+                      float w22)
+{
+    DW3X3_LINE(1)
+}
+
+static void dw3x3_col(const float *r0, const float *r1, const float *r2, float *yr, uint32_t iw, uint32_t es,
+                      float b, float w00, float w01, float w02, float w10, float w11, float w12, float w20,
+                      float w21, float w22)
+{
+    /* DW3X3_LINE with a variable stride: the pointers step by es (a VFP load takes no
+     * register offset, so one add per load is the least it can cost) */
+    float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f;
+    float c0 = *r0, c1 = *r1, c2 = *r2;
+    float acc;
+    uint32_t ox;
+    for (ox = 0; ox + 3 < iw; ox += 3) {
+        float d0, d1, d2;
+        d0 = *(r0 += es); d1 = *(r1 += es); d2 = *(r2 += es);
+        acc = b;
+        acc += w00 * a0; acc += w01 * c0; acc += w02 * d0;
+        acc += w10 * a1; acc += w11 * c1; acc += w12 * d1;
+        acc += w20 * a2; acc += w21 * c2; acc += w22 * d2;
+        *yr = acc;
+        a0 = *(r0 += es); a1 = *(r1 += es); a2 = *(r2 += es);
+        acc = b;
+        acc += w00 * c0; acc += w01 * d0; acc += w02 * a0;
+        acc += w10 * c1; acc += w11 * d1; acc += w12 * a1;
+        acc += w20 * c2; acc += w21 * d2; acc += w22 * a2;
+        *(yr += es) = acc;
+        c0 = *(r0 += es); c1 = *(r1 += es); c2 = *(r2 += es);
+        acc = b;
+        acc += w00 * d0; acc += w01 * a0; acc += w02 * c0;
+        acc += w10 * d1; acc += w11 * a1; acc += w12 * c1;
+        acc += w20 * d2; acc += w21 * a2; acc += w22 * c2;
+        *(yr += es) = acc;
+        yr += es;
+    }
+    for (; ox + 1 < iw; ++ox) {
+        const float d0 = *(r0 += es), d1 = *(r1 += es), d2 = *(r2 += es);
+        acc = b;
+        acc += w00 * a0; acc += w01 * c0; acc += w02 * d0;
+        acc += w10 * a1; acc += w11 * c1; acc += w12 * d1;
+        acc += w20 * a2; acc += w21 * c2; acc += w22 * d2;
+        *yr = acc;
+        yr += es;
+        a0 = c0; a1 = c1; a2 = c2;
+        c0 = d0; c1 = d1; c2 = d2;
+    }
+    acc = b;
+    acc += w00 * a0; acc += w01 * c0;
+    acc += w10 * a1; acc += w11 * c1;
+    acc += w20 * a2; acc += w21 * c2;
+    *yr = acc;
+}
+
 static void dw3x3_s1_channel(const float *wk, uint32_t ih, uint32_t iw, const float *x, float b, float *y)
 {
-    uint32_t oy, ox;
-    for (oy = 0; oy < ih; ++oy) {
-        const float *r1 = x + oy * iw;
-        const float *r0 = oy > 0 ? r1 - iw : r1, *r2 = oy + 1 < ih ? r1 + iw : r1;
-        const float w00 = oy > 0 ? wk[0] : 0.0f, w01 = oy > 0 ? wk[1] : 0.0f, w02 = oy > 0 ? wk[2] : 0.0f;
-        const float w10 = wk[3], w11 = wk[4], w12 = wk[5];
-        const float w20 = oy + 1 < ih ? wk[6] : 0.0f, w21 = oy + 1 < ih ? wk[7] : 0.0f,
-                    w22 = oy + 1 < ih ? wk[8] : 0.0f;
-        /* window columns: a = ox - 1, c = ox, d = ox + 1 */
-        float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f;
-        float c0 = r0[0], c1 = r1[0], c2 = r2[0];
-        float *yr = y + oy * iw;
-        for (ox = 0; ox + 1 < iw; ++ox) {
-            const float d0 = r0[ox + 1], d1 = r1[ox + 1], d2 = r2[ox + 1];
-            float acc = b;
-            acc += w00 * a0; acc += w01 * c0; acc += w02 * d0;
-            acc += w10 * a1; acc += w11 * c1; acc += w12 * d1;
-            acc += w20 * a2; acc += w21 * c2; acc += w22 * d2;
-            yr[ox] = acc;
-            a0 = c0; a1 = c1; a2 = c2;
-            c0 = d0; c1 = d1; c2 = d2;
-        }
-        { /* last column: the right padding */
-            float acc = b;
-            acc += w00 * a0; acc += w01 * c0;
-            acc += w10 * a1; acc += w11 * c1;
-            acc += w20 * a2; acc += w21 * c2;
-            yr[ox] = acc;
-        }
+    const float w00 = wk[0], w01 = wk[1], w02 = wk[2], w10 = wk[3], w11 = wk[4], w12 = wk[5];
+    const float w20 = wk[6], w21 = wk[7], w22 = wk[8];
+    uint32_t i;
+    if (iw < ih && iw > 1) {
+        /* Narrow input (KWS: 25 x 5): slide the window down the columns instead, so the
+         * per-line cost is paid iw times, not ih times. The lines are columns (the
+         * weights transposed); the 9 products of a pixel are summed column by column. */
+        dw3x3_col(x, x, x + 1, y, ih, iw, b, 0.0f, 0.0f, 0.0f, w01, w11, w21, w02, w12, w22);
+        for (i = 1; i + 1 < iw; ++i)
+            dw3x3_col(x + i - 1, x + i, x + i + 1, y + i, ih, iw, b, w00, w10, w20, w01, w11, w21, w02, w12,
+                      w22);
+        dw3x3_col(x + i - 1, x + i, x + i, y + i, ih, iw, b, w00, w10, w20, w01, w11, w21, 0.0f, 0.0f, 0.0f);
+        return;
     }
+    if (ih == 1) { /* both the rows above and below are padding */
+        dw3x3_row(x, x, x, y, iw, b, 0.0f, 0.0f, 0.0f, w10, w11, w12, 0.0f, 0.0f, 0.0f);
+        return;
+    }
+    dw3x3_row(x, x, x + iw, y, iw, b, 0.0f, 0.0f, 0.0f, w10, w11, w12, w20, w21, w22);
+    for (i = 1; i + 1 < ih; ++i) {
+        const float *r1 = x + i * iw;
+        dw3x3_row(r1 - iw, r1, r1 + iw, y + i * iw, iw, b, w00, w01, w02, w10, w11, w12, w20, w21, w22);
+    }
+    dw3x3_row(x + (i - 1) * iw, x + i * iw, x + i * iw, y + i * iw, iw, b, w00, w01, w02, w10, w11, w12,
+              0.0f, 0.0f, 0.0f);
 }
 
 /* Do rows a and b of a conv/dense layer have their inputs in the same segments? Then the
@@ -312,6 +471,16 @@ void reds_conv2d_f32(const reds_layer_t *L, const reds_weights_t *w, uint32_t ci
         r = taps <= CONV4_TAPS ? row_block(w, o, cout, segs, &n) : 1;
         if (r == 1 && taps > CONV4_TAPS)
             n = reds_weight_row(w, o, segs[0]);
+        if (r == 1 && taps <= CONV4_TAPS && cout - o >= 2 && cout - o < 4) {
+            /* the last 2 or 3 channels: a 4-block with zero weights in the missing rows
+             * still costs less per MAC than one channel at a time */
+            r = cout - o;
+            for (j = 1; j < r; ++j) {
+                const unsigned nj = reds_weight_row(w, o + j, segs[j]);
+                if (!same_runs(segs[0], n, segs[j], nj))
+                    r = 1;
+            }
+        }
         for (j = 0; j < r; ++j) {
             float *yo = y + (o + j) * out_hw;
             const float b = L->bias ? L->bias[o + j] : 0.0f;
@@ -321,11 +490,11 @@ void reds_conv2d_f32(const reds_layer_t *L, const reds_weights_t *w, uint32_t ci
         for (s = 0; s < n; ++s) {
             for (i = segs[0][s].lo; i < segs[0][s].hi; ++i) {
                 const uint32_t off = (i - segs[0][s].lo) * w->elem;
-                if (r == 4) {
+                if (r > 1) {
                     for (t = 0; t < taps; ++t)
                         for (j = 0; j < 4; ++j)
-                            wt[4 * t + j] = segs[j][s].w[off + t];
-                    conv_channel4(L, wt, x + i * in_hw, y + o * out_hw, out_hw);
+                            wt[4 * t + j] = j < r ? segs[j][s].w[off + t] : 0.0f;
+                    conv_channel4(L, wt, x + i * in_hw, y + o * out_hw, out_hw, r);
                 } else {
                     conv_channel(L, segs[0][s].w + off, x + i * in_hw, y + o * out_hw);
                 }
