@@ -47,6 +47,7 @@ demo: deps
 	$(BIN)/reds export $(DEMO) --format onnx --out $(DEMO)/onnx
 	$(BIN)/reds build $(DEMO) --board qemu-m4 --out $(DEMO)/build-qemu-m4
 	$(BIN)/reds bench $(DEMO) --board qemu-m4 --build $(DEMO)/build-qemu-m4 --json $(DEMO)/bench.json
+	$(BIN)/reds report $(DEMO) --out $(DEMO)/report --bench $(DEMO)/bench.json
 
 bench: deps
 	$(BIN)/python benchmarks/run.py
