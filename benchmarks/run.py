@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
 RESULTS = HERE / "results"
 
 # name -> argv (after the interpreter); fast enough together for 2 cores in under an hour
@@ -35,6 +36,61 @@ ratios measured in one run, not absolute times across runs.
 """
 
 
+START, END = "<!-- headline:start -->", "<!-- headline:end -->"
+
+
+def headline() -> str:
+    """The headline table for the top-level README, from the results' JSON."""
+    import json
+
+    from reds.tables import markdown
+
+    parts = []
+    rt = RESULTS / "runtime.json"
+    if rt.exists():
+        d = json.loads(rt.read_text())
+        rows = []
+        for a in d["archs"]:
+            q = a.get("qemu")
+            if not q:
+                continue
+            full = a["submodels"][-1]["runtimes"]
+            dev = max(abs(s["deviation_pct"]) for s in q["submodels"])
+            rows.append([a["arch"], f"{q['switch']['median']:g} / {q['switch']['max']:g}",
+                         f"{q['reds_switch_cycles_nano_64mhz']:,.0f}",
+                         f"{q['submodels'][-1]['cycles_per_mac']:.2f}", f"{dev:.1f} %",
+                         f"{full['tflite-micro']['ratio_to_reds']:.2f}x", f"{full['onnxruntime']['ratio_to_reds']:.2f}x"])
+        parts.append(markdown(
+            ["arch", "switch cycles, median / max (virtual M4)", "REDS switch, cycles (38 us at 64 MHz)",
+             "cycles per MAC, full model", "latency vs MACs, worst deviation", "TFLite Micro time / reds (full)",
+             "onnxruntime time / reds (full)"], rows))
+        parts.append(f"From `{d['command'].strip()}` ({d['date']}); virtual-board cycles are QEMU instruction "
+                     "counts. Host runtime ratios on an x86 host: above 1, reds is faster.")
+    for acc in sorted(RESULTS.glob("accuracy-*.json")):
+        d = json.loads(acc.read_text())
+        rows = [[f"{s['budget']:.0%}", f"{s['macs']:,}", f"{s['accuracy']:.2f}",
+                 "-" if s["scratch_accuracy"] is None else f"{s['scratch_accuracy']:.2f}",
+                 "-" if s["reds_published"] is None else f"{s['reds_published']:.2f}"] for s in d["submodels"]]
+        parts.append(f"{d['arch']} on {d['dataset']}, {d['epochs']} + {d['finetune_epochs']} epochs on "
+                     f"{d['train_samples']:,} samples (`{d['command'].strip()}`, {d['date']}):")
+        parts.append(markdown(["budget", "MACs", "reds test %", "scratch %", "REDS published %"], rows))
+        if d.get("plot") and (RESULTS / d["plot"]).exists():
+            parts.append(f"![accuracy vs MACs](benchmarks/results/{d['plot']})")
+    return "\n\n".join(parts)
+
+
+def update_readme() -> None:
+    readme = HERE.parent / "README.md"
+    text = readme.read_text()
+    if START not in text or END not in text:
+        return
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    tmp = readme.with_name(".README.md.tmp")
+    tmp.write_text(f"{head}{START}\n{headline()}\n{END}{tail}")
+    tmp.replace(readme)
+
+
 def collect() -> None:
     parts = [INTRO]
     for md in sorted(RESULTS.glob("*.md")):
@@ -44,6 +100,7 @@ def collect() -> None:
     tmp.write_text(text)
     tmp.replace(HERE / "README.md")
     print(f"wrote {HERE / 'README.md'} from {len(parts) - 1} result files")
+    update_readme()
 
 
 def main(argv=None) -> int:
