@@ -22,6 +22,7 @@ RESULTS = HERE / "results"
 # name -> argv (after the interpreter); fast enough together for 2 cores in under an hour
 BENCHMARKS = {
     "knapsack": ["benchmarks/knapsack.py"],
+    "device": ["benchmarks/device.py"],
     "accuracy": ["benchmarks/accuracy.py", "--arch", "dscnn-s-img", "--dataset", "fmnist",
                  "--epochs", "3", "--finetune-epochs", "3", "--limit-train", "10000",
                  "--scratch-budgets", "0.25"],
@@ -76,6 +77,8 @@ def headline() -> str:
         parts.append(markdown(["budget", "MACs", "reds test %", "scratch %", "REDS published %"], rows))
         if d.get("plot") and (RESULTS / d["plot"]).exists():
             parts.append(f"![accuracy vs MACs](benchmarks/results/{d['plot']})")
+    for plot in sorted(RESULTS.glob("device-*-report/switch.png")):
+        parts.append(f"![switch cost]({plot.relative_to(HERE.parent)})")
     return "\n\n".join(parts)
 
 

@@ -1,0 +1,60 @@
+"""On-device timing of one family on the virtual Cortex-M4, as `reds report` plots it.
+
+    python benchmarks/device.py [--arch dscnn-s] [--width 1.0]
+
+A random-weight family (tests/families.make_family: timing does not depend on training)
+is built for qemu-m4 and benched (`reds bench`: every submodel and every ordered switch
+timed on the device, outputs checked against PyTorch); `reds report` draws latency vs MACs
+and the switch cost. Writes results/device-<arch>.md and results/device-<arch>-report/.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+from families import make_family  # noqa: E402
+
+from reds.bench import bench  # noqa: E402
+from reds.family import atomic_write  # noqa: E402
+from reds.report import report  # noqa: E402
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--arch", default="dscnn-s")
+    p.add_argument("--width", type=float, default=1.0)
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--out", type=Path, default=HERE / "results")
+    args = p.parse_args(argv)
+    stem = f"device-{args.arch}"
+    with tempfile.TemporaryDirectory() as tmp:
+        fam = make_family(Path(tmp), args.arch, args.width)
+        rep = bench(fam, "qemu-m4", runs=args.runs, log=lambda m: print(m, file=sys.stderr))
+        bench_json = Path(tmp) / "bench.json"
+        bench_json.write_text(json.dumps(rep))
+        args.out.mkdir(parents=True, exist_ok=True)
+        report(fam, os.path.relpath(args.out / f"{stem}-report"), bench_json)
+    cmd = "python benchmarks/device.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    md = (f"## On the device: {args.arch} (width x{args.width:g}) on the virtual Cortex-M4\n\n"
+          f"`{cmd}` ({datetime.date.today().isoformat()}, {platform.machine()}, {os.cpu_count()} cores). "
+          "Random-weight family; cycles are QEMU instruction counts (`-icount`), the same on every run.\n\n"
+          f"![latency vs MACs](results/{stem}-report/latency.png)\n\n"
+          f"![switch cost](results/{stem}-report/switch.png)\n")
+    atomic_write(args.out / f"{stem}.md", lambda p: p.write_text(md))
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
