@@ -26,20 +26,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from reds.family import atomic_write  # noqa: E402
-from reds.report import report  # noqa: E402
+from reds.report import PUBLISHED, report  # noqa: E402
 from reds.tables import markdown as md_table  # noqa: E402
 from reds.train import TrainConfig, Trainer  # noqa: E402
-
-# REDS, test accuracy (%) at 100 / 75 / 50 / 25 % of the MACs (bottom-up knapsack).
-REDS = {
-    ("dscnn-s-img", "fmnist"): {1.0: 91.60, 0.75: 91.51, 0.5: 90.75, 0.25: 89.22},
-    ("dscnn-s-img", "cifar10"): {1.0: 81.07, 0.75: 80.17, 0.5: 76.72, 0.25: 68.66},
-    ("dnn-s", "speech-commands"): {1.0: 83.52, 0.75: 82.29, 0.5: 78.36, 0.25: 64.42},
-    ("dnn-l", "speech-commands"): {1.0: 86.46, 0.75: 86.38, 0.5: 85.62, 0.25: 82.61},
-    ("cnn-s", "speech-commands"): {1.0: 91.60, 0.75: 90.63, 0.5: 88.39, 0.25: 79.52},
-    ("cnn-l", "speech-commands"): {1.0: 92.83, 0.75: 92.74, 0.5: 91.95, 0.25: 90.24},
-}
-
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -78,7 +67,7 @@ def main(argv=None) -> int:
             shutil.copy(Path(tmp) / "family" / name, kept / name)
     # relative paths: the report records where its family lies
     report(os.path.relpath(kept), os.path.relpath(args.out / f"{stem}-report"))
-    reds = REDS.get((args.arch, args.dataset), {})
+    reds = PUBLISHED.get((args.arch, args.dataset), {})
     rows = []
     for s in reversed(fam.submodels):
         rows.append({"budget": s.budget, "macs": s.macs, "widths": s.widths, "accuracy": s.accuracy,

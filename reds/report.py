@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
-import secrets
-import shutil
 from pathlib import Path
 
+from . import staging
 from .errors import RedsError
 
 FORMAT = "reds-report"
@@ -391,40 +389,12 @@ def markdown(d: dict, files: dict[str, str]) -> str:
 
 
 # ---- the folder ------------------------------------------------------------------------------
-def _is_report(folder: Path) -> bool:
-    try:
-        return json.loads((folder / DATA).read_text()).get("format") == FORMAT
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
-def _check_out(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise RedsError(f"{out}: exists and is not a folder; choose another --out")
-    if out.is_dir() and any(out.iterdir()) and not _is_report(out):
-        raise RedsError(f"{out}: folder is not empty and holds no reds report ({DATA}); "
-                        "choose another --out or empty it")
-
-
-def _sibling(out: Path, tag: str) -> Path:
-    while True:
-        p = out.parent / f".{out.name}.{tag}-{secrets.token_hex(4)}"
-        try:
-            p.mkdir()
-            return p
-        except FileExistsError:
-            continue
-
-
 def report(family_dir, out_dir, bench=None) -> dict:
     """Write the report of `family_dir` (and of the bench JSON `bench`) into `out_dir`;
     return its data, with "files" (name -> path inside out_dir)."""
-    out = Path(out_dir)
-    _check_out(out)
+    staging.check_out(out_dir, DATA, FORMAT, "report")
     d = collect(family_dir, bench)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _sibling(out, "tmp")
-    try:
+    with staging.staged(out_dir, DATA, FORMAT, "report") as tmp:
         files = {"accuracy": "accuracy.png"}
         plot_accuracy(d, tmp / files["accuracy"])
         if "bench" in d:
@@ -436,19 +406,4 @@ def report(family_dir, out_dir, bench=None) -> dict:
         (tmp / "README.md").write_text(markdown(d, files))
         d["files"] = files
         (tmp / DATA).write_text(json.dumps(d, indent=2) + "\n")
-        if out.exists():
-            old = _sibling(out, "old")
-            os.replace(out, old / "report")
-            try:
-                os.replace(tmp, out)
-            except BaseException:
-                os.replace(old / "report", out)
-                old.rmdir()
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return d

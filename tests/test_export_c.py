@@ -153,7 +153,7 @@ def test_cortex_m4_build_and_sizes(arch, tmp_path, tmp_path_factory):
     d = shared_family(tmp_path_factory, arch, WIDTH[arch])
     fam, net = load(d)
     out = tmp_path / "c"
-    m = export(d, "c", out)
+    export(d, "c", out)
     objs = []
     for src in (out / "reds_model.c", FIRMWARE / "reds_runtime.c", FIRMWARE / "reds_kernels.c"):
         obj = tmp_path / (src.stem + ".o")
