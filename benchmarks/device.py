@@ -1,11 +1,12 @@
-"""On-device timing of one family on the virtual Cortex-M4, as `reds report` plots it.
+"""On-device timing on the virtual Cortex-M4: every architecture, and one family plotted.
 
-    python benchmarks/device.py [--arch dscnn-s] [--width 1.0]
+    python benchmarks/device.py [--arch dscnn-s] [--width 1.0] [--all-width 0.25]
 
-A random-weight family (tests/families.make_family: timing does not depend on training)
-is built for qemu-m4 and benched (`reds bench`: every submodel and every ordered switch
-timed on the device, outputs checked against PyTorch); `reds report` draws latency vs MACs
-and the switch cost. Writes results/device-<arch>.md and results/device-<arch>-report/.
+Random-weight families (tests/families.make_family: timing does not depend on training)
+are built for qemu-m4 and benched (`reds bench`: every submodel and every ordered switch
+timed on the device, outputs checked against PyTorch). Every architecture runs at a small
+width; `--arch` also runs at `--width` and `reds report` draws its latency vs MACs and
+switch cost. Writes results/device-<arch>.md and results/device-<arch>-report/.
 """
 from __future__ import annotations
 
@@ -25,19 +26,31 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 from families import make_family  # noqa: E402
 
+from reds.archs import ARCHS  # noqa: E402
 from reds.bench import bench  # noqa: E402
 from reds.family import atomic_write  # noqa: E402
 from reds.report import report  # noqa: E402
+from reds.tables import markdown as md_table  # noqa: E402
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--arch", default="dscnn-s")
     p.add_argument("--width", type=float, default=1.0)
+    p.add_argument("--all-width", type=float, default=0.25, help="width of the every-architecture table")
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--out", type=Path, default=HERE / "results")
     args = p.parse_args(argv)
     stem = f"device-{args.arch}"
+    rows = []
+    for arch in ARCHS:
+        with tempfile.TemporaryDirectory() as tmp:
+            r = bench(make_family(Path(tmp), arch, args.all_width), "qemu-m4", runs=args.runs, log=lambda m: None)
+        subs = r["submodels"]
+        rows.append([arch, len(subs), "yes" if r["outputs_match"] else "NO",
+                     f"{r['switch']['median']:g} / {r['switch']['max']:g}",
+                     " / ".join(f"{s['cycles_median'] / s['macs']:.2f}" for s in subs)])
+        print(arch, rows[-1], file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         fam = make_family(Path(tmp), args.arch, args.width)
         rep = bench(fam, "qemu-m4", runs=args.runs, log=lambda m: print(m, file=sys.stderr))
@@ -48,7 +61,11 @@ def main(argv=None) -> int:
     cmd = "python benchmarks/device.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     md = (f"## On the device: {args.arch} (width x{args.width:g}) on the virtual Cortex-M4\n\n"
           f"`{cmd}` ({datetime.date.today().isoformat()}, {platform.machine()}, {os.cpu_count()} cores). "
-          "Random-weight family; cycles are QEMU instruction counts (`-icount`), the same on every run.\n\n"
+          "Random-weight families; cycles are QEMU instruction counts (`-icount`), the same on every run.\n\n"
+          f"Every architecture at width x{args.all_width:g}:\n\n"
+          + md_table(["arch", "submodels", "outputs match PyTorch", "switch cycles median / max",
+                      "cycles per MAC, per submodel"], rows) + "\n\n"
+          f"{args.arch} at width x{args.width:g}:\n\n"
           f"![latency vs MACs](results/{stem}-report/latency.png)\n\n"
           f"![switch cost](results/{stem}-report/switch.png)\n")
     atomic_write(args.out / f"{stem}.md", lambda p: p.write_text(md))
