@@ -12,11 +12,11 @@ DEMO    ?= runs/demo
 
 .PHONY: test demo bench deps apt clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e ".[test,tflite]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[test,tflite]"
 	@touch $@
 
 deps: apt $(STAMP)
