@@ -111,7 +111,8 @@ def collect(family_dir, bench_path=None) -> dict:
                "scratch_accuracy": s.scratch_accuracy,
                "published": PUBLISHED.get(key, {}).get(round(s.budget, 2))}
         subs.append(row)
-    d = {"format": FORMAT, "version": VERSION, "family": str(family_dir), "arch": fam.arch,
+    # names, not paths: a report is shared, and where its inputs lay is nobody's business
+    d = {"format": FORMAT, "version": VERSION, "family": Path(family_dir).name, "arch": fam.arch,
          "dataset": fam.dataset, "width_mult": fam.width_mult, "groups": groups, "full_macs": full,
          "knapsack": {k: fam.knapsack.get(k) for k in ("mode", "solver", "status", "seconds") if k in fam.knapsack},
          "submodels": subs, "date": datetime.date.today().isoformat(),
@@ -138,7 +139,7 @@ def collect(family_dir, bench_path=None) -> dict:
                         "deviation_pct": 100.0 * (ratio_c / ratio_m - 1.0) if ratio_c and ratio_m else None})
         sw = bench["switch"]
         d["bench"] = {
-            "source": str(bench_path), "board": bench.get("board"), "device": bench.get("device"),
+            "source": Path(bench_path).name, "board": bench.get("board"), "device": bench.get("device"),
             "clock_hz": hz, "cycle": bench.get("cycle"), "cycle_note": bench.get("cycle_note"),
             "runs": bench.get("runs"), "outputs_match": bench.get("outputs_match"),
             "cycles_per_mac_full": per_mac, "submodels": lat,
