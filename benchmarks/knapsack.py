@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from machine import describe as describe_machine  # noqa: E402
 from reds.archs import ARCHS, build_spec
 from reds.errors import RedsError
 from reds.importance import scores as importance_scores
@@ -46,19 +47,6 @@ PUBLISHED = [
     ("DS-CNN-S, 25 % budget, CIFAR-10", "90 min"),
     ("DS-CNN-L, per solve", ">= 3 h"),
 ]
-
-
-def machine() -> str:
-    cpu = platform.processor()
-    if not cpu:
-        try:
-            for line in Path("/proc/cpuinfo").read_text().splitlines():
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-        except OSError:
-            pass
-    return f"{cpu or platform.machine()}, {os.cpu_count()} logical CPUs, {platform.platform()}"
 
 
 def proxy_scores(spec, seed: int, method: str = "l1") -> dict[str, torch.Tensor]:
@@ -195,7 +183,7 @@ def main(argv=None) -> int:
     meta = {
         "command": " ".join(["python", *map(shlex.quote, [sys.argv[0], *(sys.argv[1:] if argv is None else argv)])]),
         "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "machine": machine(), "cpu_count": os.cpu_count(), "processor": platform.processor(),
+        "machine": describe_machine(), "cpu_count": os.cpu_count(), "processor": platform.processor(),
         "ortools": ortools_version, "torch": torch.__version__,
         "workers": workers, "time_limit": args.time_limit, "seed": args.seed,
         "scores": args.scores, "lagrangian": not args.no_lagrangian,

@@ -35,8 +35,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
 import shlex
 import shutil
 import statistics
@@ -53,6 +51,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import numpy as np  # noqa: E402
 
+from machine import describe as describe_machine  # noqa: E402
 from reds.family import atomic_write  # noqa: E402
 from reds.tables import markdown as md_table  # noqa: E402
 
@@ -313,19 +312,6 @@ def qemu_bench(fam_dir: Path, work: Path, runs: int, log) -> dict:
 
 
 # ---- output -------------------------------------------------------------------------------------
-def _machine() -> str:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{platform.machine()}, {cpu + ', ' if cpu else ''}{os.cpu_count()} cores, {platform.system()}, " \
-           f"Python {platform.python_version()}"
-
-
 def _versions(cc: str) -> dict:
     from importlib.metadata import version
 
@@ -441,7 +427,7 @@ def main(argv=None) -> int:
             archs.append(bench_arch(arch, args.width, Path(tmp), args, cc, print))
     result = {
         "command": "python benchmarks/runtime.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
-        "date": datetime.date.today().isoformat(), "machine": _machine(), "versions": _versions(cc),
+        "date": datetime.date.today().isoformat(), "machine": describe_machine(), "versions": _versions(cc),
         "cflags": CFLAGS, "threads": {"onnxruntime": 1, "litert": 1, "tflite-micro": 1, "reds": 1},
         "width_mult": args.width, "budgets": list(BUDGETS), "rounds": args.rounds, "warmup": args.warmup,
         "min_runs": args.min_runs, "seconds": args.seconds, "wall_seconds": round(time.time() - t0, 1),
