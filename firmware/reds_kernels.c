@@ -83,11 +83,6 @@ static void conv_channel(const reds_layer_t *L, const float *wk, const float *x,
     }
 }
 
-/* conv_channel for 4 output channels at once, whose weights for this input channel are
- * interleaved in wt[tap][4] (tap = ky * kw + kx): each input value is loaded once for 4
- * MACs and the 4 weights of a tap are adjacent. Each channel sums exactly as
- * conv_channel does (acc from 0 over ky, kx; then y += acc), so a row gives the same bits
- * whether it ran in a block of 4 or alone. */
 /* y[r][0] += a_r for the nr (2 to 4) channels of a block that exist (a block of the
  * last 2 or 3 channels runs as a 4-block with zero weights in the missing rows). */
 static void add4(float *yp, uint32_t ystride, uint32_t nr, float a0, float a1, float a2, float a3)
@@ -100,6 +95,11 @@ static void add4(float *yp, uint32_t ystride, uint32_t nr, float a0, float a1, f
         yp[3 * ystride] += a3;
 }
 
+/* conv_channel for 4 output channels at once, whose weights for this input channel are
+ * interleaved in wt[tap][4] (tap = ky * kw + kx): each input value is loaded once for 4
+ * MACs and the 4 weights of a tap are adjacent. Each channel sums exactly as
+ * conv_channel does (acc from 0 over ky, kx; then y += acc), so a row gives the same bits
+ * whether it ran in a block of 4 or alone. */
 static void conv_channel4(const reds_layer_t *L, const float *wt, const float *x, float *y, uint32_t ystride,
                           uint32_t nr)
 {

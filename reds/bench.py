@@ -91,11 +91,12 @@ def emulate(board: Board, elf: str | Path, timeout: float = 10.0, start_timeout:
                 link.close()
             return
         finally:
-            _stop(proc)
+            stop_process(proc)
             errf.close()
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def stop_process(proc: subprocess.Popen) -> None:
+    """Terminate a child (emulator, harness) and reap it; kill it if it will not stop."""
     if proc.poll() is None:
         proc.terminate()
         try:

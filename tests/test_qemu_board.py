@@ -31,7 +31,7 @@ import pytest
 import torch
 
 from families import shared_family
-from reds.bench import _free_port, _stop, check_emulator, emulate, qemu_command
+from reds.bench import _free_port, stop_process, check_emulator, emulate, qemu_command
 from reds.boards import get_board, list_boards
 from reds.build import build, missing_toolchain
 from reds.cli import main
@@ -184,7 +184,7 @@ def test_bench_over_a_port(fam, built, capsys):
         out = capsys.readouterr().out
         assert "on qemu-m4 (socket://127.0.0.1:" in out and "every submodel matches PyTorch" in out
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 @pytest.mark.skipif(not (os.environ.get("REDS_PORT") and os.environ.get("REDS_FAMILY")),

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from families import shared_family
+from reds.bench import stop_process
 from reds.boards import get_board
 from reds.build import build
 from reds.cli import main
@@ -69,15 +70,6 @@ def start_pty_server(cmd: list[str], timeout: float = 60.0) -> tuple[subprocess.
     raise AssertionError(f"{cmd[0]} printed no pty path")
 
 
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-
-
 def test_board_facts():
     b = get_board("rpi")
     assert (b.build, b.timer, b.cycle, b.clock_hz) == ("make", "clock_gettime-ns", "ns", 1_000_000_000)
@@ -100,7 +92,7 @@ def test_cross_build_under_qemu_over_a_pty(fam, tmp_path, capsys):
         text = capsys.readouterr().out
         assert rc == 0, text
     finally:
-        stop(proc)
+        stop_process(proc)
     rep = json.loads((tmp_path / "b.json").read_text())
     assert rep["board"] == "rpi" and rep["timer"] == "clock_gettime-ns" and rep["cycle"] == "ns"
     assert rep["outputs_match"] and all(r["max_abs_diff"] <= 1e-4 for r in rep["submodels"])
@@ -124,7 +116,7 @@ def test_serve_onnxruntime_over_a_pty(fam, tmp_path, capsys):
         text = capsys.readouterr().out
         assert rc == 0, text
     finally:
-        stop(proc)
+        stop_process(proc)
     rep = json.loads((tmp_path / "b.json").read_text())
     assert rep["board"] == "host-onnxruntime" and rep["timer"] == "perf_counter-ns"
     assert rep["outputs_match"] and len(rep["submodels"]) == 3
