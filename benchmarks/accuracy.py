@@ -25,8 +25,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from reds.family import open as open_family
 from reds.family import atomic_write  # noqa: E402
-from reds.report import PUBLISHED, report  # noqa: E402
+from reds.bench.report import PUBLISHED, report  # noqa: E402
 from reds.tables import markdown as md_table  # noqa: E402
 from reds.train import TrainConfig, Trainer  # noqa: E402
 
@@ -66,7 +67,7 @@ def main(argv=None) -> int:
         for name in ("family.json", "weights.safetensors"):
             shutil.copy(Path(tmp) / "family" / name, kept / name)
     # relative paths: the report records where its family lies
-    report(os.path.relpath(kept), os.path.relpath(args.out / f"{stem}-report"))
+    report(open_family(os.path.relpath(kept)), os.path.relpath(args.out / f"{stem}-report"))
     reds = PUBLISHED.get((args.arch, args.dataset), {})
     rows = []
     for s in reversed(fam.submodels):

@@ -26,10 +26,11 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 from families import make_family  # noqa: E402
 
-from reds.archs import ARCHS  # noqa: E402
-from reds.bench import bench  # noqa: E402
+from reds.family import open as open_family
+from reds.ir.archs import ARCHS  # noqa: E402
+from reds.bench.bench import bench  # noqa: E402
 from reds.family import atomic_write  # noqa: E402
-from reds.report import report  # noqa: E402
+from reds.bench.report import report  # noqa: E402
 from reds.tables import markdown as md_table  # noqa: E402
 
 
@@ -53,11 +54,11 @@ def main(argv=None) -> int:
         print(arch, rows[-1], file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         fam = make_family(Path(tmp), args.arch, args.width)
-        rep = bench(fam, "qemu-m4", runs=args.runs, log=lambda m: print(m, file=sys.stderr))
+        rep = bench(open_family(fam), "qemu-m4", runs=args.runs, log=lambda m: print(m, file=sys.stderr))
         bench_json = Path(tmp) / "bench.json"
         bench_json.write_text(json.dumps(rep))
         args.out.mkdir(parents=True, exist_ok=True)
-        report(fam, os.path.relpath(args.out / f"{stem}-report"), bench_json)
+        report(open_family(fam), os.path.relpath(args.out / f"{stem}-report"), bench_json)
     cmd = "python benchmarks/device.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     md = (f"## On the device: {args.arch} (width x{args.width:g}) on the virtual Cortex-M4\n\n"
           f"`{cmd}` ({datetime.date.today().isoformat()}, {platform.machine()}, {os.cpu_count()} cores). "

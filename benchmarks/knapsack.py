@@ -1,7 +1,7 @@
 """Benchmark the nested knapsack (CP-SAT) on every architecture at REDS's full sizes.
 
 For each architecture (default data set), each budget set (25/50/75/100 % and ten budgets
-10..100 %) and each mode (bottom-up, top-down, joint) it runs `reds.knapsack.solve` and
+10..100 %) and each mode (bottom-up, top-down, joint) it runs `reds.search.knapsack.solve` and
 records, per submodel: status, seconds, objective, proven bound, MACs, MAC target and
 MACs/target. Importance scores are a training-free, seeded proxy: L1 scores of a seeded
 random-init NestedNet, with every group permuted into descending order (what the trainer
@@ -29,12 +29,12 @@ from pathlib import Path
 import torch
 
 from machine import describe as describe_machine  # noqa: E402
-from reds.archs import ARCHS, build_spec
+from reds.ir.archs import ARCHS, build_spec
 from reds.errors import RedsError
-from reds.importance import scores as importance_scores
-from reds.knapsack import MODES, solve
-from reds.nested import NestedNet
-from reds.permute import order_by_importance, permute_all
+from reds.nn.importance import scores as importance_scores
+from reds.search.knapsack import MODES, solve
+from reds.nn.nested import NestedNet
+from reds.nn.permute import order_by_importance, permute_all
 
 BUDGET_SETS = {
     "4": [0.25, 0.5, 0.75, 1.0],
@@ -172,11 +172,11 @@ def main(argv=None) -> int:
     ap.add_argument("--scores", choices=["l1", "random"], default="l1",
                     help="importance proxy on the random-init net (default l1)")
     ap.add_argument("--no-lagrangian", action="store_true",
-                    help="give CP-SAT the full width box (reds.knapsack.solve(lagrangian=False))")
+                    help="give CP-SAT the full width box (reds.search.knapsack.solve(lagrangian=False))")
     args = ap.parse_args(argv)
 
     from ortools import __version__ as ortools_version
-    from reds.cost import cost
+    from reds.ir.cost import cost
 
     workers = args.workers or max(2, min(8, os.cpu_count() or 2))
     args.workers = workers

@@ -52,6 +52,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 import numpy as np  # noqa: E402
 
 from machine import describe as describe_machine  # noqa: E402
+from reds.family import open as open_family
 from reds.family import atomic_write  # noqa: E402
 from reds.tables import markdown as md_table  # noqa: E402
 
@@ -245,9 +246,9 @@ def bench_arch(arch: str, width: float, work: Path, args, cc: str, log) -> dict:
     fam = read_manifest(fam_dir)
     K = len(fam.submodels)
     t0 = time.time()
-    export(fam_dir, "c", work / "c")
-    export(fam_dir, "onnx", work / "onnx")
-    export(fam_dir, "tflite", work / "tflite")
+    export(open_family(fam_dir), "c", work / "c")
+    export(open_family(fam_dir), "onnx", work / "onnx")
+    export(open_family(fam_dir), "tflite", work / "tflite")
     log(f"  {arch}: exported C, ONNX, TFLite in {time.time() - t0:.0f} s")
     x = np.random.default_rng(args.seed).standard_normal(tuple(fam.input_shape)).astype(np.float32)
     arena = max(1 << 20, 8 * max(s.arena_bytes for s in fam.submodels) + (256 << 10))
@@ -286,10 +287,10 @@ def bench_arch(arch: str, width: float, work: Path, args, cc: str, log) -> dict:
 
 
 def qemu_bench(fam_dir: Path, work: Path, runs: int, log) -> dict:
-    from reds.bench import bench
+    from reds.bench.bench import bench
 
     t0 = time.time()
-    rep = bench(fam_dir, "qemu-m4", runs=runs, build_dir=work / "build-qemu", log=lambda *a: None)
+    rep = bench(open_family(fam_dir), "qemu-m4", runs=runs, build_dir=work / "build-qemu", log=lambda *a: None)
     hz = rep["clock_hz"]
     rows = rep["submodels"]
     full = max(rows, key=lambda r: r["macs"])

@@ -114,7 +114,7 @@ float reds_budget(const reds_model_t *m, unsigned k);
 /* The largest submodel whose MACs fit `max_macs`, or -1 if none does. */
 int reds_pick_macs(const reds_model_t *m, uint32_t max_macs);
 
-/* ---- weights indexing (reds_kernels.c) --------------------------------------------- */
+/* ---- weights indexing (reds_weights.c) --------------------------------------------- */
 
 /* The weights of one output unit's row, as runs of consecutive input units. Input unit i
  * of segment s (lo <= i < hi) has its `elem` floats at w + (i - lo) * elem. */
@@ -138,14 +138,25 @@ typedef struct {
 /* Fills segs (room for k + 1) with row o of the active submodel; returns their number. */
 unsigned reds_weight_row(const reds_weights_t *w, uint32_t o, reds_seg_t *segs);
 
-/* ---- reference float kernels (reds_kernels.c) -------------------------------------- */
+/* ---- float kernels: one file per op, kernels/reference/<op>_f32.c (plain loops), and
+ * kernels/<target>/<op>_f32.c (optimized, same name) where a target has one ---------- */
+
+/* The activation fused into reds_scale_bias_f32 (a batch norm followed by it). */
+typedef enum {
+    REDS_ACT_NONE = 0,
+    REDS_ACT_RELU = 1,
+    REDS_ACT_LEAKY_RELU = 2
+} reds_act_t;
+
 
 void reds_conv2d_f32(const reds_layer_t *L, const reds_weights_t *w, uint32_t cin, uint32_t cout,
                      const float *x, float *y);
 void reds_depthwise_conv2d_f32(const reds_layer_t *L, uint32_t c, const float *x, float *y);
 void reds_dense_f32(const reds_layer_t *L, const reds_weights_t *w, uint32_t cin, uint32_t cout,
                     const float *x, float *y);
-void reds_scale_bias_f32(const float *scale, const float *bias, uint32_t c, uint32_t hw, float *x);
+/* x[c][p] = x[c][p] * scale[c] + bias[c], then the activation `act` (reds_act_t). */
+void reds_scale_bias_f32(const float *scale, const float *bias, uint32_t c, uint32_t hw, float *x, uint8_t act,
+                         float slope);
 void reds_relu_f32(float *x, uint32_t n);
 void reds_leaky_relu_f32(float *x, uint32_t n, float slope);
 void reds_avg_pool_f32(const reds_layer_t *L, uint32_t c, const float *x, float *y);

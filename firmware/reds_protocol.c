@@ -9,176 +9,6 @@
 
 #include "reds_protocol.h"
 
-/* ---- number formatting ------------------------------------------------------------ */
-
-uint32_t reds_format_u64(uint64_t v, char *out)
-{
-    char tmp[20];
-    uint32_t n = 0, i;
-    do {
-        tmp[n++] = (char)('0' + (int)(v % 10u));
-        v /= 10u;
-    } while (v != 0u);
-    for (i = 0; i < n; ++i)
-        out[i] = tmp[n - 1u - i];
-    return n;
-}
-
-uint32_t reds_format_hex32(uint32_t v, char *out)
-{
-    static const char hex[] = "0123456789abcdef";
-    int i;
-    for (i = 0; i < 8; ++i)
-        out[i] = hex[(v >> (28 - 4 * i)) & 0xFu];
-    return 8u;
-}
-
-/* An unsigned integer of up to 12 x 32 bits: a float32 is m * 2^e with m < 2^24 and
- * e >= -149, so its exact decimal value m * 5^149 / 10^149 needs 24 + 346 bits. */
-#define BIG_WORDS 12
-typedef struct {
-    uint32_t w[BIG_WORDS]; /* least significant first */
-    uint32_t n;            /* words in use; 0 means zero */
-} big_t;
-
-static void big_mul(big_t *b, uint32_t m)
-{
-    uint64_t carry = 0;
-    uint32_t i;
-    for (i = 0; i < b->n; ++i) {
-        const uint64_t t = (uint64_t)b->w[i] * m + carry;
-        b->w[i] = (uint32_t)t;
-        carry = t >> 32;
-    }
-    if (carry != 0u && b->n < BIG_WORDS)
-        b->w[b->n++] = (uint32_t)carry;
-}
-
-static uint32_t big_divmod(big_t *b, uint32_t d)
-{
-    uint64_t r = 0;
-    uint32_t i = b->n;
-    while (i-- > 0u) {
-        const uint64_t t = (r << 32) | b->w[i];
-        b->w[i] = (uint32_t)(t / d);
-        r = t % d;
-    }
-    while (b->n > 0u && b->w[b->n - 1u] == 0u)
-        --b->n;
-    return (uint32_t)r;
-}
-
-/* Exact: the float's full decimal expansion, rounded half-to-even to 9 significant
- * digits, laid out as %g does (fixed for exponents -4..8, else d.dddde+XX, trailing zeros
- * dropped). 9 digits identify every float32, so the text reads back to the same bits. */
-uint32_t reds_format_float(float v, char *out)
-{
-    uint32_t bits, e, f, m, k, pos, len, i, ns;
-    int32_t e2, x;
-    char dig[9 * 14]; /* 9 digits per 10^9 chunk; the value has at most 112 */
-    char s[9];
-    char *o = out;
-    big_t b;
-
-    memcpy(&bits, &v, sizeof bits);
-    e = (bits >> 23) & 0xFFu;
-    f = bits & 0x7FFFFFu;
-    if (e == 0xFFu && f != 0u) {
-        memcpy(o, "nan", 3);
-        return 3u;
-    }
-    if (bits >> 31)
-        *o++ = '-';
-    if (e == 0xFFu) {
-        memcpy(o, "inf", 3);
-        return (uint32_t)(o - out) + 3u;
-    }
-    if (e == 0u && f == 0u) {
-        *o++ = '0';
-        return (uint32_t)(o - out);
-    }
-    m = e != 0u ? (f | 0x800000u) : f;
-    e2 = e != 0u ? (int32_t)e - 150 : -149;
-    b.w[0] = m;
-    b.n = 1;
-    if (e2 >= 0) { /* an integer: m * 2^e2 */
-        for (k = (uint32_t)e2; k >= 31u; k -= 31u)
-            big_mul(&b, 1u << 31);
-        big_mul(&b, 1u << k);
-    } else { /* m * 5^-e2, with the decimal point -e2 places from the right */
-        for (k = (uint32_t)-e2; k >= 13u; k -= 13u)
-            big_mul(&b, 1220703125u); /* 5^13 */
-        for (; k > 0u; --k)
-            big_mul(&b, 5u);
-    }
-    pos = sizeof dig;
-    while (b.n > 0u) {
-        uint32_t r = big_divmod(&b, 1000000000u);
-        for (i = 0; i < 9u; ++i) {
-            dig[--pos] = (char)('0' + (int)(r % 10u));
-            r /= 10u;
-        }
-    }
-    while (dig[pos] == '0') /* the value is not zero: a non-zero digit exists */
-        ++pos;
-    len = (uint32_t)sizeof dig - pos;
-    x = (int32_t)len - 1 + (e2 < 0 ? e2 : 0); /* decimal exponent of the first digit */
-    for (i = 0; i < 9u; ++i)
-        s[i] = i < len ? dig[pos + i] : '0';
-    if (len > 9u) {
-        const char c = dig[pos + 9u];
-        int rest = 0, up;
-        for (i = 10u; i < len; ++i)
-            rest |= dig[pos + i] != '0';
-        up = c > '5' || (c == '5' && (rest || ((s[8] - '0') & 1)));
-        if (up) {
-            int j = 8;
-            while (j >= 0 && s[j] == '9')
-                s[j--] = '0';
-            if (j < 0) {
-                s[0] = '1';
-                ++x;
-            } else {
-                ++s[j];
-            }
-        }
-    }
-    ns = 9u;
-    while (ns > 1u && s[ns - 1u] == '0')
-        --ns;
-    if (x >= -4 && x < 9) {
-        if (x >= 0) {
-            for (i = 0; i <= (uint32_t)x; ++i)
-                *o++ = s[i];
-            if (ns > (uint32_t)x + 1u) {
-                *o++ = '.';
-                for (i = (uint32_t)x + 1u; i < ns; ++i)
-                    *o++ = s[i];
-            }
-        } else {
-            *o++ = '0';
-            *o++ = '.';
-            for (i = 0; i < (uint32_t)(-x - 1); ++i)
-                *o++ = '0';
-            for (i = 0; i < ns; ++i)
-                *o++ = s[i];
-        }
-    } else {
-        const uint32_t ax = (uint32_t)(x < 0 ? -x : x);
-        *o++ = s[0];
-        if (ns > 1u) {
-            *o++ = '.';
-            for (i = 1; i < ns; ++i)
-                *o++ = s[i];
-        }
-        *o++ = 'e';
-        *o++ = x < 0 ? '-' : '+';
-        *o++ = (char)('0' + (int)(ax / 10u));
-        *o++ = (char)('0' + (int)(ax % 10u));
-    }
-    return (uint32_t)(o - out);
-}
-
 /* ---- replies ---------------------------------------------------------------------- */
 
 static void say(reds_proto_t *p, const char *s) { p->board->write(s, (uint32_t)strlen(s)); }
@@ -567,10 +397,152 @@ static void cmd_switch(reds_proto_t *p, const char *what, reds_switch_fn fn, uin
     end(p);
 }
 
+/* ---- dispatch --------------------------------------------------------------------- */
+
+/* Each handler gets the command's arguments (tok[1] .. tok[n]), their count already
+ * checked against the table. */
+typedef void (*reds_cmd_fn)(reds_proto_t *p, char **arg, uint32_t n);
+
+/* The arguments as unsigned 32-bit numbers, or "m-error-bad-argument" and 0. */
+static int numbers(reds_proto_t *p, char **arg, uint32_t n, uint32_t *out)
+{
+    uint32_t i;
+    for (i = 0; i < n; ++i)
+        if (!parse_u32(arg[i], &out[i])) {
+            fail(p, "bad-argument");
+            return 0;
+        }
+    return 1;
+}
+
+static void run_name(reds_proto_t *p, char **arg, uint32_t n)
+{
+    (void)arg;
+    (void)n;
+    say(p, "m-name-reds-");
+    say(p, p->model->net->name);
+    end(p);
+}
+
+static void run_profile(reds_proto_t *p, char **arg, uint32_t n)
+{
+    (void)arg;
+    (void)n;
+    say(p, "m-profile-[reds-protocol-");
+    say_u(p, REDS_PROTO_VERSION);
+    say(p, "]\r\nm-model-[");
+    say(p, p->model->net->name);
+    say(p, " ");
+    say(p, p->model->net->family_hash);
+    say(p, "]\r\n");
+}
+
+static void run_timestamp(reds_proto_t *p, char **arg, uint32_t n)
+{
+    (void)arg;
+    (void)n;
+    say(p, "m-lap-us-");
+    say_u(p, microseconds(p, to_cycles(p, p->board->ticks())));
+    end(p);
+}
+
+static void run_db(reds_proto_t *p, char **arg, uint32_t n) { cmd_db(p, arg[0], n == 2u ? arg[1] : 0); }
+
+static void run_infer(reds_proto_t *p, char **arg, uint32_t n)
+{
+    uint32_t v[2];
+    if (numbers(p, arg, n, v))
+        cmd_infer(p, v[0], v[1]);
+}
+
+static void run_results(reds_proto_t *p, char **arg, uint32_t n)
+{
+    (void)arg;
+    (void)n;
+    cmd_results(p);
+}
+
+static void run_info(reds_proto_t *p, char **arg, uint32_t n)
+{
+    (void)arg;
+    (void)n;
+    cmd_info(p);
+}
+
+static void run_list(reds_proto_t *p, char **arg, uint32_t n)
+{
+    (void)arg;
+    (void)n;
+    cmd_list(p);
+}
+
+static void run_select(reds_proto_t *p, char **arg, uint32_t n)
+{
+    uint32_t k;
+    if (!numbers(p, arg, n, &k))
+        return;
+    if (k >= reds_num_submodels(p->model))
+        fail(p, "out-of-range");
+    else
+        cmd_switch(p, "m-select", reds_select, k);
+}
+
+static void run_budget(reds_proto_t *p, char **arg, uint32_t n)
+{
+    uint32_t macs;
+    if (numbers(p, arg, n, &macs))
+        cmd_switch(p, "m-budget", pick_and_select, macs);
+}
+
+static void run_cost(reds_proto_t *p, char **arg, uint32_t n)
+{
+    uint32_t v[2];
+    if (!numbers(p, arg, n, v))
+        return;
+    if (v[0] >= reds_num_submodels(p->model) || v[0] >= REDS_MAX_SUBMODELS) {
+        fail(p, "out-of-range");
+        return;
+    }
+    p->cost[v[0]] = v[1];
+    say(p, "m-cost");
+    field_u(p, "k", v[0]);
+    field_u(p, "cycles", v[1]);
+    end(p);
+}
+
+static void run_deadline(reds_proto_t *p, char **arg, uint32_t n)
+{
+    uint32_t cycles;
+    if (!numbers(p, arg, n, &cycles))
+        return;
+    pick_costs = p->cost;
+    cmd_switch(p, "m-deadline", pick_cost_and_select, cycles);
+}
+
+static void run_loop(reds_proto_t *p, char **arg, uint32_t n)
+{
+    uint32_t runs;
+    if (numbers(p, arg, n, &runs))
+        cmd_loop(p, runs);
+}
+
+/* Every command: its name, how many arguments it takes, what runs it. */
+static const struct {
+    const char *name;
+    uint8_t min_args, max_args;
+    reds_cmd_fn run;
+} commands[] = {
+    {"name", 0, 0, run_name},         {"profile", 0, 0, run_profile}, {"timestamp", 0, 0, run_timestamp},
+    {"db", 1, 2, run_db},             {"infer", 2, 2, run_infer},     {"results", 0, 0, run_results},
+    {"info", 0, 0, run_info},         {"list", 0, 0, run_list},       {"select", 1, 1, run_select},
+    {"budget", 1, 1, run_budget},     {"cost", 2, 2, run_cost},       {"deadline", 1, 1, run_deadline},
+    {"loop", 1, 1, run_loop},
+};
+
 static void run_command(reds_proto_t *p)
 {
     char *tok[MAX_TOKENS];
-    uint32_t ntok = 0, i = 0, a = 0, b = 0;
+    uint32_t ntok = 0, i = 0, c;
     char *s = p->line;
 
     p->line[p->len] = '\0';
@@ -591,84 +563,16 @@ static void run_command(reds_proto_t *p)
         fail(p, "empty-command");
         return;
     }
-#define ARGS(n) (ntok == (n) + 1u)
-    if (strcmp(tok[0], "name") == 0 && ARGS(0)) {
-        say(p, "m-name-reds-");
-        say(p, p->model->net->name);
-        end(p);
-    } else if (strcmp(tok[0], "profile") == 0 && ARGS(0)) {
-        say(p, "m-profile-[reds-protocol-");
-        say_u(p, REDS_PROTO_VERSION);
-        say(p, "]\r\nm-model-[");
-        say(p, p->model->net->name);
-        say(p, " ");
-        say(p, p->model->net->family_hash);
-        say(p, "]\r\n");
-    } else if (strcmp(tok[0], "timestamp") == 0 && ARGS(0)) {
-        say(p, "m-lap-us-");
-        say_u(p, microseconds(p, to_cycles(p, p->board->ticks())));
-        end(p);
-    } else if (strcmp(tok[0], "db") == 0 && (ARGS(1) || ARGS(2))) {
-        cmd_db(p, tok[1], ntok == 3u ? tok[2] : 0);
-    } else if (strcmp(tok[0], "infer") == 0 && ARGS(2)) {
-        if (!parse_u32(tok[1], &a) || !parse_u32(tok[2], &b))
-            fail(p, "bad-argument");
+    for (c = 0; c < sizeof commands / sizeof commands[0]; ++c) {
+        if (strcmp(tok[0], commands[c].name) != 0)
+            continue;
+        if (ntok - 1u < commands[c].min_args || ntok - 1u > commands[c].max_args)
+            fail(p, "wrong-number-of-arguments");
         else
-            cmd_infer(p, a, b);
-    } else if (strcmp(tok[0], "results") == 0 && ARGS(0)) {
-        cmd_results(p);
-    } else if (strcmp(tok[0], "info") == 0 && ARGS(0)) {
-        cmd_info(p);
-    } else if (strcmp(tok[0], "list") == 0 && ARGS(0)) {
-        cmd_list(p);
-    } else if (strcmp(tok[0], "select") == 0 && ARGS(1)) {
-        if (!parse_u32(tok[1], &a))
-            fail(p, "bad-argument");
-        else if (a >= reds_num_submodels(p->model))
-            fail(p, "out-of-range");
-        else
-            cmd_switch(p, "m-select", reds_select, a);
-    } else if (strcmp(tok[0], "budget") == 0 && ARGS(1)) {
-        if (!parse_u32(tok[1], &a))
-            fail(p, "bad-argument");
-        else
-            cmd_switch(p, "m-budget", pick_and_select, a);
-    } else if (strcmp(tok[0], "cost") == 0 && ARGS(2)) {
-        if (!parse_u32(tok[1], &a) || !parse_u32(tok[2], &b))
-            fail(p, "bad-argument");
-        else if (a >= reds_num_submodels(p->model) || a >= REDS_MAX_SUBMODELS)
-            fail(p, "out-of-range");
-        else {
-            p->cost[a] = b;
-            say(p, "m-cost");
-            field_u(p, "k", a);
-            field_u(p, "cycles", b);
-            end(p);
-        }
-    } else if (strcmp(tok[0], "deadline") == 0 && ARGS(1)) {
-        if (!parse_u32(tok[1], &a))
-            fail(p, "bad-argument");
-        else {
-            pick_costs = p->cost;
-            cmd_switch(p, "m-deadline", pick_cost_and_select, a);
-        }
-    } else if (strcmp(tok[0], "loop") == 0 && ARGS(1)) {
-        if (!parse_u32(tok[1], &a))
-            fail(p, "bad-argument");
-        else
-            cmd_loop(p, a);
-    } else if (strcmp(tok[0], "name") == 0 || strcmp(tok[0], "profile") == 0 ||
-               strcmp(tok[0], "timestamp") == 0 || strcmp(tok[0], "db") == 0 ||
-               strcmp(tok[0], "infer") == 0 || strcmp(tok[0], "results") == 0 ||
-               strcmp(tok[0], "info") == 0 || strcmp(tok[0], "list") == 0 ||
-               strcmp(tok[0], "select") == 0 || strcmp(tok[0], "budget") == 0 ||
-               strcmp(tok[0], "loop") == 0 || strcmp(tok[0], "cost") == 0 ||
-               strcmp(tok[0], "deadline") == 0) {
-        fail(p, "wrong-number-of-arguments");
-    } else {
-        fail(p, "unknown-command");
+            commands[c].run(p, tok + 1, ntok - 1u);
+        return;
     }
-#undef ARGS
+    fail(p, "unknown-command");
 }
 
 /* ---- entry points ----------------------------------------------------------------- */

@@ -40,7 +40,7 @@
  * cycles (what a cycle is: the board's `cycle` field), minus the cost of reading the timer
  * itself (the `overhead` of info%, measured at start-up around an empty call).
  *
- * C99, no malloc, no stdio: numbers are formatted by hand.
+ * C99, no malloc, no stdio: numbers are formatted by reds_format.c.
  */
 #ifndef REDS_PROTOCOL_H
 #define REDS_PROTOCOL_H
@@ -48,6 +48,7 @@
 #include <stdint.h>
 
 #include "reds.h"
+#include "reds_format.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -101,13 +102,6 @@ void reds_proto_init(reds_proto_t *p, const reds_board_t *board, reds_model_t *m
 
 /* Hand over one received byte; a '%' runs the command and writes its replies. */
 void reds_proto_feed(reds_proto_t *p, char c);
-
-/* Number formatting, exposed for boards and tests. Each writes into out (no NUL) and
- * returns the number of characters. */
-#define REDS_FLOAT_CHARS 16 /* "-1.17549435e-38" and the like, at most 15 */
-uint32_t reds_format_float(float v, char *out);  /* exactly as printf("%.9g", (double)v) */
-uint32_t reds_format_u64(uint64_t v, char *out); /* decimal, at most 20 characters */
-uint32_t reds_format_hex32(uint32_t v, char *out); /* 8 lowercase hex digits */
 
 #ifdef __cplusplus
 }

@@ -10,49 +10,7 @@
 
 #include "reds.h"
 
-/* Batch norm followed by ReLU or LeakyReLU, in one pass over the activations (a peephole
- * of reds_run): x = x * scale + bias, then the activation, per value. The same float
- * operations as the two layers run one after the other, so the result has the same bits;
- * the values are loaded and stored once instead of twice. ReLU clears a value whose sign
- * bit is set (as reds_relu_f32 does); else LeakyReLU multiplies a negative value by slope. */
-static void scale_bias_act(const float *scale, const float *bias, uint32_t c, uint32_t hw, float *x,
-                           int relu, float slope)
-{
-    uint32_t ch, p, u0, u1, u2, u3;
-    for (ch = 0; ch < c; ++ch) {
-        const float a = scale[ch], b = bias[ch];
-        float *xc = x + ch * hw;
-        if (relu) {
-            for (p = 0; p + 4 <= hw; p += 4) {
-                const float v0 = xc[p] * a + b, v1 = xc[p + 1] * a + b;
-                const float v2 = xc[p + 2] * a + b, v3 = xc[p + 3] * a + b;
-                memcpy(&u0, &v0, 4);
-                memcpy(&u1, &v1, 4);
-                memcpy(&u2, &v2, 4);
-                memcpy(&u3, &v3, 4);
-                u0 &= ~(uint32_t)((int32_t)u0 >> 31);
-                u1 &= ~(uint32_t)((int32_t)u1 >> 31);
-                u2 &= ~(uint32_t)((int32_t)u2 >> 31);
-                u3 &= ~(uint32_t)((int32_t)u3 >> 31);
-                memcpy(xc + p, &u0, 4);
-                memcpy(xc + p + 1, &u1, 4);
-                memcpy(xc + p + 2, &u2, 4);
-                memcpy(xc + p + 3, &u3, 4);
-            }
-            for (; p < hw; ++p) {
-                const float v = xc[p] * a + b;
-                memcpy(&u0, &v, 4);
-                u0 &= ~(uint32_t)((int32_t)u0 >> 31);
-                memcpy(xc + p, &u0, 4);
-            }
-        } else {
-            for (p = 0; p < hw; ++p) {
-                const float v = xc[p] * a + b;
-                xc[p] = v < 0.0f ? v * slope : v;
-            }
-        }
-    }
-}
+/* No kernel lives here: reds_run walks the layer list and calls one kernel per layer. */
 
 int reds_select(reds_model_t *m, unsigned k)
 {
@@ -140,19 +98,19 @@ const float *reds_run(reds_model_t *m, const float *input)
             reds_max_pool_f32(L, cout, x, y);
             break;
         case REDS_OP_SCALE_BIAS: {
-            /* submodel k's vectors follow those of submodels 0 .. k-1 */
+            /* Submodel k's vectors follow those of submodels 0 .. k-1. The activation that
+             * follows, if any, is fused in (and then skipped). */
+            const uint8_t next = l + 1 < net->num_layers ? net->layers[l + 1].op : 0u;
+            const uint8_t act = next == REDS_OP_RELU         ? REDS_ACT_RELU
+                                : next == REDS_OP_LEAKY_RELU ? REDS_ACT_LEAKY_RELU
+                                                             : REDS_ACT_NONE;
             uint32_t off = 0;
             for (j = 0; j < k; ++j)
                 off += net->widths[j * stride + l + 1];
-            if (l + 1 < net->num_layers && (net->layers[l + 1].op == REDS_OP_RELU ||
-                                             net->layers[l + 1].op == REDS_OP_LEAKY_RELU)) {
-                /* fused with the activation that follows, which is then skipped */
-                scale_bias_act(L->scale + off, L->shift + off, cout, (uint32_t)L->out_h * L->out_w, x,
-                               net->layers[l + 1].op == REDS_OP_RELU, net->layers[l + 1].slope);
+            reds_scale_bias_f32(L->scale + off, L->shift + off, cout, (uint32_t)L->out_h * L->out_w, x, act,
+                                act == REDS_ACT_LEAKY_RELU ? net->layers[l + 1].slope : 0.0f);
+            if (act != REDS_ACT_NONE)
                 ++l;
-                continue;
-            }
-            reds_scale_bias_f32(L->scale + off, L->shift + off, cout, (uint32_t)L->out_h * L->out_w, x);
             continue;
         }
         case REDS_OP_RELU:

@@ -1,8 +1,13 @@
 """The family artifact: `DIR/family.json` (the manifest) + `DIR/weights.safetensors`.
 
 One versioned schema, validated on load; loading never runs code (JSON and safetensors,
-no pickle). Every exporter, the runtime generator and the bench read the manifest.
-Files are written to a temporary name and renamed, so a crash never leaves half a family.
+no pickle). Files are written to a temporary name and renamed, so a crash never leaves
+half a family.
+
+`open(dir)` is how every layer above reads a family: the manifest is parsed and checked
+once; the weights file is read once, on first use, for both the hash that names the
+family in exports and the nested network. Export, build, bench and serve take the
+opened family, never a path.
 """
 from __future__ import annotations
 
@@ -14,13 +19,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_tensors, save_file
 
 from . import __version__
-from .archs import build_spec
+from .ir.archs import build_spec
 from .errors import RedsError
-from .nested import NestedNet
-from .spec import Spec
+from .nn.nested import NestedNet
+from .ir.spec import Spec
 
 FORMAT = "reds-family"
 VERSION = 1
@@ -87,8 +92,12 @@ def save(out_dir: str | Path, family: Family, net: NestedNet) -> None:
     out.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().clone() for k, v in net.state_dict().items()}
     atomic_write(out / WEIGHTS, lambda p: save_file(tensors, str(p), metadata={"format": FORMAT}))
+    save_manifest(out, family)
+
+
+def save_manifest(out_dir: str | Path, family: Family) -> None:
     text = json.dumps(family.to_json(), indent=2) + "\n"
-    atomic_write(out / MANIFEST, lambda p: p.write_text(text))
+    atomic_write(Path(out_dir) / MANIFEST, lambda p: p.write_text(text))
 
 
 def _bad(path: Path, problem: str, fix: str = "re-create it with `reds train`") -> RedsError:
@@ -133,27 +142,71 @@ def read_manifest(family_dir: str | Path) -> Family:
     return fam
 
 
+class OpenFamily:
+    """A family folder, opened once (see `open`)."""
+
+    def __init__(self, folder: Path, manifest: Family):
+        self.dir = folder
+        self.manifest = manifest
+        self.spec = manifest.spec()
+        self._weights: bytes | None = None
+        self._hash: str | None = None
+        self._net: NestedNet | None = None
+
+    @property
+    def submodels(self) -> list[Submodel]:
+        return self.manifest.submodels
+
+    def _weight_bytes(self) -> bytes:
+        if self._weights is None:
+            path = self.dir / WEIGHTS
+            try:
+                self._weights = path.read_bytes()
+            except FileNotFoundError:
+                raise _bad(path, "missing") from None
+            except OSError as e:
+                raise _bad(path, f"unreadable ({e.strerror or e})") from None
+        return self._weights
+
+    @property
+    def hash(self) -> str:
+        """sha256 over the manifest and the weights: names this exact family in exports."""
+        if self._hash is None:
+            h = hashlib.sha256()
+            h.update((self.dir / MANIFEST).read_bytes())
+            h.update(self._weight_bytes())
+            self._hash = h.hexdigest()
+        return self._hash
+
+    @property
+    def net(self) -> NestedNet:
+        """The nested network with every submodel's batch norm, in eval mode."""
+        if self._net is None:
+            path = self.dir / WEIGHTS
+            try:
+                tensors = load_tensors(self._weight_bytes())
+            except (SafetensorError, ValueError) as e:
+                raise _bad(path, f"unreadable ({e})") from None
+            net = NestedNet(self.spec, num_bn=len(self.submodels))
+            expected = net.state_dict()
+            if set(tensors) != set(expected) or any(tensors[k].shape != expected[k].shape for k in expected):
+                raise _bad(path, "does not hold this family's tensors (names or shapes differ)")
+            net.load_state_dict(tensors)
+            self._net = net.eval()
+        return self._net
+
+
+def open(family_dir: str | Path) -> OpenFamily:  # noqa: A001 (reds.family.open, as in gzip.open)
+    """The family in `family_dir`, its manifest validated; weights read on first use."""
+    folder = Path(family_dir)
+    return OpenFamily(folder, read_manifest(folder))
+
+
 def load(family_dir: str | Path) -> tuple[Family, NestedNet]:
-    """The manifest and the nested network with every submodel's batch norm, in eval mode."""
-    fam = read_manifest(family_dir)
-    path = Path(family_dir) / WEIGHTS
-    if not path.is_file():
-        raise _bad(path, "missing")
-    try:
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise _bad(path, f"unreadable ({e})") from None
-    net = NestedNet(fam.spec(), num_bn=len(fam.submodels))
-    expected = net.state_dict()
-    if set(tensors) != set(expected) or any(tensors[k].shape != expected[k].shape for k in expected):
-        raise _bad(path, "does not hold this family's tensors (names or shapes differ)")
-    net.load_state_dict(tensors)
-    return fam, net.eval()
+    """The manifest and the nested network (eval mode), for code that wants both now."""
+    fam = open(family_dir)
+    return fam.manifest, fam.net
 
 
 def family_hash(family_dir: str | Path) -> str:
-    """sha256 over the manifest and the weights: names this exact family in exports."""
-    h = hashlib.sha256()
-    for name in (MANIFEST, WEIGHTS):
-        h.update((Path(family_dir) / name).read_bytes())
-    return h.hexdigest()
+    return open(family_dir).hash

@@ -1,6 +1,7 @@
 """C export + firmware runtime, against PyTorch, for every architecture and both layouts.
 
-- Each family is exported in both layouts, compiled with the runtime and tests/c/harness.c
+- Each family is exported in both layouts, compiled with the runtime (the kernels the
+  boards ship) and tests/c/harness.c
   (`cc -std=c99 -pedantic -Wall -Wextra -Werror -Wdouble-promotion -Wfloat-conversion
   -O2`) and run: every submodel within 1e-4 of PyTorch (NestedNet, eval, its own BN
   state) with the same argmax. The two layouts give bit-identical outputs (the kernels
@@ -27,27 +28,24 @@ import numpy as np
 import pytest
 import torch
 
+from csources import ARM_CC, CC, CFLAGS, KERNELS, M4, ROOT, kernels_id, runtime
 from families import make_family, make_net, shared_family
-from reds.archs import ARCHS
+from reds.family import open as open_family
+from reds.ir.archs import ARCHS
 from reds.cli import main
-from reds.cost import cost
+from reds.ir.cost import cost
 from reds.errors import RedsError
 from reds.export import export
 from reds.export import c as cexport
+from reds.export.c.literals import c_float
 from reds.export.source import Source
 from reds.family import Family, Submodel, load
-from reds.nested import bn_scale_shift
-from reds.spec import (AvgPool, BatchNorm, Conv2d, Dense, DepthwiseConv2d, Flatten, Group, LeakyReLU, MaxPool,
+from reds.nn.plain import bn_scale_shift
+from reds.ir.spec import (AvgPool, BatchNorm, Conv2d, Dense, DepthwiseConv2d, Flatten, Group, LeakyReLU, MaxPool,
                        ReLU, Spec)
 
-ROOT = Path(__file__).resolve().parents[1]
-FIRMWARE = ROOT / "firmware"
 HARNESS = ROOT / "tests" / "c" / "harness.c"
-CC = shutil.which("cc") or shutil.which("gcc")
-ARM_CC = shutil.which("arm-none-eabi-gcc")
 ARM_NM = shutil.which("arm-none-eabi-nm")
-CFLAGS = ["-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-Wdouble-promotion", "-Wfloat-conversion", "-O2"]
-M4 = ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"]
 ATOL = 1e-4
 ALL = list(ARCHS)
 WIDTH = {a: 0.25 for a in ALL} | {"dscnn-l": 0.125, "dnn-l": 0.125}  # small and fast
@@ -59,11 +57,12 @@ torch.set_num_threads(1)
 needs_cc = pytest.mark.skipif(CC is None, reason="needs a C compiler (apt-get install gcc)")
 
 
-def compile_run(out: Path, x: np.ndarray, name: str = "reds_model") -> tuple[dict, dict]:
+def compile_run(out: Path, x: np.ndarray, name: str = "reds_model", kernels="cortex_m") -> tuple[dict, dict]:
     """Build the harness against the export in `out`, feed it x; return (costs, outputs)."""
-    exe = out / "harness"
-    cmd = [CC, *CFLAGS, f"-I{FIRMWARE}", f"-I{out}", f"-DREDS_HARNESS_MODEL={name}", str(HARNESS),
-           str(out / f"{name}.c"), str(FIRMWARE / "reds_runtime.c"), str(FIRMWARE / "reds_kernels.c"), "-o", str(exe)]
+    exe = out / f"harness-{kernels_id(kernels)}"
+    srcs, incs = runtime(kernels)
+    cmd = [CC, *CFLAGS, *incs, f"-I{out}", f"-DREDS_HARNESS_MODEL={name}", str(HARNESS),
+           str(out / f"{name}.c"), *srcs, "-o", str(exe)]
     r = subprocess.run(cmd, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     r = subprocess.run([str(exe)], input=np.ascontiguousarray(x, dtype="<f4").tobytes(), capture_output=True)
@@ -90,7 +89,7 @@ def check_against_pytorch(family_dir: Path, out_root: Path, x: np.ndarray) -> fl
     results = {}
     for layout in ("nested", "rowmajor"):
         out = out_root / layout
-        export(family_dir, "c", out, layout=layout)
+        export(open_family(family_dir), "c", out, layout=layout)
         costs, outs = compile_run(out, x)
         for k, s in enumerate(fam.submodels):
             assert costs[k] == (s.macs, s.weight_bytes, s.arena_bytes, float(np.float32(s.budget)))
@@ -153,11 +152,12 @@ def test_cortex_m4_build_and_sizes(arch, tmp_path, tmp_path_factory):
     d = shared_family(tmp_path_factory, arch, WIDTH[arch])
     fam, net = load(d)
     out = tmp_path / "c"
-    export(d, "c", out)
+    export(open_family(d), "c", out)
     objs = []
-    for src in (out / "reds_model.c", FIRMWARE / "reds_runtime.c", FIRMWARE / "reds_kernels.c"):
+    srcs, incs = runtime("cortex_m")
+    for src in [out / "reds_model.c", *map(Path, srcs)]:
         obj = tmp_path / (src.stem + ".o")
-        r = subprocess.run([ARM_CC, *CFLAGS, *M4, "-c", f"-I{FIRMWARE}", f"-I{out}", str(src), "-o", str(obj)],
+        r = subprocess.run([ARM_CC, *CFLAGS, *M4, "-c", *incs, f"-I{out}", str(src), "-o", str(obj)],
                            capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
         objs.append(obj)
@@ -231,7 +231,7 @@ def test_weights_read_back_bit_exact(arch, layout, tmp_path, tmp_path_factory):
     d = shared_family(tmp_path_factory, arch, WIDTH[arch], budgets=(0.2, 0.45, 0.7, 1.0))
     fam, net = load(d)
     spec = net.spec
-    export(d, "c", tmp_path / "c", layout=layout)
+    export(open_family(d), "c", tmp_path / "c", layout=layout)
     arrays = parse_arrays((tmp_path / "c" / "reds_model.c").read_text())
     widths = [s.widths for s in fam.submodels]
     seen = set()
@@ -275,12 +275,12 @@ def test_c_float_literals_round_trip():
     rng = np.random.default_rng(0)
     vals = np.concatenate([rng.normal(size=2000).astype(np.float32) * np.float32(10.0) ** rng.integers(-30, 30, 2000),
                            np.array([0.0, -0.0, 1.0, -2.0, 1e-45, 3.4028235e38, 1.1754944e-38], dtype=np.float32)])
-    text = [cexport.c_float(v) for v in vals]
+    text = [c_float(v) for v in vals]
     assert all(re.fullmatch(r"-?[0-9.]+(e[-+][0-9]+)?f", t) and ("." in t or "e" in t) for t in text)
     back = np.array([float(t[:-1]) for t in text]).astype(np.float32)
     assert np.array_equal(bits(back), bits(vals))
     with pytest.raises(RedsError, match="non-finite"):
-        cexport.c_float(float("nan"))
+        c_float(float("nan"))
 
 
 # ---------------------------------------------------------------------------------------
@@ -304,18 +304,27 @@ def custom_source(tmp_path) -> Source:
         subs.append(Submodel(b, w, c.macs, c.params, c.weight_bytes, c.arena_bytes))
     fam = Family("custom", "none", list(spec.input_shape), 5, [{"name": g.name, "units": g.units} for g in spec.groups],
                  subs, {}, {})
-    return Source(fam, net, spec, "0" * 64, "test", tmp_path)
+    return Source(Opened(fam, spec, net, tmp_path), "test")
+
+
+class Opened:
+    """An opened family of a spec no architecture name builds (reds.family.OpenFamily's fields)."""
+
+    def __init__(self, manifest, spec, net, folder):
+        self.manifest, self.spec, self.net, self.dir, self.hash = manifest, spec, net, folder, "0" * 64
+        self.submodels = manifest.submodels
 
 
 @needs_cc
+@pytest.mark.parametrize("kernels", KERNELS, ids=kernels_id)
 @pytest.mark.parametrize("layout", ["nested", "rowmajor"])
-def test_kernels_on_custom_spec(layout, tmp_path):
+def test_kernels_on_custom_spec(layout, kernels, tmp_path):
     src = custom_source(tmp_path)
     out = tmp_path / "c"
     out.mkdir()
     cexport.write(src, out, layout, "custom_model")
     x = np.random.default_rng(1).normal(size=(5, *src.spec.input_shape)).astype(np.float32)
-    costs, outs = compile_run(out, x, "custom_model")
+    costs, outs = compile_run(out, x, "custom_model", kernels)
     ref = reference(src.net, src.family, x)
     for k, s in enumerate(src.family.submodels):
         assert costs[k][2] == s.arena_bytes
@@ -365,9 +374,9 @@ def test_unknown_format_and_bad_flags(tmp_path, tmp_path_factory, capsys):
         main(["export", str(d), "--format", "coreml", "--out", str(tmp_path / "o")])
     assert e.value.code == 2
     with pytest.raises(RedsError, match="unknown export format"):
-        export(d, "coreml", tmp_path / "o")
+        export(open_family(d), "coreml", tmp_path / "o")
     with pytest.raises(RedsError, match="unknown layout"):
-        export(d, "c", tmp_path / "o", layout="colmajor")
+        export(open_family(d), "c", tmp_path / "o", layout="colmajor")
     assert main(["export", str(d), "--format", "c", "--out", str(tmp_path / "o"), "--name", "9lives"]) == 2
     assert "--name" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
@@ -382,8 +391,8 @@ def test_refuses_foreign_out_and_replaces_previous_export(tmp_path, tmp_path_fac
     assert "not empty" in capsys.readouterr().err
     assert snapshot(mine) == {"notes.txt": b"keep me"}
     out = tmp_path / "out"
-    export(d, "c", out, name="first")
-    export(d, "c", out, name="second")  # a previous export is replaced whole
+    export(open_family(d), "c", out, name="first")
+    export(open_family(d), "c", out, name="second")  # a previous export is replaced whole
     assert sorted(snapshot(out)) == ["manifest.json", "second.c", "second.h"]
     m = json.loads((out / "manifest.json").read_text())
     assert m["format"] == "reds-export" and m["export_format"] == "c" and len(m["family_hash"]) == 64
@@ -395,9 +404,9 @@ def test_refuses_foreign_out_and_replaces_previous_export(tmp_path, tmp_path_fac
 def test_op_a_format_cannot_express(tmp_path, tmp_path_factory, monkeypatch):
     d = shared_family(tmp_path_factory, "dscnn-s", WIDTH["dscnn-s"])
     out = tmp_path / "out"
-    export(d, "c", out)
+    export(open_family(d), "c", out)
     before = snapshot(out)
     monkeypatch.setattr(cexport, "SUPPORTED", cexport.SUPPORTED - {"depthwise_conv2d"})
     with pytest.raises(RedsError, match=r"cannot express layer dw1 \(depthwise_conv2d\)"):
-        export(d, "c", out)
+        export(open_family(d), "c", out)
     assert snapshot(out) == before

@@ -20,7 +20,8 @@ import pytest
 import torch
 
 from families import shared_family
-from reds.archs import ARCHS
+from reds.family import open as open_family
+from reds.ir.archs import ARCHS
 from reds.errors import RedsError
 from reds.export import export
 from reds.export.onnx import run_onnx
@@ -65,7 +66,7 @@ def test_onnx_matches_pytorch(arch, tmp_path, tmp_path_factory):
     d = shared_family(tmp_path_factory, arch, WIDTH[arch])
     fam, _ = load(d)
     out = tmp_path / "onnx"
-    m = export(d, "onnx", out)
+    m = export(open_family(d), "onnx", out)
     assert sorted(p.name for p in out.iterdir()) == sorted(m["files"] + ["manifest.json"])
     assert m["files"] == [f"submodel_{k}.onnx" for k in range(len(fam.submodels))]
     assert [s["budget"] for s in m["submodels"]] == [s.budget for s in fam.submodels]
@@ -82,6 +83,6 @@ def test_onnx_fmnist_real_inputs(tmp_path, tmp_path_factory):
     except RedsError as e:
         pytest.skip(f"Fashion-MNIST not available ({e})")
     d = shared_family(tmp_path_factory, "dscnn-s-img", WIDTH["dscnn-s-img"])
-    export(d, "onnx", tmp_path / "onnx")
+    export(open_family(d), "onnx", tmp_path / "onnx")
     diffs = check_onnx(d, tmp_path / "onnx", ds.splits["test"].x[:64].numpy())
     print("dscnn-s-img on Fashion-MNIST: " + ", ".join(f"{v:.2g}" for v in diffs))

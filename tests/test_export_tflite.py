@@ -11,17 +11,22 @@ from __future__ import annotations
 
 import builtins
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from families import shared_family
-from reds.archs import ARCHS
+from reds import DISTRIBUTION
 from reds.cli import main
 from reds.errors import RedsError
 from reds.export import export
+from reds.export.tflite import EXTRA
 from reds.family import family_hash, load
+from reds.family import open as open_family
+from reds.ir.archs import ARCHS
 
 torch.set_num_threads(1)  # one intra-op thread per xdist worker (see test_export_c.py)
 
@@ -63,7 +68,7 @@ def test_tflite_matches_pytorch(arch, tmp_path, tmp_path_factory):
     d = shared_family(tmp_path_factory, arch, WIDTH[arch], budgets=BUDGETS)
     fam, net = load(d)
     out = tmp_path / "tflite"
-    m = export(d, "tflite", out)
+    m = export(open_family(d), "tflite", out)
     assert m["files"] == [f"submodel_{k}.tflite" for k in range(len(fam.submodels))]
     assert json.loads((out / "manifest.json").read_text())["family_hash"] == family_hash(d)
     x = np.random.default_rng(0).normal(size=(4, *fam.input_shape)).astype(np.float32)
@@ -100,9 +105,20 @@ def test_missing_extra_is_one_clear_line(tmp_path, tmp_path_factory, monkeypatch
     monkeypatch.setattr(builtins, "__import__", no_litert)
     d = shared_family(tmp_path_factory, "dnn-s", WIDTH["dnn-s"], budgets=BUDGETS)
     out = tmp_path / "out"
-    with pytest.raises(RedsError, match=r"pip install 'reds\[tflite\]'"):
-        export(d, "tflite", out)
+    with pytest.raises(RedsError, match=r"pip install litert-torch ai-edge-litert"):
+        export(open_family(d), "tflite", out)
     assert main(["export", str(d), "--format", "tflite", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["reds: error: TFLite export needs the extra: pip install 'reds[tflite]'"]
+    assert err == [f"reds: error: {EXTRA}"]
     assert not out.exists()
+
+
+def test_install_hint_names_what_installs():
+    """The packages the hint names are the project's own tflite extra, under its distribution
+    name (`reds` on the package index is another project)."""
+    import tomllib
+
+    meta = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
+    extra = {re.split(r"[<>=!~\[ ]", r)[0] for r in meta["optional-dependencies"]["tflite"]}
+    named = set(re.search(r"pip install ([\w\- ]+?) \(", EXTRA).group(1).split())
+    assert named <= extra and meta["name"] == DISTRIBUTION != "reds" and DISTRIBUTION in EXTRA

@@ -3,7 +3,7 @@
 Brute force enumerates every width vector of tiny specs (dense groups of 3-6 units, and a
 conv -> depthwise -> pointwise -> dense chain), scores them with the same integer value
 tables (`value_tables`) and the same MAC target rule (`target_macs`), and checks limits
-with the cost model (`reds.cost.cost`), independently of the solver's formulation:
+with the cost model (`reds.ir.cost.cost`), independently of the solver's formulation:
 
 - bottom-up: submodel k must be the best vector of budget k among those >= the solver's
   own submodel k-1 (conditioning on the solver's previous choice keeps the check exact
@@ -22,11 +22,12 @@ import random
 import pytest
 import torch
 
-from reds.archs import build_spec
-from reds.cost import cost
+from reds.ir.archs import build_spec
+from reds.ir.cost import cost
 from reds.errors import RedsError
-from reds.knapsack import MODES, VALUE_SCALE, Limits, _lagrangian_domains, solve, target_macs, value_tables
-from reds.spec import (AvgPool, BatchNorm, Conv2d, Dense, DepthwiseConv2d, Flatten, Group, MaxPool, ReLU,
+from reds.search.knapsack import MODES, VALUE_SCALE, Limits, solve, target_macs, value_tables
+from reds.search.lagrangian import lagrangian_domains
+from reds.ir.spec import (AvgPool, BatchNorm, Conv2d, Dense, DepthwiseConv2d, Flatten, Group, MaxPool, ReLU,
                        Spec)
 
 
@@ -243,7 +244,7 @@ def test_lagrangian_filter_keeps_every_optimum(seed):
             cands = {v: val for v, val in feas.items()
                      if all(lo.get(g, 0) <= x <= up.get(g, 10**9) for g, x in zip(names, v))}
             try:
-                f = _lagrangian_domains(spec, tables, limits, target_macs(full_macs, budget), **nest)
+                f = lagrangian_domains(spec, tables, limits, target_macs(full_macs, budget), **nest)
             except RedsError:  # a nesting bound above a group's size
                 continue
             if not cands:

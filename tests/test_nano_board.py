@@ -23,10 +23,11 @@ from pathlib import Path
 import pytest
 
 from families import shared_family
-from reds.boards import get_board
-from reds.build import build
+from reds.family import open as open_family
+from reds.build.boards import get_board
+from reds.build import build, firmware, summary
 from reds.cli import main
-from reds.flash import classify, pio_command
+from reds.device.flash import classify, pio_command
 
 HERE = Path(__file__).resolve().parent
 STUB = HERE / "nano_stub"
@@ -40,7 +41,7 @@ needs_arm = pytest.mark.skipif(not ARM, reason="needs gcc-arm-none-eabi and libn
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     fam = shared_family(tmp_path_factory, "dscnn-s", 0.25)
-    return fam, build(fam, "nano33ble", tmp_path_factory.mktemp("nano") / "build")
+    return fam, build(open_family(fam), "nano33ble", tmp_path_factory.mktemp("nano") / "build")
 
 
 def test_board_facts():
@@ -59,14 +60,18 @@ def test_build_writes_a_project(project):
     fam, res = project
     out = Path(res.out)
     assert res.kind == "platformio" and (out / "platformio.ini").is_file()
-    for f in ("src/main.cpp", "src/reds_config.h", "src/dscnn_s.c", "src/dscnn_s.h", "lib/reds/library.json",
-              "lib/reds/reds_protocol.c", "lib/reds/reds_runtime.c", "lib/reds/reds_kernels.c"):
+    for f in ("src/main.cpp", "src/reds_config.h", "src/dscnn_s.c", "src/dscnn_s.h", "lib/reds/library.json"):
         assert (out / f).is_file(), f
+    # the runtime with the board's kernels (cortex_m, the reference for the rest), flat
+    want = [p.name for p in firmware.sources(BOARD.kernels) + firmware.headers(BOARD.kernels)]
+    assert sorted(p.name for p in (out / "lib" / "reds").iterdir() if p.suffix in (".c", ".h")) == sorted(want)
+    assert (out / "lib" / "reds" / "conv2d_f32.c").read_text() == \
+        (firmware.kernel_dir("cortex_m") / "conv2d_f32.c").read_text()
     assert "#define REDS_MODEL dscnn_s" in (out / "src" / "reds_config.h").read_text()
     if ARM:
         assert res.text > 0 and res.flash_used < res.flash_bytes and res.ram_used < res.ram_bytes
-    assert "reds flash" in res.summary()
-    assert build(fam, "nano33ble", out).rebuilt is False
+    assert "reds flash" in summary(res)
+    assert build(open_family(fam), "nano33ble", out).rebuilt is False
 
 
 def test_pio_accepts_the_project(project):
@@ -90,7 +95,7 @@ def test_compiles_links_and_fits_the_nrf52840(project, tmp_path):
     common = [*M4F, "-O2", "-ffunction-sections", "-fdata-sections", "-Wall", "-Wextra", "-Werror"]
     objs = []
     jobs = [(["arm-none-eabi-gcc", "-std=c99", "-ffp-contract=fast"], c) for c in
-            (lib / "reds_runtime.c", lib / "reds_kernels.c", lib / "reds_protocol.c", src / "dscnn_s.c")]
+            [*sorted(lib.glob("*.c")), src / "dscnn_s.c"]]
     jobs += [(["arm-none-eabi-g++", "-std=gnu++17", "-fno-exceptions", "-fno-rtti"], c)
              for c in (src / "main.cpp", STUB / "core.cpp")]
     for cc, c in jobs:
@@ -125,14 +130,14 @@ def _fake_pio(folder: Path, output: str, rc: int) -> None:
 
 def test_flash_says_what_is_missing(project, tmp_path, monkeypatch, capsys):
     out = project[1].out
-    monkeypatch.setattr("reds.flash.pio_command", lambda: None)
+    monkeypatch.setattr("reds.device.flash.pio_command", lambda: None)
     assert main(["flash", out]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and err.startswith("reds: error: PlatformIO (pio) not found: pip install platformio")
     monkeypatch.undo()
     fake = tmp_path / "bin"
     _fake_pio(fake, "Platform Manager: Installing nordicnrf52\nHTTPClientError: \nError: ...", 1)
-    monkeypatch.setattr("reds.flash.pio_command", lambda: str(fake / "pio"))
+    monkeypatch.setattr("reds.device.flash.pio_command", lambda: str(fake / "pio"))
     assert main(["flash", out, "--port", "/dev/ttyACM9"]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("reds: error: PlatformIO could not download the nordicnrf52 platform")

@@ -1,8 +1,9 @@
 """The serial protocol (firmware/reds_protocol.c), on the host, against PyTorch and a fuzzer.
 
-tests/c/protocol_harness.c runs the protocol with an exported model on a fake board whose
-UART is stdin/stdout (built with -Werror and, where the compiler has them, address and
-undefined-behaviour sanitizers that abort on the first error). Checked:
+The host board (boards/host: main.c and its port) runs the protocol with an exported model
+on stdin/stdout (built with -Werror and, where the compiler has them, address and
+undefined-behaviour sanitizers that abort on the first error); tests/c/format_harness.c
+runs the number formatter (firmware/reds_format.c). Checked:
 - any bytes at all: the harness never crashes, every reply line starts with `m-`, and
   every '%' is answered by exactly one `m-ready`; a reply is either one `m-error-` line
   or has none (hypothesis: random bytes, and random command-like strings);
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import struct
 import subprocess
 from pathlib import Path
@@ -27,17 +27,16 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from csources import CC, FIRMWARE, HOST, ROOT, runtime
 from families import shared_family
+from reds.device.link import bracket_list, fields, floats_from_bits
 from reds.export import export
-from reds.family import family_hash, load, read_manifest
-from reds.link import bracket_list, fields, floats_from_bits
+from reds.family import load, read_manifest
+from reds.family import open as open_family
 
-ROOT = Path(__file__).resolve().parents[1]
-FIRMWARE = ROOT / "firmware"
-HARNESS = ROOT / "tests" / "c" / "protocol_harness.c"
-CC = shutil.which("cc") or shutil.which("gcc")
-CFLAGS = ["-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-Wdouble-promotion", "-Wfloat-conversion",
-          "-O1", "-g"]
+FORMAT_HARNESS = ROOT / "tests" / "c" / "format_harness.c"
+# as csources.CFLAGS, at -O1 -g for the sanitizers; the host port needs POSIX (clock_gettime)
+CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-Wdouble-promotion", "-Wfloat-conversion", "-O1", "-g"]
 SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
 ENV = {**os.environ, "ASAN_OPTIONS": "abort_on_error=0:detect_leaks=0", "UBSAN_OPTIONS": "halt_on_error=1"}
 ATOL = 1e-4
@@ -74,11 +73,8 @@ class Harness:
         return self.replies([command])[0]
 
 
-def _compile(out: Path, exe: Path, name: str) -> None:
-    sources = [HARNESS, FIRMWARE / "reds_protocol.c", out / f"{name}.c", FIRMWARE / "reds_runtime.c",
-               FIRMWARE / "reds_kernels.c"]
-    base = [CC, *CFLAGS, f"-I{FIRMWARE}", f"-I{out}", f"-DREDS_HARNESS_MODEL={name}", *map(str, sources),
-            "-o", str(exe)]
+def _compile(exe: Path, sources: list, flags: list[str]) -> None:
+    base = [CC, *CFLAGS, *flags, *map(str, sources), "-o", str(exe)]
     r = subprocess.run(base[:1] + SANITIZE + base[1:], capture_output=True, text=True)
     if r.returncode != 0:  # no sanitizer runtime here: plain build, still -Werror
         r = subprocess.run(base, capture_output=True, text=True)
@@ -89,10 +85,20 @@ def _compile(out: Path, exe: Path, name: str) -> None:
 def harness(tmp_path_factory) -> Harness:
     fam = shared_family(tmp_path_factory, "dnn-s", 0.25)
     out = tmp_path_factory.mktemp("proto") / "model"
-    export(fam, "c", out, name="kws")
-    exe = out.parent / "harness"
-    _compile(out, exe, "kws")
+    export(open_family(fam), "c", out, name="kws")
+    exe = out.parent / "host"
+    srcs, incs = runtime(protocol=True)
+    _compile(exe, [HOST / "main.c", HOST / "port.c", out / "kws.c", *srcs],
+             [*incs, f"-I{HOST}", f"-I{out}", "-DREDS_MODEL=kws", '-DREDS_MODEL_HEADER="kws.h"',
+              "-DREDS_INPUT_FLOATS=KWS_INPUT_SIZE"])
     return Harness(exe, fam)
+
+
+@pytest.fixture(scope="module")
+def formatter(tmp_path_factory) -> Harness:
+    exe = tmp_path_factory.mktemp("format") / "format"
+    _compile(exe, [FORMAT_HARNESS, FIRMWARE / "reds_format.c"], ["-pedantic", f"-I{FIRMWARE}"])
+    return Harness(exe, None)
 
 
 def _error(group: list[str]) -> str | None:
@@ -153,9 +159,9 @@ def test_identity_and_costs(harness):
     fam = read_manifest(harness.family)
     g = harness.replies(["name", "profile", "info", "list", "timestamp"])
     assert g[0] == ["m-name-reds-kws"]
-    assert g[1] == ["m-profile-[reds-protocol-1]", f"m-model-[kws {family_hash(harness.family)}]"]
+    assert g[1] == ["m-profile-[reds-protocol-1]", f"m-model-[kws {open_family(harness.family).hash}]"]
     info = fields(g[2][0])
-    assert info["board"] == "host-harness" and info["model"] == "kws"
+    assert info["board"] == "host" and info["model"] == "kws"
     assert int(info["submodels"]) == len(fam.submodels) and int(info["active"]) == len(fam.submodels) - 1
     assert int(info["input"]) == int(np.prod(fam.input_shape)) and int(info["output"]) == fam.num_classes
     assert info["line"] == "160" and info["max_loop"] == "255"
@@ -247,7 +253,7 @@ def _py_g9(v: np.float32) -> str:
     return "nan" if np.isnan(v) else "%.9g" % float(v)
 
 
-def test_float_format_is_printf_g9(harness):
+def test_float_format_is_printf_g9(formatter):
     rng = np.random.default_rng(0)
     bits = np.concatenate([rng.integers(0, 2 ** 32, 20000, dtype=np.uint64).astype(np.uint32),
                            np.array([0, 0x80000000, 1, 0x807FFFFF, 0x00800000, 0x7F7FFFFF, 0x7F800000, 0xFF800000,
@@ -256,7 +262,7 @@ def test_float_format_is_printf_g9(harness):
     # exact ties at the 10th significant digit: rounded half to even, down and up
     ties = np.array([123456.0625, 100000.0625, 654321.1875, -654321.1875], dtype=np.float32).view(np.uint32)
     vals = np.concatenate([bits, ties]).view(np.float32)
-    got = harness.run(vals.astype("<f4").tobytes(), "--floats").splitlines()
+    got = formatter.run(vals.astype("<f4").tobytes(), "--floats").splitlines()
     want = [_py_g9(v) for v in vals]
     bad = [(hex(int(b)), g, w) for b, g, w in zip(vals.view(np.uint32), got, want) if g != w]
     assert not bad, bad[:10]
@@ -267,13 +273,13 @@ def test_float_format_is_printf_g9(harness):
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(vals=st.lists(st.floats(width=32, allow_nan=False), min_size=1, max_size=200))
-def test_float_format_hypothesis(harness, vals):
+def test_float_format_hypothesis(formatter, vals):
     arr = np.array(vals, dtype=np.float32)
-    assert harness.run(arr.astype("<f4").tobytes(), "--floats").splitlines() == [_py_g9(v) for v in arr]
+    assert formatter.run(arr.astype("<f4").tobytes(), "--floats").splitlines() == [_py_g9(v) for v in arr]
 
 
-def test_u64_format(harness):
+def test_u64_format(formatter):
     vals = [0, 1, 9, 10, 99, 100, 2 ** 32 - 1, 2 ** 32, 10 ** 19, 2 ** 64 - 1] + \
         [int(v) for v in np.random.default_rng(1).integers(0, 2 ** 63, 200, dtype=np.uint64)]
     data = b"".join(struct.pack("=Q", v) for v in vals)
-    assert harness.run(data, "--u64").splitlines() == [str(v) for v in vals]
+    assert formatter.run(data, "--u64").splitlines() == [str(v) for v in vals]

@@ -31,13 +31,15 @@ import pytest
 import torch
 
 from families import shared_family
-from reds.bench import _free_port, stop_process, check_emulator, emulate, qemu_command
-from reds.boards import get_board, list_boards
-from reds.build import build, missing_toolchain
+from reds.family import open as open_family
+from reds.device.emulator import check_emulator, emulate, free_port, qemu_command, stop_process
+from reds.build.boards import get_board, list_boards
+from reds.build import build
+from reds.build.tools import missing_toolchain
 from reds.cli import main
 from reds.errors import RedsError
 from reds.family import read_manifest
-from reds.link import fields
+from reds.device.link import fields
 
 ROOT = Path(__file__).resolve().parents[1]
 BOARD = get_board("qemu-m4")
@@ -86,7 +88,7 @@ def fam(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def built(fam, tmp_path_factory):
-    return build(fam, "qemu-m4", tmp_path_factory.mktemp("qemu") / "build")
+    return build(open_family(fam), "qemu-m4", tmp_path_factory.mktemp("qemu") / "build")
 
 
 @needs_qemu
@@ -169,7 +171,7 @@ def test_build_refuses_what_does_not_fit(fam, tmp_path, capsys):
 @needs_qemu
 def test_bench_over_a_port(fam, built, capsys):
     """`reds bench --port URL`: what a real board gets, here against QEMU started by hand."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(qemu_command(BOARD, built.elf, port), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:

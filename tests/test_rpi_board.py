@@ -22,8 +22,9 @@ import numpy as np
 import pytest
 
 from families import shared_family
-from reds.bench import stop_process
-from reds.boards import get_board
+from reds.family import open as open_family
+from reds.device.emulator import stop_process
+from reds.build.boards import get_board
 from reds.build import build
 from reds.cli import main
 
@@ -78,7 +79,7 @@ def test_board_facts():
 
 @needs_cross
 def test_cross_build_under_qemu_over_a_pty(fam, tmp_path, capsys):
-    res = build(fam, "rpi", tmp_path / "rpi", cross=True)
+    res = build(open_family(fam), "rpi", tmp_path / "rpi", cross=True)
     assert res.kind == "make" and Path(res.elf).is_file()
     head = Path(res.elf).read_bytes()[:20]
     assert head[:4] == b"\x7fELF" and int.from_bytes(head[18:20], "little") == 183  # EM_AARCH64
@@ -137,9 +138,9 @@ def test_c_harness_and_python_server_speak_the_same_protocol(fam, tmp_path):
     build, stdin/stdout) and from reds serve's Python protocol."""
     if shutil.which("cc") is None or shutil.which("make") is None:
         pytest.skip("needs cc and make")
-    from reds.serve import Protocol
+    from reds.device.protocol import Protocol
 
-    res = build(fam, "rpi", tmp_path / "native")
+    res = build(open_family(fam), "rpi", tmp_path / "native")
     script = ("name%list%cost 0 500%cost 1 900%cost 2 1500%deadline 499%deadline 500%deadline 1499%"
               "deadline 99999%cost 3 1%cost 1%deadline x%budget 0%select 1%info%loop 1%db load 8%db 00000000%"
               "infer 1 0%bogus%")
@@ -150,7 +151,7 @@ def test_c_harness_and_python_server_speak_the_same_protocol(fam, tmp_path):
             return np.zeros(12, np.float32)
 
     got = []
-    proto = Protocol(fam, Zero(), got.append, "x")
+    proto = Protocol(open_family(fam), Zero(), got.append, "x")
     proto.hello()
     proto.feed(script.encode())
     py = b"".join(got).decode()

@@ -19,11 +19,12 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from reds.archs import ARCHS, build_spec
-from reds.cost import cost
-from reds.nested import NestedNet, plain_model
-from reds.permute import permute_all, permute_group
-from reds.spec import (AvgPool, BatchNorm, Conv2d, Dense, DepthwiseConv2d, Flatten, Group, MaxPool, ReLU,
+from reds.ir.archs import ARCHS, build_spec
+from reds.ir.cost import cost
+from reds.nn.nested import NestedNet
+from reds.nn.plain import plain_model
+from reds.nn.permute import permute_all, permute_group
+from reds.ir.spec import (AvgPool, BatchNorm, Conv2d, Dense, DepthwiseConv2d, Flatten, Group, MaxPool, ReLU,
                        Spec)
 
 ALL = list(ARCHS)

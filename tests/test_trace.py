@@ -13,7 +13,7 @@ import pytest
 
 from families import shared_family
 from reds.errors import RedsError
-from reds.trace import choose, read_trace
+from reds.bench.trace import choose, read_trace
 from test_qemu_board import needs_qemu
 
 ROOT = Path(__file__).resolve().parents[1]

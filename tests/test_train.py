@@ -110,8 +110,8 @@ def test_scratch_baseline_and_distillation(synth_kws, tmp_path):
 
 
 def test_loss_weights_follow_reds():
-    from reds.archs import build_spec
-    from reds.cost import cost
+    from reds.ir.archs import build_spec
+    from reds.ir.cost import cost
 
     spec = build_spec("dnn-s")
     ws = [{g: u // 4 for g, u in spec.full_widths().items()}, spec.full_widths()]
@@ -123,9 +123,9 @@ def test_loss_weights_follow_reds():
 
 @pytest.fixture
 def tiny_family(tmp_path):
-    from reds.archs import build_spec
-    from reds.cost import cost
-    from reds.nested import NestedNet
+    from reds.ir.archs import build_spec
+    from reds.ir.cost import cost
+    from reds.nn.nested import NestedNet
 
     spec = build_spec("dnn-s", width_mult=0.1)
     net = NestedNet(spec, num_bn=2)

@@ -15,7 +15,8 @@
  * Raspberry Pi OS kernel, and the generic timer (CNTVCT_EL0) counts 54 MHz, not cycles.
  *
  * `reds build FAMILY --board rpi --out BUILD` writes reds_config.h (the model's name) and
- * copies this file, the runtime and the model next to the Makefile.
+ * copies this file, the host port (boards/host/port.c: writes and the timer), the runtime
+ * and the model next to the Makefile.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -29,39 +30,13 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <termios.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "port.h"
 #include "reds_config.h"
-#include "reds_protocol.h"
 #include REDS_MODEL_HEADER
 
-static int out_fd = 1;
-
-static void host_write(const char *s, uint32_t n)
-{
-    while (n > 0u) {
-        ssize_t w = write(out_fd, s, n);
-        if (w < 0) {
-            if (errno == EINTR || errno == EAGAIN)
-                continue;
-            return; /* the peer left: drop the reply */
-        }
-        s += w;
-        n -= (uint32_t)w;
-    }
-}
-
-static uint64_t host_ticks(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static const reds_board_t board = {
-    host_write, host_ticks, 1u, 1u, 1000000000u, "rpi", "clock_gettime-ns", "ns",
-};
+static const reds_board_t board = REDS_HOST_BOARD("rpi");
 
 static reds_proto_t proto;
 static float input[REDS_INPUT_FLOATS];
@@ -135,7 +110,7 @@ int main(int argc, char **argv)
         return usage(argv[0]), 0;
 
     if (strcmp(where, "-") == 0) {
-        out_fd = 1;
+        reds_host_out_fd = 1;
         reds_proto_init(&proto, &board, &REDS_MODEL, input);
         serve(0);
         return 0;
@@ -156,7 +131,7 @@ int main(int argc, char **argv)
         }
         printf("pty %s\n", name);
         fflush(stdout);
-        out_fd = m;
+        reds_host_out_fd = m;
         reds_proto_init(&proto, &board, &REDS_MODEL, input);
         serve(m);
         return 0;
@@ -194,11 +169,11 @@ int main(int argc, char **argv)
             if (c < 0)
                 continue;
             setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-            out_fd = c;
-            host_write("m-init-done\r\nm-ready\r\n", 21u);
+            reds_host_out_fd = c;
+            reds_host_write("m-init-done\r\nm-ready\r\n", 21u);
             serve(c);
             close(c);
-            out_fd = 1;
+            reds_host_out_fd = 1;
         }
     }
     {
@@ -216,7 +191,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "reds-rpi: cannot configure %s: %s\n", where, strerror(errno));
             return 1;
         }
-        out_fd = fd;
+        reds_host_out_fd = fd;
         reds_proto_init(&proto, &board, &REDS_MODEL, input);
         serve(fd);
     }

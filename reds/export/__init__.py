@@ -1,23 +1,51 @@
-"""Exporters: a family folder -> C source, ONNX or TFLite, one job per module.
+"""Exporters: an opened family -> C source, ONNX or TFLite, one module per format.
 
-`export(family_dir, fmt, out)` loads and validates the family, writes every file into a
-staged folder and swaps it onto `out` only when all of it is complete (see `outdir`),
-with a `manifest.json` (files, budgets, widths, MACs, the family's hash, the command).
+`export(family, fmt, out)` writes every file into a staged folder and swaps it onto `out`
+only when all of it is complete (see `outdir`), with a `manifest.json` (files, budgets,
+widths, MACs, the family's hash, the command). `FORMATS` is the one registry of formats:
+the CLI's choices and the checks below read it.
 """
 from __future__ import annotations
 
+import importlib
 import shlex
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import RedsError
+from ..family import OpenFamily
+from . import abi
 from .outdir import check_out, staged, write_manifest
-from .source import read_source
-
-FORMATS = ("c", "onnx", "tflite")
-LAYOUTS = ("nested", "rowmajor")
+from .source import Source
 
 
-def command_line(family_dir, fmt, out, layout="nested", name="reds_model") -> str:
+@dataclass(frozen=True)
+class Format:
+    name: str
+    module: str  # reds.export.<module>: write(src, folder[, layout, name]) -> dict
+    help: str
+
+
+FORMATS = {f.name: f for f in [
+    Format("c", "c", "C source for the firmware runtime: shared weights, widths table, folded batch norms"),
+    Format("onnx", "onnx", "one ONNX graph per submodel, checked in onnxruntime"),
+    Format("tflite", "tflite", "one float32 .tflite per submodel (needs litert-torch)"),
+]}
+
+
+def check_format(fmt: str) -> Format:
+    if fmt not in FORMATS:
+        raise RedsError(f"unknown export format '{fmt}'; choose one of: {', '.join(FORMATS)}")
+    return FORMATS[fmt]
+
+
+def check_layout(layout: str) -> str:
+    if layout not in abi.layouts():
+        raise RedsError(f"unknown layout '{layout}'; choose one of: {', '.join(abi.layout_names())}")
+    return layout
+
+
+def command_line(family_dir, fmt, out, layout=abi.DEFAULT_LAYOUT, name="reds_model") -> str:
     """The CLI command that makes this export (written into the files' provenance)."""
     args = ["reds", "export", str(family_dir), "--format", fmt, "--out", str(out)]
     if fmt == "c":
@@ -25,21 +53,19 @@ def command_line(family_dir, fmt, out, layout="nested", name="reds_model") -> st
     return shlex.join(args)
 
 
-def export(family_dir: str | Path, fmt: str, out: str | Path, layout: str = "nested", name: str = "reds_model",
-           command: str | None = None) -> dict:
-    """Export the family in `family_dir` as `fmt` into the folder `out`; return the
-    manifest written there (plus, for C, the sizes under "c")."""
-    if fmt not in FORMATS:
-        raise RedsError(f"unknown export format '{fmt}'; choose one of: {', '.join(FORMATS)}")
+def export(family: OpenFamily, fmt: str, out: str | Path, layout: str = abi.DEFAULT_LAYOUT,
+           name: str = "reds_model", command: str | None = None) -> dict:
+    """Export `family` as `fmt` into the folder `out`; return the manifest written there
+    (plus, for C, the sizes under "c")."""
+    f = check_format(fmt)
+    module = importlib.import_module(f"{__name__}.{f.module}")
     if fmt == "c":
-        from .c import check_layout, check_name
         check_layout(layout)
-        check_name(name)
+        module.check_name(name)
     elif fmt == "tflite":
-        from .tflite import require_converter
-        require_converter()
+        module.require_converter()
     check_out(out)  # refuse early, before the (slow) export
-    src = read_source(family_dir, command or command_line(family_dir, fmt, out, layout, name))
+    src = Source(family, command or command_line(family.dir, fmt, out, layout, name))
     fam = src.family
     body = {
         "export_format": fmt, "command": src.command, "family_hash": src.hash, "arch": fam.arch,
@@ -51,26 +77,17 @@ def export(family_dir: str | Path, fmt: str, out: str | Path, layout: str = "nes
     }
     with staged(out) as tmp:
         if fmt == "c":
-            from . import c
-            info = c.write(src, tmp, layout, name)
+            info = module.write(src, tmp, layout, name)
             body["files"] = info.pop("files")
             body["c"] = info
-        elif fmt == "onnx":
-            from . import onnx as onnx_export
-            files, checks = onnx_export.write(src, tmp)
-            body["files"] = files
-            for s, f, chk in zip(body["submodels"], files, checks):
-                s["file"] = f
-                s["check"] = chk
         else:
-            from . import tflite
-            files, checks = tflite.write(src, tmp)
-            body["files"] = files
-            for s, f, chk in zip(body["submodels"], files, checks):
-                s["file"] = f
+            written = module.write(src, tmp)
+            body["files"] = written["files"]
+            for s, file, chk in zip(body["submodels"], written["files"], written["checks"]):
+                s["file"] = file
                 s["check"] = chk
         write_manifest(tmp, body)
     return body
 
 
-__all__ = ["FORMATS", "LAYOUTS", "command_line", "export"]
+__all__ = ["FORMATS", "check_format", "check_layout", "command_line", "export"]

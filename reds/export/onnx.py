@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..errors import RedsError
-from ..nested import plain_model
+from ..nn.plain import plain_model
 from .source import Source, check_ops
 
 SUPPORTED = {"conv2d", "depthwise_conv2d", "dense", "batch_norm", "relu", "leaky_relu", "avg_pool",
@@ -55,7 +55,8 @@ def run_onnx(data: bytes | str | Path, x: np.ndarray) -> np.ndarray:
     return sess.run([OUTPUT], {INPUT: x.astype(np.float32)})[0]
 
 
-def write(src: Source, folder: Path) -> tuple[list[str], list[dict]]:
+def write(src: Source, folder: Path) -> dict:
+    """One file per submodel into `folder`; {"files": [...], "checks": [one per submodel]}."""
     check_ops(src.spec, "onnx", SUPPORTED)
     files, checks = [], []
     prov = "\n".join(src.provenance())
@@ -77,4 +78,4 @@ def write(src: Source, folder: Path) -> tuple[list[str], list[dict]]:
         (folder / name).write_bytes(data)
         files.append(name)
         checks.append({"runtime": "onnxruntime", "max_abs_diff": diff, "seed": CHECK_SEED})
-    return files, checks
+    return {"files": files, "checks": checks}

@@ -1,28 +1,39 @@
-"""What every exporter reads: the loaded family, its hash, the command line, the ops check.
+"""What every exporter reads: the opened family, the command line, the ops check.
 
 Exporters get a `Source` and never open the family folder themselves, so all of them
-name the same family (by `family_hash`) in their provenance.
+name the same family (by its hash) in their provenance.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from .. import __version__
 from ..errors import RedsError
-from ..family import Family, family_hash, load
-from ..nested import NestedNet
-from ..spec import Spec
+from ..family import Family, OpenFamily
+from ..ir.spec import Spec
+from ..nn.nested import NestedNet
 
 
 @dataclass
 class Source:
-    family: Family
-    net: NestedNet
-    spec: Spec
-    hash: str
+    opened: OpenFamily
     command: str
-    family_dir: Path
+
+    @property
+    def family(self) -> Family:
+        return self.opened.manifest
+
+    @property
+    def net(self) -> NestedNet:
+        return self.opened.net
+
+    @property
+    def spec(self) -> Spec:
+        return self.opened.spec
+
+    @property
+    def hash(self) -> str:
+        return self.opened.hash
 
     @property
     def widths(self) -> list[dict[str, int]]:
@@ -39,11 +50,6 @@ class Source:
             lines.append(f"submodel {k}: budget {s.budget:g}, {s.macs:,} MACs, widths "
                          + " ".join(f"{g}={w}" for g, w in s.widths.items()))
         return lines
-
-
-def read_source(family_dir: str | Path, command: str) -> Source:
-    fam, net = load(family_dir)
-    return Source(fam, net, net.spec, family_hash(family_dir), command, Path(family_dir))
 
 
 def check_ops(spec: Spec, fmt: str, supported: set[str]) -> None:

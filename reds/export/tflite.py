@@ -1,7 +1,7 @@
 """TFLite export: one float32 `.tflite` per submodel (`submodel_<k>.tflite`), BN folded.
 
 Each file is `plain_model(net, widths, bn=k, fold_bn=True)` converted by `litert-torch`
-(PyTorch -> TFLite without TensorFlow; the optional extra `reds[tflite]`), for a batch of
+(PyTorch -> TFLite without TensorFlow; the optional extra `tflite`), for a batch of
 one NCHW input, as the C runtime takes it. When a TFLite interpreter is installed
 (`ai-edge-litert`, or the older `tflite-runtime`), every file is run once against PyTorch
 before the export counts as done; the manifest records that difference.
@@ -18,13 +18,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import DISTRIBUTION
 from ..errors import RedsError
-from ..nested import plain_model
+from ..nn.plain import plain_model
 from .source import Source, check_ops
 
 SUPPORTED = {"conv2d", "depthwise_conv2d", "dense", "batch_norm", "relu", "leaky_relu", "avg_pool",
              "max_pool", "flatten"}
-EXTRA = "TFLite export needs the extra: pip install 'reds[tflite]'"
+EXTRA = (f"TFLite export needs litert-torch: pip install litert-torch ai-edge-litert (or, in reds's source "
+         f"tree, pip install '.[tflite]': the tflite extra of {DISTRIBUTION})")
 SELF_CHECK_ATOL = 1e-4
 CHECK_SEED = 0
 
@@ -109,7 +111,8 @@ def convert(litert_torch, module: torch.nn.Module, input_shape, path: Path) -> N
         raise RedsError(f"TFLite conversion failed: {type(e).__name__}: {e}" + (f" ({tail})" if tail else "")) from e
 
 
-def write(src: Source, folder: Path) -> tuple[list[str], list[dict]]:
+def write(src: Source, folder: Path) -> dict:
+    """One file per submodel into `folder`; {"files": [...], "checks": [one per submodel]}."""
     check_ops(src.spec, "tflite", SUPPORTED)
     litert_torch = require_converter()
     interp = interpreter_class()
@@ -133,4 +136,4 @@ def write(src: Source, folder: Path) -> tuple[list[str], list[dict]]:
             check = {"runtime": interp.__module__.split(".")[0], "max_abs_diff": diff, "seed": CHECK_SEED}
         files.append(name)
         checks.append(check)
-    return files, checks
+    return {"files": files, "checks": checks}

@@ -1,0 +1,256 @@
+/*
+ * conv2d, optimized for a Cortex-M4F (plain C99; the register counts are the M4's 32
+ * single-precision registers): pointwise convs as 4 channels x 4 pixels in registers,
+ * other kernels as 4 interleaved output channels, two pixels or rows per loaded weight.
+ * Reference: kernels/reference/conv2d_f32.c.
+ */
+#include "reds.h"
+#include "rows.h"
+#include "window.h"
+
+/* y[r][0] += a_r for the nr (2 to 4) channels of a block that exist (a block of the
+ * last 2 or 3 channels runs as a 4-block with zero weights in the missing rows). */
+static void add4(float *yp, uint32_t ystride, uint32_t nr, float a0, float a1, float a2, float a3)
+{
+    yp[0] += a0;
+    yp[ystride] += a1;
+    if (nr > 2)
+        yp[2 * ystride] += a2;
+    if (nr > 3)
+        yp[3 * ystride] += a3;
+}
+
+/* conv_channel for 4 output channels at once, whose weights for this input channel are
+ * interleaved in wt[tap][4] (tap = ky * kw + kx): each input value is loaded once for 4
+ * MACs and the 4 weights of a tap are adjacent. Each channel sums exactly as
+ * conv_channel does (acc from 0 over ky, kx; then y += acc), so a row gives the same bits
+ * whether it ran in a block of 4 or alone. */
+static void conv_channel4(const reds_layer_t *L, const float *wt, const float *x, float *y, uint32_t ystride,
+                          uint32_t nr)
+{
+    const int32_t ih = L->in_h, iw = L->in_w, kh = L->kh, kw = L->kw;
+    const int32_t sh = L->sh, sw = L->sw, pt = L->pad_t, pl = L->pad_l;
+    const int32_t oh = L->out_h, ow = L->out_w;
+    int32_t oy, ox, ky, kx, ky0, ky1, kx0, kx1;
+    for (oy = 0; oy < oh; ++oy) {
+        const int32_t iy0 = oy * sh - pt;
+        if (iy0 >= 0 && oy + 1 < oh && iy0 + sh + kh <= ih) {
+            /* Rows oy and oy + 1 both have their whole column of taps inside the input:
+             * do both at once (each loaded weight feeds 2 MACs), each pixel still summing
+             * from 0 over ky, kx in order. */
+            for (ox = 0; ox < ow; ++ox) {
+                const int32_t ix0 = ox * sw - pl;
+                const float *xp = x + iy0 * iw + ix0;
+                float *yp = y + oy * ow + ox;
+                float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+                float b0 = 0.0f, b1 = 0.0f, b2 = 0.0f, b3 = 0.0f;
+                clip_taps(ix0, kw, iw, &kx0, &kx1);
+                for (ky = 0; ky < kh; ++ky) {
+                    const float *xr = xp + ky * iw + kx0, *xs = xr + sh * iw, *wp = wt + 4 * (ky * kw + kx0);
+                    const float *xe = xp + ky * iw + kx1;
+                    for (; xr < xe; ++xr, ++xs, wp += 4) {
+                        const float v = *xr, u = *xs;
+                        const float w0 = wp[0], w1 = wp[1], w2 = wp[2], w3 = wp[3];
+                        a0 += w0 * v; a1 += w1 * v; a2 += w2 * v; a3 += w3 * v;
+                        b0 += w0 * u; b1 += w1 * u; b2 += w2 * u; b3 += w3 * u;
+                    }
+                }
+                add4(yp, ystride, nr, a0, a1, a2, a3);
+                add4(yp + ow, ystride, nr, b0, b1, b2, b3);
+            }
+            ++oy;
+            continue;
+        }
+        clip_taps(iy0, kh, ih, &ky0, &ky1);
+        for (ox = 0; ox < ow; ++ox) {
+            const int32_t ix0 = ox * sw - pl;
+            const float *xp = x + iy0 * iw + ix0;
+            float *yp = y + oy * ow + ox;
+            float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+            if (ix0 >= 0 && ox + 1 < ow && ix0 + sw + kw <= iw) {
+                /* Pixels ox and ox + 1 both have their whole row of taps inside the input:
+                 * do both at once, so each loaded weight feeds 2 MACs (8 accumulators).
+                 * Each pixel still sums from 0 over ky, kx in order. */
+                float b0 = 0.0f, b1 = 0.0f, b2 = 0.0f, b3 = 0.0f;
+                for (ky = ky0; ky < ky1; ++ky) {
+                    const float *xr = xp + ky * iw, *xs = xr + sw, *wp = wt + 4 * ky * kw;
+                    for (kx = 0; kx < kw; ++kx, wp += 4) {
+                        const float v = xr[kx], u = xs[kx];
+                        const float w0 = wp[0], w1 = wp[1], w2 = wp[2], w3 = wp[3];
+                        a0 += w0 * v; a1 += w1 * v; a2 += w2 * v; a3 += w3 * v;
+                        b0 += w0 * u; b1 += w1 * u; b2 += w2 * u; b3 += w3 * u;
+                    }
+                }
+                add4(yp, ystride, nr, a0, a1, a2, a3);
+                add4(yp + 1, ystride, nr, b0, b1, b2, b3);
+                ++ox;
+                continue;
+            }
+            clip_taps(ix0, kw, iw, &kx0, &kx1);
+            for (ky = ky0; ky < ky1; ++ky) {
+                const float *xr = xp + ky * iw, *wp = wt + 4 * (ky * kw + kx0);
+                for (kx = kx0; kx + 2 <= kx1; kx += 2, wp += 8) { /* unrolled by 2: fewer loop instructions */
+                    const float v = xr[kx], u = xr[kx + 1];
+                    a0 += wp[0] * v; a1 += wp[1] * v; a2 += wp[2] * v; a3 += wp[3] * v;
+                    a0 += wp[4] * u; a1 += wp[5] * u; a2 += wp[6] * u; a3 += wp[7] * u;
+                }
+                if (kx < kx1) {
+                    const float v = xr[kx];
+                    a0 += wp[0] * v; a1 += wp[1] * v; a2 += wp[2] * v; a3 += wp[3] * v;
+                }
+            }
+            add4(yp, ystride, nr, a0, a1, a2, a3);
+        }
+    }
+}
+
+/* Pointwise conv (1x1, stride 1, no padding) of 4 output channels whose weight rows
+ * share their segments: y[r][p] = b[r] + sum_i w_r[i] * x[i][p]. A block of 4 channels x
+ * 4 pixels lives in 16 registers while the loop walks the input channels, so each loaded
+ * input value feeds 4 MACs and each loaded weight 4 (~1.5 instructions per MAC instead
+ * of ~3 for one channel at a time). Sums run over the inputs in order, starting from the
+ * bias, as in the one-channel path below. */
+static void pointwise4(const reds_seg_t segs[4][REDS_MAX_SUBMODELS], unsigned n, const float *b,
+                       uint32_t hw, const float *x, float *y)
+{
+    uint32_t p, i;
+    unsigned s;
+    float *y0 = y, *y1 = y + hw, *y2 = y + 2 * hw, *y3 = y + 3 * hw;
+    for (p = 0; p + 4 <= hw; p += 4) {
+        float a00 = b[0], a01 = b[0], a02 = b[0], a03 = b[0];
+        float a10 = b[1], a11 = b[1], a12 = b[1], a13 = b[1];
+        float a20 = b[2], a21 = b[2], a22 = b[2], a23 = b[2];
+        float a30 = b[3], a31 = b[3], a32 = b[3], a33 = b[3];
+        for (s = 0; s < n; ++s) {
+            const float *w0 = segs[0][s].w, *w1 = segs[1][s].w, *w2 = segs[2][s].w, *w3 = segs[3][s].w;
+            const float *xp = x + segs[0][s].lo * hw + p;
+            const uint32_t len = segs[0][s].hi - segs[0][s].lo;
+            for (i = 0; i < len; ++i, xp += hw) {
+                const float x0 = xp[0], x1 = xp[1], x2 = xp[2], x3 = xp[3];
+                const float v0 = w0[i], v1 = w1[i], v2 = w2[i], v3 = w3[i];
+                a00 += v0 * x0; a01 += v0 * x1; a02 += v0 * x2; a03 += v0 * x3;
+                a10 += v1 * x0; a11 += v1 * x1; a12 += v1 * x2; a13 += v1 * x3;
+                a20 += v2 * x0; a21 += v2 * x1; a22 += v2 * x2; a23 += v2 * x3;
+                a30 += v3 * x0; a31 += v3 * x1; a32 += v3 * x2; a33 += v3 * x3;
+            }
+        }
+        y0[p] = a00; y0[p + 1] = a01; y0[p + 2] = a02; y0[p + 3] = a03;
+        y1[p] = a10; y1[p + 1] = a11; y1[p + 2] = a12; y1[p + 3] = a13;
+        y2[p] = a20; y2[p + 1] = a21; y2[p + 2] = a22; y2[p + 3] = a23;
+        y3[p] = a30; y3[p + 1] = a31; y3[p + 2] = a32; y3[p + 3] = a33;
+    }
+    for (; p < hw; ++p) { /* the last hw % 4 pixels */
+        float a0 = b[0], a1 = b[1], a2 = b[2], a3 = b[3];
+        for (s = 0; s < n; ++s) {
+            const float *w0 = segs[0][s].w, *w1 = segs[1][s].w, *w2 = segs[2][s].w, *w3 = segs[3][s].w;
+            const float *xp = x + segs[0][s].lo * hw + p;
+            const uint32_t len = segs[0][s].hi - segs[0][s].lo;
+            for (i = 0; i < len; ++i, xp += hw) {
+                const float xv = *xp;
+                a0 += w0[i] * xv; a1 += w1[i] * xv; a2 += w2[i] * xv; a3 += w3[i] * xv;
+            }
+        }
+        y0[p] = a0; y1[p] = a1; y2[p] = a2; y3[p] = a3;
+    }
+}
+
+/* Pointwise conv of one output channel (the rows a 4-block cannot take): 4 pixels at a time. */
+static void pointwise1(const reds_seg_t *segs, unsigned n, float b, uint32_t hw, const float *x, float *y)
+{
+    uint32_t p, i;
+    unsigned s;
+    for (p = 0; p + 4 <= hw; p += 4) {
+        float a0 = b, a1 = b, a2 = b, a3 = b;
+        for (s = 0; s < n; ++s) {
+            const float *w0 = segs[s].w, *xp = x + segs[s].lo * hw + p;
+            const uint32_t len = segs[s].hi - segs[s].lo;
+            for (i = 0; i < len; ++i, xp += hw) {
+                const float v = w0[i];
+                a0 += v * xp[0]; a1 += v * xp[1]; a2 += v * xp[2]; a3 += v * xp[3];
+            }
+        }
+        y[p] = a0; y[p + 1] = a1; y[p + 2] = a2; y[p + 3] = a3;
+    }
+    for (; p < hw; ++p) {
+        float a = b;
+        for (s = 0; s < n; ++s) {
+            const float *w0 = segs[s].w, *xp = x + segs[s].lo * hw + p;
+            const uint32_t len = segs[s].hi - segs[s].lo;
+            for (i = 0; i < len; ++i, xp += hw)
+                a += w0[i] * *xp;
+        }
+        y[p] = a;
+    }
+}
+
+/* Largest kernel (kh * kw) that the 4-channel conv path interleaves on the stack. */
+#define CONV4_TAPS 64
+
+static int is_pointwise(const reds_layer_t *L)
+{
+    return L->kh == 1 && L->kw == 1 && L->sh == 1 && L->sw == 1 && L->pad_t == 0 && L->pad_b == 0 &&
+           L->pad_l == 0 && L->pad_r == 0 && L->in_h == L->out_h && L->in_w == L->out_w;
+}
+
+void reds_conv2d_f32(const reds_layer_t *L, const reds_weights_t *w, uint32_t cin, uint32_t cout,
+                     const float *x, float *y)
+{
+    const uint32_t in_hw = (uint32_t)L->in_h * L->in_w, out_hw = (uint32_t)L->out_h * L->out_w;
+    const uint32_t taps = (uint32_t)L->kh * L->kw;
+    reds_seg_t segs[4][REDS_MAX_SUBMODELS];
+    float wt[4 * CONV4_TAPS];
+    uint32_t o, p, i, t, j;
+    unsigned s, n, r;
+    (void)cin; /* the segments cover exactly the active submodel's cin inputs */
+    if (is_pointwise(L)) {
+        for (o = 0; o < cout; o += r) {
+            float b[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+            r = row_block(w, o, cout, segs, &n);
+            if (L->bias)
+                for (s = 0; s < r; ++s)
+                    b[s] = L->bias[o + s];
+            if (r == 4)
+                pointwise4((const reds_seg_t(*)[REDS_MAX_SUBMODELS])segs, n, b, out_hw, x, y + o * out_hw);
+            else
+                pointwise1(segs[0], n, b[0], out_hw, x, y + o * out_hw);
+        }
+        return;
+    }
+    /* Blocks of 4 output channels when their kernels fit the interleave buffer, else one
+     * channel at a time (the reference path). Both start y at the bias and add one input
+     * channel's window sum at a time. */
+    for (o = 0; o < cout; o += r) {
+        r = taps <= CONV4_TAPS ? row_block(w, o, cout, segs, &n) : 1;
+        if (r == 1 && taps > CONV4_TAPS)
+            n = reds_weight_row(w, o, segs[0]);
+        if (r == 1 && taps <= CONV4_TAPS && cout - o >= 2 && cout - o < 4) {
+            /* the last 2 or 3 channels: a 4-block with zero weights in the missing rows
+             * still costs less per MAC than one channel at a time */
+            r = cout - o;
+            for (j = 1; j < r; ++j) {
+                const unsigned nj = reds_weight_row(w, o + j, segs[j]);
+                if (!same_runs(segs[0], n, segs[j], nj))
+                    r = 1;
+            }
+        }
+        for (j = 0; j < r; ++j) {
+            float *yo = y + (o + j) * out_hw;
+            const float b = L->bias ? L->bias[o + j] : 0.0f;
+            for (p = 0; p < out_hw; ++p)
+                yo[p] = b;
+        }
+        for (s = 0; s < n; ++s) {
+            for (i = segs[0][s].lo; i < segs[0][s].hi; ++i) {
+                const uint32_t off = (i - segs[0][s].lo) * w->elem;
+                if (r > 1) {
+                    for (t = 0; t < taps; ++t)
+                        for (j = 0; j < 4; ++j)
+                            wt[4 * t + j] = j < r ? segs[j][s].w[off + t] : 0.0f;
+                    conv_channel4(L, wt, x + i * in_hw, y + o * out_hw, out_hw, r);
+                } else {
+                    conv_channel(L, segs[0][s].w + off, x + i * in_hw, y + o * out_hw);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,167 @@
+/*
+ * depthwise conv2d, optimized: a sliding 3x3 register window for DS-CNN's blocks (3x3,
+ * stride 1, padding 1), the general window otherwise.
+ * Reference: kernels/reference/depthwise_conv2d_f32.c.
+ */
+#include "reds.h"
+#include "window.h"
+
+/* Depthwise fast path: 3x3 kernel, stride 1, padding 1 on every side (DS-CNN's blocks).
+ * Each output line (a row; for a narrow input such as KWS's 25 x 5, a column) slides a
+ * 3x3 window of registers along the input: per output pixel three new input values are
+ * loaded and nine products added. A missing input line (padding) reads the centre line
+ * with zero weights instead, so no pixel tests bounds; the padding at both ends of the
+ * line is the zeros the window starts and ends with. acc starts at b, as the general
+ * path's y does. The 9 weights come in registers (the caller loads them once per
+ * channel, so short lines pay little per line). 3 pixels per iteration, the window's
+ * columns rotating through the names a, c, d: no register moves (pixel ox reads a c d,
+ * ox + 1 c d a, ox + 2 d a c).
+ * The body of the row kernel (ES: the distance between a line's values, 1). */
+#define DW3X3_LINE(ES)                                                                              \
+    /* window columns: a = ox - 1, c = ox, d = ox + 1 */                                            \
+    float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f;                                                          \
+    float c0 = r0[0], c1 = r1[0], c2 = r2[0];                                                       \
+    float acc;                                                                                      \
+    uint32_t ox;                                                                                    \
+    for (ox = 0; ox + 3 < iw; ox += 3) {                                                            \
+        const float d0 = r0[(ox + 1) * (ES)], d1 = r1[(ox + 1) * (ES)], d2 = r2[(ox + 1) * (ES)];   \
+        acc = b;                                                                                    \
+        acc += w00 * a0; acc += w01 * c0; acc += w02 * d0;                                          \
+        acc += w10 * a1; acc += w11 * c1; acc += w12 * d1;                                          \
+        acc += w20 * a2; acc += w21 * c2; acc += w22 * d2;                                          \
+        yr[ox * (ES)] = acc;                                                                        \
+        a0 = r0[(ox + 2) * (ES)]; a1 = r1[(ox + 2) * (ES)]; a2 = r2[(ox + 2) * (ES)];               \
+        acc = b;                                                                                    \
+        acc += w00 * c0; acc += w01 * d0; acc += w02 * a0;                                          \
+        acc += w10 * c1; acc += w11 * d1; acc += w12 * a1;                                          \
+        acc += w20 * c2; acc += w21 * d2; acc += w22 * a2;                                          \
+        yr[(ox + 1) * (ES)] = acc;                                                                  \
+        c0 = r0[(ox + 3) * (ES)]; c1 = r1[(ox + 3) * (ES)]; c2 = r2[(ox + 3) * (ES)];               \
+        acc = b;                                                                                    \
+        acc += w00 * d0; acc += w01 * a0; acc += w02 * c0;                                          \
+        acc += w10 * d1; acc += w11 * a1; acc += w12 * c1;                                          \
+        acc += w20 * d2; acc += w21 * a2; acc += w22 * c2;                                          \
+        yr[(ox + 2) * (ES)] = acc; /* the next window starts with columns ox + 2 (a), ox + 3 (c) */ \
+    }                                                                                               \
+    for (; ox + 1 < iw; ++ox) {                                                                     \
+        const float d0 = r0[(ox + 1) * (ES)], d1 = r1[(ox + 1) * (ES)], d2 = r2[(ox + 1) * (ES)];   \
+        acc = b;                                                                                    \
+        acc += w00 * a0; acc += w01 * c0; acc += w02 * d0;                                          \
+        acc += w10 * a1; acc += w11 * c1; acc += w12 * d1;                                          \
+        acc += w20 * a2; acc += w21 * c2; acc += w22 * d2;                                          \
+        yr[ox * (ES)] = acc;                                                                        \
+        a0 = c0; a1 = c1; a2 = c2;                                                                  \
+        c0 = d0; c1 = d1; c2 = d2;                                                                  \
+    }                                                                                               \
+    /* last column: the right padding */                                                            \
+    acc = b;                                                                                        \
+    acc += w00 * a0; acc += w01 * c0;                                                               \
+    acc += w10 * a1; acc += w11 * c1;                                                               \
+    acc += w20 * a2; acc += w21 * c2;                                                               \
+    yr[ox * (ES)] = acc;
+
+static void dw3x3_row(const float *r0, const float *r1, const float *r2, float *yr, uint32_t iw, float b,
+                      float w00, float w01, float w02, float w10, float w11, float w12, float w20, float w21,
+                      float w22)
+{
+    DW3X3_LINE(1)
+}
+
+static void dw3x3_col(const float *r0, const float *r1, const float *r2, float *yr, uint32_t iw, uint32_t es,
+                      float b, float w00, float w01, float w02, float w10, float w11, float w12, float w20,
+                      float w21, float w22)
+{
+    /* DW3X3_LINE with a variable stride: the pointers step by es (a VFP load takes no
+     * register offset, so one add per load is the least it can cost) */
+    float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f;
+    float c0 = *r0, c1 = *r1, c2 = *r2;
+    float acc;
+    uint32_t ox;
+    for (ox = 0; ox + 3 < iw; ox += 3) {
+        float d0, d1, d2;
+        d0 = *(r0 += es); d1 = *(r1 += es); d2 = *(r2 += es);
+        acc = b;
+        acc += w00 * a0; acc += w01 * c0; acc += w02 * d0;
+        acc += w10 * a1; acc += w11 * c1; acc += w12 * d1;
+        acc += w20 * a2; acc += w21 * c2; acc += w22 * d2;
+        *yr = acc;
+        a0 = *(r0 += es); a1 = *(r1 += es); a2 = *(r2 += es);
+        acc = b;
+        acc += w00 * c0; acc += w01 * d0; acc += w02 * a0;
+        acc += w10 * c1; acc += w11 * d1; acc += w12 * a1;
+        acc += w20 * c2; acc += w21 * d2; acc += w22 * a2;
+        *(yr += es) = acc;
+        c0 = *(r0 += es); c1 = *(r1 += es); c2 = *(r2 += es);
+        acc = b;
+        acc += w00 * d0; acc += w01 * a0; acc += w02 * c0;
+        acc += w10 * d1; acc += w11 * a1; acc += w12 * c1;
+        acc += w20 * d2; acc += w21 * a2; acc += w22 * c2;
+        *(yr += es) = acc;
+        yr += es;
+    }
+    for (; ox + 1 < iw; ++ox) {
+        const float d0 = *(r0 += es), d1 = *(r1 += es), d2 = *(r2 += es);
+        acc = b;
+        acc += w00 * a0; acc += w01 * c0; acc += w02 * d0;
+        acc += w10 * a1; acc += w11 * c1; acc += w12 * d1;
+        acc += w20 * a2; acc += w21 * c2; acc += w22 * d2;
+        *yr = acc;
+        yr += es;
+        a0 = c0; a1 = c1; a2 = c2;
+        c0 = d0; c1 = d1; c2 = d2;
+    }
+    acc = b;
+    acc += w00 * a0; acc += w01 * c0;
+    acc += w10 * a1; acc += w11 * c1;
+    acc += w20 * a2; acc += w21 * c2;
+    *yr = acc;
+}
+
+static void dw3x3_s1_channel(const float *wk, uint32_t ih, uint32_t iw, const float *x, float b, float *y)
+{
+    const float w00 = wk[0], w01 = wk[1], w02 = wk[2], w10 = wk[3], w11 = wk[4], w12 = wk[5];
+    const float w20 = wk[6], w21 = wk[7], w22 = wk[8];
+    uint32_t i;
+    if (iw < ih && iw > 1) {
+        /* Narrow input (KWS: 25 x 5): slide the window down the columns instead, so the
+         * per-line cost is paid iw times, not ih times. The lines are columns (the
+         * weights transposed); the 9 products of a pixel are summed column by column. */
+        dw3x3_col(x, x, x + 1, y, ih, iw, b, 0.0f, 0.0f, 0.0f, w01, w11, w21, w02, w12, w22);
+        for (i = 1; i + 1 < iw; ++i)
+            dw3x3_col(x + i - 1, x + i, x + i + 1, y + i, ih, iw, b, w00, w10, w20, w01, w11, w21, w02, w12,
+                      w22);
+        dw3x3_col(x + i - 1, x + i, x + i, y + i, ih, iw, b, w00, w10, w20, w01, w11, w21, 0.0f, 0.0f, 0.0f);
+        return;
+    }
+    if (ih == 1) { /* both the rows above and below are padding */
+        dw3x3_row(x, x, x, y, iw, b, 0.0f, 0.0f, 0.0f, w10, w11, w12, 0.0f, 0.0f, 0.0f);
+        return;
+    }
+    dw3x3_row(x, x, x + iw, y, iw, b, 0.0f, 0.0f, 0.0f, w10, w11, w12, w20, w21, w22);
+    for (i = 1; i + 1 < ih; ++i) {
+        const float *r1 = x + i * iw;
+        dw3x3_row(r1 - iw, r1, r1 + iw, y + i * iw, iw, b, w00, w01, w02, w10, w11, w12, w20, w21, w22);
+    }
+    dw3x3_row(x + (i - 1) * iw, x + i * iw, x + i * iw, y + i * iw, iw, b, w00, w01, w02, w10, w11, w12,
+              0.0f, 0.0f, 0.0f);
+}
+
+void reds_depthwise_conv2d_f32(const reds_layer_t *L, uint32_t c, const float *x, float *y)
+{
+    const uint32_t in_hw = (uint32_t)L->in_h * L->in_w, out_hw = (uint32_t)L->out_h * L->out_w;
+    const uint32_t ksize = (uint32_t)L->kh * L->kw;
+    const int fast = L->kh == 3 && L->kw == 3 && L->sh == 1 && L->sw == 1 && L->pad_t == 1 && L->pad_b == 1 &&
+                     L->pad_l == 1 && L->pad_r == 1 && L->in_h == L->out_h && L->in_w == L->out_w;
+    uint32_t ch, p;
+    for (ch = 0; ch < c; ++ch) {
+        float *yc = y + ch * out_hw;
+        const float b = L->bias ? L->bias[ch] : 0.0f;
+        if (fast) {
+            dw3x3_s1_channel(L->weight + ch * ksize, L->in_h, L->in_w, x + ch * in_hw, b, yc);
+            continue;
+        }
+        for (p = 0; p < out_hw; ++p)
+            yc[p] = b;
+        conv_channel(L, L->weight + ch * ksize, x + ch * in_hw, yc);
+    }
+}

@@ -1,0 +1,185 @@
+"""`reds bench`: time every submodel and every switch on a board, check it against PyTorch.
+
+On a virtual board (`--board qemu-m4`) the family is built if needed (`reds build`), the
+emulator is started with its UART on a free TCP port and always stopped at the end. With
+`--port URL` the same runs against any board that speaks the protocol (a real port or a
+`socket://` URL).
+
+What is measured, all on the device: per submodel, the cycles of `loop N` (min, median,
+max), as microseconds at the board's clock and per MAC; every ordered switch k -> k' (the
+cycles of reds_select), median and max. Every submodel's outputs on one seeded random
+input are compared with the PyTorch reference (NestedNet at that submodel's widths and
+batch norm): max |diff| <= 1e-4 and the same argmax, or the bench fails.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import numpy as np
+
+from ..build import build as build_family
+from ..build.boards import Board, get_board
+from ..device.emulator import check_emulator, emulate
+from ..device.link import Link
+from ..errors import RedsError
+from ..family import OpenFamily
+
+TOLERANCE = 1e-4
+
+
+# ---- the reference -------------------------------------------------------------------------
+def reference_outputs(family: OpenFamily, x: np.ndarray) -> list[np.ndarray]:
+    """Every submodel's logits for one input (C x H x W), from PyTorch."""
+    import torch
+
+    net = family.net
+    out = []
+    with torch.no_grad():
+        for k, s in enumerate(family.submodels):
+            y = net(torch.from_numpy(x[None]), s.widths, bn=k)
+            out.append(y[0].double().numpy())
+    return out
+
+
+# ---- the bench -------------------------------------------------------------------------------
+def run_bench(link: Link, family: OpenFamily, runs: int = 20, seed: int = 0, board: Board | None = None) -> dict:
+    """Talk to a device that runs `family`'s firmware; return the report."""
+    fam, fhash, family_dir = family.manifest, family.hash, family.dir
+    name = link.sync()
+    info = link.info()
+    model, dev_hash = link.profile()
+    if dev_hash != fhash:
+        raise RedsError(f"{link.url} runs model '{model}' of family {dev_hash[:12] or '?'}, not {family_dir} "
+                        f"({fhash[:12]}): build and flash this family first (reds build {family_dir} ...)")
+    subs = link.submodels()
+    if [s["macs"] for s in subs] != [s.macs for s in fam.submodels]:
+        raise RedsError(f"{link.url}: the device's submodels differ from {family_dir}'s manifest")
+    max_loop = int(info.get("max_loop", 255))
+    if not 1 <= runs <= max_loop:
+        raise RedsError(f"--runs must be 1..{max_loop} (the device keeps each run's cycles)")
+    clock_hz = int(info.get("clock_hz", 0)) or (board.clock_hz if board else 0)
+
+    x = np.random.default_rng(seed).standard_normal(tuple(fam.input_shape)).astype(np.float32)
+    link.load(x.astype("<f4").tobytes(), int(info.get("line", 160)))
+    refs = reference_outputs(family, x)
+
+    rows = []
+    for k, s in enumerate(fam.submodels):
+        link.select(k)
+        link.check("loop 1", timeout=_run_timeout(s.macs, 1))  # warm-up (and the outputs)
+        stats = link.loop(runs, timeout=_run_timeout(s.macs, runs))
+        got, text = link.results()
+        y = np.asarray(got, dtype=np.float64)
+        ref = refs[k]
+        diff = float(np.max(np.abs(y - ref))) if y.shape == ref.shape else float("inf")
+        rows.append({
+            "index": k, "budget": s.budget, "macs": s.macs,
+            "cycles_median": stats["median"], "cycles_min": stats["min"], "cycles_max": stats["max"],
+            "us_median": stats["median"] / clock_hz * 1e6 if clock_hz else None,
+            "cycles_per_mac": stats["median"] / s.macs if s.macs else None,
+            "max_abs_diff": diff, "argmax_match": bool(y.shape == ref.shape and int(np.argmax(y)) == int(np.argmax(ref))),
+            "outputs": text,
+        })
+    K = len(fam.submodels)
+    pairs = []
+    for a in range(K):
+        for b in range(K):
+            if a != b:
+                link.select(a)
+                pairs.append({"from": a, "to": b, "cycles": link.select(b)})
+    switch = [p["cycles"] for p in pairs]
+    cpm = [r["cycles_per_mac"] for r in rows if r["cycles_per_mac"]]
+    report = {
+        "format": "reds-bench", "version": 1,
+        "family": str(family_dir), "family_hash": fhash, "arch": fam.arch, "device": name,
+        "board": info.get("board"), "port": link.url, "timer": info.get("timer"), "cycle": info.get("cycle"),
+        "clock_hz": clock_hz, "timer_overhead_cycles": int(info.get("overhead", 0)),
+        "runs": runs, "seed": seed, "tolerance": TOLERANCE,
+        "submodels": rows,
+        "switch": {"median": statistics.median(switch) if switch else None, "max": max(switch) if switch else None,
+                   "min": min(switch) if switch else None, "pairs": pairs},
+        "cycles_per_mac_spread_pct": (100.0 * (max(cpm) / min(cpm) - 1.0)) if cpm else None,
+        "outputs_match": all(r["max_abs_diff"] <= TOLERANCE and r["argmax_match"] for r in rows),
+    }
+    if board is not None and board.cycle_note:
+        report["cycle_note"] = board.cycle_note
+    return report
+
+
+def _run_timeout(macs: int, runs: int) -> float:
+    """Generous: 1 us per MAC and run (a 64 MHz M4 takes ~0.1 us), plus 30 s."""
+    return 30.0 + runs * macs * 1e-6
+
+
+def bench(family: OpenFamily, board: str = "qemu-m4", port: str | None = None, runs: int = 20, seed: int = 0,
+          build_dir=None, layout: str = "nested", timeout: float = 10.0, log=print, trace=None) -> dict:
+    """`trace`: a reds.trace.TraceJob replayed on the same connection after the bench
+    (its summary lands in report["trace"])."""
+    if port is not None:
+        with Link(port, timeout=timeout) as link:
+            report = run_bench(link, family, runs, seed)
+            if trace is not None:
+                report["trace"] = trace.run(link, family, report)
+            return report
+    b = get_board(board)
+    if not b.virtual:
+        raise RedsError(f"board '{b.name}' is not emulated here: flash it, then pass its serial port "
+                        f"with --port (e.g. /dev/ttyACM0)")
+    check_emulator(b)
+    res = build_family(family, b.name, build_dir, layout=layout)
+    log(("built " if res.rebuilt else "up to date: ") + res.elf)
+    with emulate(b, res.elf, timeout=timeout) as link:  # its own session: Ctrl-C reaches reds only
+        report = run_bench(link, family, runs, seed, board=b)
+        if trace is not None:
+            report["trace"] = trace.run(link, family, report)
+    report["build"] = {"elf": res.elf, "flash_used": res.flash_used, "ram_used": res.ram_used,
+                       "flash_bytes": res.flash_bytes, "ram_bytes": res.ram_bytes, "layout": res.layout}
+    return report
+
+
+# ---- report ----------------------------------------------------------------------------------
+def table(report: dict) -> str:
+    cyc = report.get("cycle") or "cycle"
+    hz = report.get("clock_hz") or 0
+    lines = [f"reds bench: {report['arch']} family {report['family_hash'][:12]} on {report['board']} "
+             f"({report['port']}), {report['runs']} runs per submodel",
+             f"timer {report['timer']}: a cycle is one {cyc}; us at {hz / 1e6:g} MHz; "
+             f"timer overhead {report['timer_overhead_cycles']} cycles (subtracted)"]
+    if report.get("cycle_note"):
+        lines.append(f"note: {report['cycle_note']}")
+    hdr = f"{'k':>2} {'budget':>6} {'MACs':>11} {'cycles med':>12} {'min':>12} {'max':>12} {'us med':>10} " \
+          f"{'cyc/MAC':>8} {'max|diff|':>9} {'argmax':>6}"
+    lines += ["", hdr, "-" * len(hdr)]
+    for r in report["submodels"]:
+        us = f"{r['us_median']:.1f}" if r["us_median"] is not None else "-"
+        cpm = f"{r['cycles_per_mac']:.2f}" if r["cycles_per_mac"] is not None else "-"
+        lines.append(f"{r['index']:>2} {r['budget']:>6g} {r['macs']:>11,} {r['cycles_median']:>12,} "
+                     f"{r['cycles_min']:>12,} {r['cycles_max']:>12,} {us:>10} {cpm:>8} "
+                     f"{r['max_abs_diff']:>9.2e} {'ok' if r['argmax_match'] else 'DIFF':>6}")
+    sw = report["switch"]
+    lines.append("")
+    if sw["median"] is None:
+        lines.append("switch: one submodel, nothing to switch")
+    else:
+        lines.append(f"switch k -> k' ({len(sw['pairs'])} ordered pairs): median {sw['median']:g}, "
+                     f"max {sw['max']}, min {sw['min']} cycles")
+    if report.get("cycles_per_mac_spread_pct") is not None:
+        lines.append(f"cycles per MAC spread across submodels: {report['cycles_per_mac_spread_pct']:.1f} %")
+    lines.append("outputs: every submodel matches PyTorch (max |diff| <= %g, same argmax)" % report["tolerance"]
+                 if report["outputs_match"] else "outputs: MISMATCH with PyTorch (see max|diff| and argmax)")
+    return "\n".join(lines)
+
+
+def write_json(report: dict, path) -> None:
+    Path(path).write_text(json.dumps(report, indent=2) + "\n")
+
+
+def check_outputs(report: dict) -> None:
+    if not report["outputs_match"]:
+        bad = [r for r in report["submodels"] if not (r["max_abs_diff"] <= TOLERANCE and r["argmax_match"])]
+        r = bad[0]
+        raise RedsError(f"submodel {r['index']}'s outputs on the device differ from PyTorch "
+                        f"(max |diff| {r['max_abs_diff']:.3g}, argmax {'same' if r['argmax_match'] else 'differs'}); "
+                        f"{len(bad)} of {len(report['submodels'])} submodels differ")

@@ -1,0 +1,101 @@
+"""BUILD/build.json: what was built, and a key over every input, so an up-to-date build is
+kept and a refused or interrupted one is never taken for finished."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .. import __version__
+from ..errors import RedsError
+from ..sources import PACKAGE, firmware_dir
+from .boards import Board
+
+STAMP = "build.json"
+FORMAT = "reds-build"
+
+
+@dataclass
+class BuildResult:
+    board: str
+    out: str
+    elf: str  # the artifact: an ELF, a Linux program, or a PlatformIO project's platformio.ini
+    model: str  # the exported model's C name
+    family_hash: str
+    layout: str
+    text: int
+    data: int
+    bss: int
+    flash_used: int  # text + data (the initial values of .data live in flash)
+    ram_used: int  # data + bss, the stack included
+    flash_bytes: int
+    ram_bytes: int
+    stack_bytes: int
+    key: str
+    kind: str  # the board's build kind
+    rebuilt: bool = True
+    note: str = ""  # what the sizes mean when they are not a linked image's
+
+
+def read_stamp(out: Path) -> dict | None:
+    try:
+        d = json.loads((Path(out) / STAMP).read_text())
+    except (OSError, ValueError):
+        return None
+    return d if isinstance(d, dict) and d.get("format") == FORMAT else None
+
+
+def check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise RedsError(f"{out}: exists and is not a folder; choose another --out")
+    if out.is_dir() and any(out.iterdir()) and read_stamp(out) is None:
+        raise RedsError(f"{out}: folder is not empty and holds no reds build ({STAMP}); choose another --out")
+
+
+def _digest(h, path: Path) -> None:
+    h.update(str(path.name).encode() + b"\0" + path.read_bytes() + b"\0")
+
+
+def build_key(family_hash: str, board: Board, settings: list) -> str:
+    """sha256 over everything the artifact depends on: the family, the runtime's C sources,
+    the board's files, the exporter's code and the settings (flags, layout, limits)."""
+    h = hashlib.sha256()
+    h.update(json.dumps([__version__, family_hash, *settings], default=str).encode())
+    for p in sorted(firmware_dir().rglob("*.[ch]")):
+        _digest(h, p)
+    board_files = {p for p in board.folder.rglob("*") if p.is_file()}
+    board_files |= {(board.folder / s).resolve() for s in board.sources}  # shared ones (boards/host)
+    for p in sorted(board_files):
+        _digest(h, p)
+    for p in sorted((PACKAGE / "export").rglob("*.py")):
+        _digest(h, p)
+    return h.hexdigest()
+
+
+def up_to_date(out: Path, key: str) -> BuildResult | None:
+    stamp = read_stamp(out)
+    if not (stamp and stamp.get("complete") and stamp.get("key") == key):
+        return None
+    fields = {k: v for k, v in (stamp.get("result") or {}).items() if k in BuildResult.__dataclass_fields__}
+    try:
+        res = BuildResult(**fields)
+    except TypeError:  # a stamp of another reds version
+        return None
+    if not Path(res.elf).exists():
+        return None
+    res.rebuilt = False
+    return res
+
+
+def start_stamp(out: Path) -> None:
+    """The folder is a reds build from now on (so a later build may reuse it), but not a
+    finished one: no result, no key, until the artifact is made and fits."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / STAMP).write_text(json.dumps({"format": FORMAT, "version": 1, "complete": False}) + "\n")
+
+
+def finish_stamp(out: Path, res: BuildResult, cmd: str, family_dir: Path, **extra) -> None:
+    doc = {"format": FORMAT, "version": 1, "complete": True, "reds_version": __version__, "command": cmd,
+           "family_dir": str(family_dir), "key": res.key, "result": asdict(res), **extra}
+    (out / STAMP).write_text(json.dumps(doc, indent=2) + "\n")

@@ -1,0 +1,142 @@
+"""What each `reds` command does: open the family once, call the layer, print the result."""
+from __future__ import annotations
+
+import json
+
+
+def open_family(folder):
+    from ..family import open as open_
+
+    return open_(folder)
+
+
+def cmd_arch(args) -> None:
+    from ..ir.archs import build_spec
+    from ..ir.describe import describe
+
+    d = describe(build_spec(args.name, dataset=args.dataset, width_mult=args.width))
+    if args.json:
+        print(json.dumps(d, indent=2))
+        return
+    from ..tables import arch_table
+    print(arch_table(d))
+
+
+def cmd_data(args) -> None:
+    from ..data.synth_kws import generate
+
+    summary = generate(args.out, per_word=args.per_word, seed=args.seed, jobs=args.jobs)
+    if not summary.get("created", True):
+        print(summary.get("message", f"{args.out} already holds this data set"))
+        return
+    print(f"wrote {summary['utterances']:,} utterances from {summary['speakers']} voices to {summary['out_dir']} "
+          f"in {summary['seconds']:.1f} s ({summary['utterances_per_s']:.0f}/s); "
+          f"splits: " + ", ".join(f"{k} {v:,}" for k, v in summary["splits"].items()))
+
+
+def cmd_train(args) -> None:
+    from ..tables import family_table
+    from ..train import TrainConfig, Trainer
+
+    cfg = TrainConfig(
+        arch=args.arch, dataset=args.dataset, data_dir=args.data_dir, budgets=args.budgets,
+        knapsack=args.knapsack, importance=args.importance, importance_batches=args.importance_batches,
+        importance_norm=args.importance_norm,
+        epochs=args.epochs, finetune_epochs=args.finetune_epochs, batch_size=args.batch_size, lr=args.lr,
+        finetune_lr=args.finetune_lr, distill=args.distill, baseline=args.baseline,
+        limit_train=args.limit_train, limit_eval=args.limit_eval, width_mult=args.width, seed=args.seed,
+        time_limit=args.time_limit, weight_bytes=args.flash, arena_bytes=args.ram, min_units=args.min_units)
+    family = Trainer(cfg, args.out, progress=False if args.quiet else None).run(resume=args.resume)
+    print(family_table(family))
+    print(f"family written to {args.out}")
+
+
+def cmd_eval(args) -> None:
+    from ..tables import family_table
+    from ..train import evaluate
+
+    print(family_table(evaluate(open_family(args.family), args.data_dir, args.limit)))
+
+
+def cmd_info(args) -> None:
+    from ..tables import family_table
+
+    fam = open_family(args.family).manifest
+    if args.json:
+        print(json.dumps(fam.to_json(), indent=2))
+    else:
+        print(family_table(fam))
+
+
+def cmd_export(args) -> None:
+    from ..export import command_line, export
+
+    cmd = command_line(args.family, args.format, args.out, args.layout, args.name)
+    m = export(open_family(args.family), args.format, args.out, layout=args.layout, name=args.name, command=cmd)
+    subs = m["submodels"]
+    print(f"exported {len(subs)} submodels of {m['spec']} to {args.out}: {', '.join(m['files'])}")
+    for s in subs:
+        chk = s.get("check") or {}
+        diff = f", max |{chk['runtime']} - PyTorch| {chk['max_abs_diff']:.2g}" if chk.get("runtime") else ""
+        print(f"  {s['index']}: budget {s['budget']:g}, {s['macs']:,} MACs{diff}")
+    if args.format == "c":
+        c = m["c"]
+        print(f"  arena {c['arena_bytes']:,} B; weights {c['weight_array_bytes']:,} B + tables {c['table_bytes']:,} B "
+              f"for all submodels = the largest submodel's {c['largest_weight_bytes']:,} B + "
+              f"{c['overhead_bytes']:,} B ({c['overhead_pct']:.2f} %, target < 2 %) "
+              f"[{len(subs)} separate models: {c['separate_bytes']:,} B]")
+
+
+def cmd_build(args) -> None:
+    from ..build import build, summary
+
+    print(summary(build(open_family(args.family), args.board, args.out, layout=args.layout, force=args.force,
+                        flash=args.flash, ram=args.ram, cross=args.cross)))
+
+
+def cmd_bench(args) -> None:
+    from ..bench.bench import bench, check_outputs, table, write_json
+
+    trace = None
+    if args.trace:
+        from ..bench.trace import TraceJob
+        trace = TraceJob(args.trace, args.trace_out)
+    report = bench(open_family(args.family), args.board, port=args.port, runs=args.runs, seed=args.seed, build_dir=args.build,
+                   layout=args.layout, timeout=args.timeout, trace=trace)
+    print(table(report))
+    if args.json:
+        write_json(report, args.json)
+        print(f"report written to {args.json}")
+    if trace is not None:
+        print(trace.summary())
+    check_outputs(report)
+
+
+def cmd_flash(args) -> None:
+    from ..device.flash import flash
+
+    flash(args.build, args.port)
+
+
+def cmd_serve(args) -> None:
+    from ..device.serve import serve
+
+    serve(open_family(args.family), args.runtime, args.port, build_dir=args.build)
+
+
+def cmd_report(args) -> None:
+    from pathlib import Path
+
+    from ..bench.report import report
+
+    d = report(open_family(args.family), args.out, bench=args.bench)
+    print(f"report of {d['arch']} on {d['dataset']} written to {args.out}: "
+          + ", ".join(str(Path(args.out) / f) for f in d["files"].values()))
+
+
+COMMANDS = {"arch": cmd_arch, "data": cmd_data, "train": cmd_train, "eval": cmd_eval, "info": cmd_info,
+            "export": cmd_export,
+            "build": cmd_build, "bench": cmd_bench, "flash": cmd_flash, "serve": cmd_serve,
+            "report": cmd_report}
+
+

@@ -1,0 +1,221 @@
+"""The argument parser of `reds`: every command, its flags and their defaults.
+
+Choices come from the registries (architectures, data sets, export formats, layouts,
+boards, runtimes), never from a copy of them.
+"""
+from __future__ import annotations
+
+import argparse
+
+from .. import __version__
+
+EPILOG = """examples:
+  reds data synth-kws --out data/synth-kws          # a spoken-word data set, offline
+  reds arch dscnn-s                                 # layers, groups, MACs
+  reds train --arch dscnn-s --dataset synth-kws --data-dir data/synth-kws --out runs/ds
+  reds info runs/ds                                 # the family: widths, MACs, accuracy
+"""
+
+
+class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a flag's default, unless it has none or its help already says it."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _budgets(text: str) -> list[float]:
+    try:
+        vals = [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"budgets must be comma-separated fractions, e.g. 0.25,0.5,0.75,1.0; got {text!r}")
+    vals = [v / 100 if v > 1 else v for v in vals]  # accept 25,50,75,100 too
+    if not vals or any(not 0 < v <= 1 for v in vals) or len(set(vals)) != len(vals):
+        raise argparse.ArgumentTypeError("budgets must be distinct fractions in (0, 1], e.g. 0.25,0.5,0.75,1.0")
+    return sorted(vals)
+
+
+def _positive(kind):
+    def parse(text):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+        if v <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return v
+    return parse
+
+
+def _nonneg_int(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ..build.boards import list_boards
+    from ..data import DATASETS
+    from ..device.serve import RUNTIMES
+    from ..export import FORMATS, abi
+    from ..ir.archs import ARCHS
+    from ..nn.importance import METHODS
+    from ..search.knapsack import MODES
+
+    layouts = list(abi.layout_names())
+    boards = list_boards()
+
+    p = argparse.ArgumentParser(
+        prog="reds", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        description="reds: one network, a family of nested submodels, switched at run time in microseconds.")
+    p.add_argument("--version", action="version", version=f"reds {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    a = sub.add_parser("arch", help="show an architecture: layers, unit groups, MACs, params",
+                       description="Print an architecture's layers, unit groups, full MACs and parameters.")
+    a.add_argument("name", choices=list(ARCHS), metavar="NAME", help=f"one of: {', '.join(ARCHS)}")
+    a.add_argument("--dataset", choices=DATASETS, help="data set whose input shape and classes to use "
+                   "(default: the architecture's own)")
+    a.add_argument("--width", type=float, default=1.0, help="scale every group's units (default 1.0)")
+    a.add_argument("--json", action="store_true", help="print JSON (top-level macs, params, groups)")
+
+    d = sub.add_parser("data", help="make a data set", description="Make a data set on disk.")
+    dsub = d.add_subparsers(dest="what", metavar="DATASET", required=True)
+    s = dsub.add_parser("synth-kws", help="spoken keywords synthesised with espeak-ng, in the Speech Commands layout",
+                        description="Write a real spoken-word data set with espeak-ng (8 English accents, voice "
+                                    "variants, pitch, speed, amplitude, plus background noise) in exactly the "
+                                    "Google Speech Commands v2 layout, so `--dataset synth-kws` reads it.")
+    s.add_argument("--out", required=True, help="folder to create")
+    s.add_argument("--per-word", type=_positive(int), default=120, help="utterances per keyword (default 120)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--jobs", type=_positive(int), help="worker processes (default: all cores)")
+
+    t = sub.add_parser("train", help="train a family of nested submodels",
+                       formatter_class=DefaultsFormatter,
+                       description="Pretrain the full network, score and permute its units, pick each "
+                                   "submodel's widths with a knapsack (OR-Tools CP-SAT, exact MACs), fine-tune "
+                                   "all submodels together and write the family to --out.")
+    t.add_argument("--arch", required=True, choices=list(ARCHS), metavar="ARCH", help=", ".join(ARCHS))
+    t.add_argument("--dataset", required=True, choices=DATASETS)
+    t.add_argument("--data-dir", help="data set folder (fmnist defaults to the Debian package's folder)")
+    t.add_argument("--out", required=True, help="output folder (family.json, weights.safetensors, metrics.jsonl)")
+    t.add_argument("--budgets", type=_budgets, default=[0.25, 0.5, 0.75, 1.0],
+                   help="MAC budgets as fractions of the full model")
+    t.add_argument("--knapsack", choices=MODES, default="bottom-up")
+    t.add_argument("--importance", choices=METHODS, default="grad")
+    t.add_argument("--importance-batches", type=_positive(int), default=100)
+    t.add_argument("--importance-norm", choices=["group", "none"], default="group",
+                   help="group: weigh the share of each group's importance kept; none: REDS's raw sum")
+    t.add_argument("--epochs", type=_nonneg_int, default=10, help="pretraining epochs (full network)")
+    t.add_argument("--finetune-epochs", type=_nonneg_int, default=10, help="joint fine-tuning epochs")
+    t.add_argument("--batch-size", type=_positive(int), default=64)
+    t.add_argument("--lr", type=_positive(float), default=1e-3)
+    t.add_argument("--finetune-lr", type=_positive(float), default=5e-4)
+    t.add_argument("--distill", action="store_true",
+                   help="sandwich rule: smaller submodels learn from the largest one's outputs")
+    t.add_argument("--baseline", choices=["scratch"], help="also train each submodel's widths alone")
+    t.add_argument("--limit-train", type=_positive(int), help="use only N training samples")
+    t.add_argument("--limit-eval", type=_positive(int), help="use only N validation and N test samples")
+    t.add_argument("--width", type=_positive(float), default=1.0, help="scale every group's units")
+    t.add_argument("--min-units", type=_positive(int), help="minimum units per group (default 2)")
+    t.add_argument("--flash", type=_positive(int), metavar="BYTES", help="limit on each submodel's weight bytes")
+    t.add_argument("--ram", type=_positive(int), metavar="BYTES", help="limit on each submodel's activation arena")
+    t.add_argument("--time-limit", type=_positive(float), default=30.0, help="seconds per knapsack solve")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    t.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    e = sub.add_parser("eval", help="test accuracy of every submodel, written back to family.json")
+    e.add_argument("family", help="family folder")
+    e.add_argument("--data-dir")
+    e.add_argument("--limit", type=_positive(int), help="use only N test samples")
+
+    i = sub.add_parser("info", help="show a family: widths, MACs, memory, accuracy")
+    i.add_argument("family", help="family folder")
+    i.add_argument("--json", action="store_true")
+
+    x = sub.add_parser("export", help="export a family: C source for the firmware runtime, ONNX, TFLite",
+                       description="Export every submodel of a family into --out (written whole or not at all; "
+                                   "an existing --out must be empty or a previous export). c: <name>.h/.c for "
+                                   "firmware/ (shared weights, widths table, per-submodel folded batch norm); "
+                                   "onnx / tflite: one file per submodel. Each writes manifest.json.")
+    x.add_argument("family", help="family folder")
+    x.add_argument("--format", required=True, choices=list(FORMATS),
+                   help="; ".join(f"{f.name}: {f.help}" for f in FORMATS.values()))
+    x.add_argument("--out", required=True, help="output folder")
+    x.add_argument("--layout", choices=layouts, default=abi.DEFAULT_LAYOUT,
+                   help="C weight order (default nested: each submodel's weights are one contiguous prefix)")
+    x.add_argument("--name", default="reds_model", help="C: file names and the model's symbol (default reds_model)")
+
+    bd = sub.add_parser("build", help="compile a family into firmware for a board",
+                        formatter_class=DefaultsFormatter,
+                        description="Export the family as C into --out, compile it with the runtime (firmware/) "
+                                    "and the board's port (boards/BOARD/), link, and print text/data/bss against "
+                                    "the board's flash and RAM. Refuses, in one line, a family that does not fit.")
+    bd.add_argument("family", help="family folder")
+    bd.add_argument("--board", default="qemu-m4", choices=boards, help="board (its folder under boards/)")
+    bd.add_argument("--out", required=True, help="build folder (firmware.elf, model/, build.json)")
+    bd.add_argument("--layout", choices=layouts, default=abi.DEFAULT_LAYOUT, help="C weight order")
+    bd.add_argument("--force", action="store_true", help="rebuild even if --out is up to date")
+    bd.add_argument("--flash", type=_positive(int), metavar="BYTES",
+                    help="check against less flash than the board has (the part you will ship on)")
+    bd.add_argument("--ram", type=_positive(int), metavar="BYTES", help="check against less RAM than the board has")
+    bd.add_argument("--cross", action="store_true",
+                    help="rpi: cross-compile for a 64-bit Pi with aarch64-linux-gnu-gcc (static)")
+
+    fl = sub.add_parser("flash", help="build and upload a `reds build` PlatformIO project (nano33ble)",
+                        description="Run `pio run -t upload` in a build folder made by `reds build --board "
+                                    "nano33ble`. Needs PlatformIO (pip install platformio), which downloads the "
+                                    "nordicnrf52 platform, its toolchain and the Arduino mbed core on first use.")
+    fl.add_argument("build", help="build folder (holds platformio.ini)")
+    fl.add_argument("--port", help="upload port, e.g. /dev/ttyACM0 (default: PlatformIO finds the board)")
+
+    sv = sub.add_parser("serve", help="serve the reds protocol from this computer (C harness, onnxruntime, TFLite)",
+                        formatter_class=DefaultsFormatter,
+                        description="Serve a family over the reds serial protocol, run by the C runtime (the rpi "
+                                    "harness, built natively), onnxruntime or TFLite (ai-edge-litert, else "
+                                    "tflite-runtime), timed with the host's nanosecond clock: `reds bench --port` "
+                                    "then compares runtimes on one machine (e.g. a Raspberry Pi).")
+    sv.add_argument("family", help="family folder")
+    sv.add_argument("--runtime", choices=list(RUNTIMES), default="onnxruntime")
+    sv.add_argument("--port", default="pty", help="where to serve: pty (create one, print its path), a serial "
+                    "device, '-' (stdin/stdout), or tcp:[HOST:]PORT")
+    sv.add_argument("--build", metavar="DIR", help="--runtime c: build folder (default FAMILY/build-rpi)")
+
+    bn = sub.add_parser("bench", help="time every submodel and switch on a board, check outputs against PyTorch",
+                        formatter_class=DefaultsFormatter,
+                        description="On a virtual board: build if needed, start the emulator, time every submodel "
+                                    "(cycles min/median/max, us, cycles per MAC) and every switch k -> k' on the "
+                                    "device, and compare every submodel's outputs with PyTorch. With --port: the "
+                                    "same against any board that speaks the reds protocol.")
+    bn.add_argument("family", help="family folder")
+    bn.add_argument("--board", default="qemu-m4", choices=boards, help="board (its folder under boards/)")
+    bn.add_argument("--port", help="serial port or URL of a board running this family's firmware "
+                    "(/dev/ttyACM0, socket://host:port); skips build and emulator")
+    bn.add_argument("--runs", type=_positive(int), default=20, help="timed inferences per submodel")
+    bn.add_argument("--json", metavar="OUT", help="also write the report as JSON")
+    bn.add_argument("--build", metavar="DIR", help="build folder (default: FAMILY/build-BOARD)")
+    bn.add_argument("--layout", choices=layouts, default=abi.DEFAULT_LAYOUT, help="C weight order")
+    bn.add_argument("--seed", type=int, default=0, help="seed of the random input")
+    bn.add_argument("--timeout", type=_positive(float), default=10.0, help="seconds to wait for a reply")
+    bn.add_argument("--trace", metavar="CSV", help="also replay a resource trace (CSV time_s,budget; budget = "
+                    "fraction of the full model's measured cycles): per step the largest submodel that fits, "
+                    "its switch cycles, an inference against the deadline, the accuracy delivered")
+    bn.add_argument("--trace-out", metavar="DIR", help="where the replay writes trace.csv, trace.json, trace.png "
+                    "(default: trace-<CSV name> in the current folder)")
+    rp = sub.add_parser("report", help="plots and a markdown summary of a family (and of its bench)",
+                        description="Write PNG plots (accuracy vs MACs beside REDS's published curve; with --bench: "
+                                    "latency vs MACs and switch cycles beside REDS's 38 us) and a README.md that "
+                                    "embeds them and tabulates the family into --out (written whole or not at all).")
+    rp.add_argument("family", help="family folder")
+    rp.add_argument("--out", required=True, help="report folder (absent, empty, or a previous report)")
+    rp.add_argument("--bench", metavar="BENCH_JSON", help="a `reds bench --json` report of this family")
+    return p
+
+

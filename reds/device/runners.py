@@ -1,0 +1,58 @@
+"""The runtimes `reds serve` runs a family's submodels with: onnxruntime and TFLite, each
+on the family's export (written to a temporary folder by `reds.export`)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import RedsError
+from ..export import export
+from ..export.tflite import interpreter_class
+from ..family import OpenFamily
+
+
+class OnnxRunner:
+    name = "onnxruntime"
+
+    def __init__(self, folder: Path, count: int):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        self.sessions = [ort.InferenceSession(str(folder / f"submodel_{k}.onnx"), opts,
+                                              providers=["CPUExecutionProvider"]) for k in range(count)]
+        self.inp = [s.get_inputs()[0].name for s in self.sessions]
+
+    def run(self, k: int, x: np.ndarray) -> np.ndarray:
+        return self.sessions[k].run(None, {self.inp[k]: x})[0][0]
+
+
+class TfliteRunner:
+    name = "tflite"
+
+    def __init__(self, folder: Path, count: int):
+        cls = interpreter_class()
+        if cls is None:
+            raise RedsError("no TFLite interpreter: pip install ai-edge-litert (or tflite-runtime with numpy<2)")
+        self.its = []
+        for k in range(count):
+            it = cls(model_path=str(folder / f"submodel_{k}.tflite"))
+            it.allocate_tensors()
+            self.its.append((it, it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]))
+
+    def run(self, k: int, x: np.ndarray) -> np.ndarray:
+        it, i, o = self.its[k]
+        it.set_tensor(i, x)
+        it.invoke()
+        return it.get_tensor(o)[0]
+
+
+RUNNERS = {"onnxruntime": OnnxRunner, "tflite": TfliteRunner}
+
+
+def make_runner(family: OpenFamily, runtime: str, tmp: Path):
+    count = len(family.submodels)
+    fmt = "onnx" if runtime == "onnxruntime" else "tflite"
+    export(family, fmt, tmp / fmt)
+    return RUNNERS[runtime](tmp / fmt, count)

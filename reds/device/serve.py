@@ -1,0 +1,127 @@
+"""`reds serve`: the reds serial protocol served from this computer, so that runtimes can be
+compared on one machine (a Raspberry Pi, a laptop) with the same `reds bench --port`.
+
+Runtimes:
+- `c`: the rpi harness (boards/rpi: the C runtime and protocol as a Linux program), built
+  natively into FAMILY/build-rpi (or --build) and exec'd: this process becomes it.
+- `onnxruntime`: the family's ONNX export (one graph per submodel), onnxruntime's CPU
+  provider.
+- `tflite`: the family's TFLite export, run by ai-edge-litert (else tflite-runtime). The
+  export needs the `tflite` extra (litert-torch).
+Exports are written to a temporary folder (`reds.export.export`) and removed at the end.
+
+The protocol is firmware/reds_protocol.h's, command for command (`protocol`).
+
+Where (--port): `pty` (default: a new pseudo-terminal, its path printed as `pty PATH`), a
+serial device (`/dev/ttyAMA0`, `/dev/ttyGS0` for a Pi's USB gadget), `-` (stdin/stdout), or
+`tcp:[HOST:]PORT` (one client at a time; connect with `socket://HOST:PORT`).
+"""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import tempfile
+from pathlib import Path
+
+from ..build import build, summary
+from ..errors import RedsError
+from ..family import OpenFamily
+from .protocol import Protocol
+from .runners import RUNNERS, make_runner
+
+RUNTIMES = ("c", *RUNNERS)
+
+
+def _serve_fd(proto: Protocol, rfd: int) -> None:
+    while True:
+        try:
+            data = os.read(rfd, 4096)
+        except InterruptedError:
+            continue
+        except OSError:
+            return
+        if not data:
+            return
+        proto.feed(data)
+
+
+def _writer(fd: int):
+    def write(b: bytes) -> None:
+        view = memoryview(b)
+        while view:
+            try:
+                n = os.write(fd, view)
+            except BlockingIOError:
+                continue
+            except OSError:
+                return
+            view = view[n:]
+    return write
+
+
+def serve(family: OpenFamily, runtime: str = "onnxruntime", port: str = "pty", build_dir=None,
+          announce=None) -> None:
+    """Serve until the peer closes (stdin, a device) or forever (pty, tcp). `announce(text)`
+    is told where (default: printed to stdout)."""
+    announce = announce or (lambda s: (print(s, flush=True)))
+    if runtime == "c":
+        res = build(family, "rpi", build_dir or family.dir / "build-rpi")
+        print(summary(res), file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os.execv(res.elf, [res.elf, port])
+    if runtime not in RUNNERS:
+        raise RedsError(f"unknown runtime '{runtime}'; choose one of: {', '.join(RUNTIMES)}")
+    with tempfile.TemporaryDirectory(prefix="reds-serve-") as tmp:
+        runner = make_runner(family, runtime, Path(tmp))
+        board = f"host-{runtime}"
+        if port == "-":
+            proto = Protocol(family, runner, _writer(1), board)
+            proto.hello()
+            _serve_fd(proto, 0)
+            return
+        if port == "pty":
+            import tty
+
+            master, slave = os.openpty()
+            tty.setraw(slave)
+            announce(f"pty {os.ttyname(slave)}")
+            proto = Protocol(family, runner, _writer(master), board)
+            proto.hello()
+            _serve_fd(proto, master)  # the slave stays open here: clients come and go
+            return
+        if port.startswith("tcp:"):
+            rest = port[4:]
+            host, _, p = rest.rpartition(":")
+            try:
+                addr = (host or "127.0.0.1", int(p))
+            except ValueError:
+                raise RedsError(f"--port {port}: expected tcp:[HOST:]PORT") from None
+            srv = socket.socket()
+            srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                srv.bind(addr)
+            except OSError as e:
+                raise RedsError(f"cannot listen on {addr[0]}:{addr[1]}: {e.strerror or e}") from None
+            srv.listen(1)
+            announce(f"tcp {addr[0]}:{srv.getsockname()[1]}")
+            while True:
+                conn, _ = srv.accept()
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                with conn:
+                    proto = Protocol(family, runner, conn.sendall, board)
+                    proto.hello()
+                    _serve_fd(proto, conn.fileno())
+        import serial
+
+        try:
+            ser = serial.Serial(port, 115200, timeout=None)
+        except (serial.SerialException, OSError, ValueError) as e:
+            raise RedsError(f"cannot open {port}: {e}") from None
+        announce(f"serial {port}")
+        proto = Protocol(family, runner, lambda b: (ser.write(b), ser.flush()), board)
+        proto.hello()
+        while True:
+            data = ser.read(max(1, ser.in_waiting))
+            if data:
+                proto.feed(data)

@@ -1,0 +1,255 @@
+"""Lowering: a family -> the arrays and tables the C runtime reads, in one weight layout.
+
+Two weight layouts (`firmware/README.md` has the index formulas):
+- `rowmajor`: [out][in][elem] with the largest submodel's rows; a submodel reads the
+  top-left block with the full row stride.
+- `nested` (default): shell by shell, so submodel k's weights are one contiguous prefix:
+  the block of submodel 0, then what submodel 1 adds, ...
+
+Batch norm is folded per submodel into a per-channel scale and bias; a conv/dense bias
+that feeds a batch norm is folded into that bias too (y = s*(Wx + b) + t = s*Wx + (s*b + t)).
+Nothing here writes text: `emit` does.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ...errors import RedsError
+from ...ir.cost import BYTES_PER_FLOAT
+from ...ir.spec import (AvgPool, BatchNorm, Conv2d, Dense, DepthwiseConv2d, Flatten, Layer, LeakyReLU, MaxPool,
+                        ReLU, Spec)
+from ...nn.plain import bn_scale_shift
+from .. import abi
+from ..source import Source
+from .literals import c_float
+
+SUPPORTED = {"conv2d", "depthwise_conv2d", "dense", "batch_norm", "relu", "leaky_relu", "avg_pool",
+             "max_pool", "flatten"}
+# Each spec op as the runtime's reds_op_t (tests/test_abi.py checks these against reds.h).
+OP_ENUM = {Conv2d: "REDS_OP_CONV2D", DepthwiseConv2d: "REDS_OP_DEPTHWISE_CONV2D", Dense: "REDS_OP_DENSE",
+           BatchNorm: "REDS_OP_SCALE_BIAS", ReLU: "REDS_OP_RELU", LeakyReLU: "REDS_OP_LEAKY_RELU",
+           AvgPool: "REDS_OP_AVG_POOL", MaxPool: "REDS_OP_MAX_POOL", Flatten: "REDS_OP_FLATTEN"}
+
+
+# ---- layouts -------------------------------------------------------------------------
+def nested_order(w: np.ndarray, outs: list[int], ins: list[int]) -> np.ndarray:
+    """w: [O, I, E]. Shell k = what submodel k adds to submodel k-1's block: first the
+    new inputs of the old rows (out[k-1] x (in[k] - in[k-1])), then the new rows with all
+    their inputs ((out[k] - out[k-1]) x in[k]); each part row-major."""
+    parts, po, pi = [], 0, 0
+    for o, i in zip(outs, ins):
+        parts += [w[:po, pi:i].reshape(-1), w[po:o, :i].reshape(-1)]
+        po, pi = o, i
+    return np.concatenate(parts)
+
+
+def rowmajor_order(w: np.ndarray, outs: list[int], ins: list[int]) -> np.ndarray:
+    return np.ascontiguousarray(w[:outs[-1], :ins[-1]]).reshape(-1)
+
+
+# layout -> weight order (tests/test_abi.py checks the names against reds.h's reds_layout_t)
+ORDERS = {"nested": nested_order, "rowmajor": rowmajor_order}
+
+
+# ---- the lowered model ------------------------------------------------------------------
+@dataclass
+class Array:
+    name: str
+    size_expr: str
+    values: np.ndarray  # float32, already in the layout's order
+    kind: str  # "weight", "bias", "scale", "shift"
+    comment: str = ""
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.values.size) * BYTES_PER_FLOAT
+
+
+@dataclass
+class LayerC:
+    """One layer as C sees it: its reds_layer_t fields, shape constants and a comment."""
+
+    index: int
+    name: str
+    init: dict  # reds_layer_t field -> C expression
+    enum: list[str]  # "CONV0_IN_C = 1", ...
+    desc: str
+
+
+@dataclass
+class Lowered:
+    """Everything the C model holds, before it becomes text."""
+
+    name: str
+    layout: str
+    arrays: list[Array]
+    layers: list[LayerC]
+    widths: list[list[int]]  # [submodel][layer + 1]: input channels, then each layer's outputs
+    info: dict = field(default_factory=dict)  # sizes, as the export's manifest records them
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().to(torch.float32).numpy()
+
+
+def absorbed_biases(spec: Spec) -> set[str]:
+    """Conv/dense layers whose bias feeds straight into a batch norm (folded into its bias)."""
+    out = set()
+    for a, b in zip(spec.layers, spec.layers[1:]):
+        if isinstance(a.op, (Conv2d, DepthwiseConv2d, Dense)) and a.op.bias and isinstance(b.op, BatchNorm):
+            out.add(a.name)
+    return out
+
+
+def folded_bn(src: Source, layer: Layer, k: int, producer: Layer | None) -> tuple[np.ndarray, np.ndarray]:
+    """Submodel k's batch norm `layer` as (scale, bias), with an absorbed producer bias."""
+    spec, net = src.spec, src.net
+    c = spec.size(layer.in_ch, src.widths[k])
+    scale, shift = bn_scale_shift(net.layers[layer.name][k], c, layer.op.eps)
+    if producer is not None:
+        shift = scale * net.layers[producer.name].bias.detach()[:c] + shift
+    return _np(scale), _np(shift)
+
+
+def lower(src: Source, layout: str, name: str) -> Lowered:
+    """The C model of `src` in `layout`; refuses a family the runtime cannot run."""
+    spec, net, fam = src.spec, src.net, src.family
+    K = len(fam.submodels)
+    if not 1 <= K <= abi.max_submodels():
+        raise RedsError(f"the C runtime runs 1..{abi.max_submodels()} submodels; this family has {K}")
+    widths = src.widths
+    cols = [[spec.input_shape[0]] + [spec.size(l.out_ch, w) for l in spec.layers] for w in widths]
+    if max(max(r) for r in cols) > 0xFFFF:
+        raise RedsError("a layer is wider than 65535 units; the C runtime's widths table is 16-bit")
+    if max(s.macs for s in fam.submodels) >= 2 ** 32 or max(s.arena_bytes for s in fam.submodels) >= 2 ** 32:
+        raise RedsError("a submodel needs 2^32 MACs or arena bytes or more; the C runtime counts in 32 bits")
+    big = widths[-1]
+    absorbed = absorbed_biases(spec)
+
+    arrays: list[Array] = []
+    layers: list[LayerC] = []
+    absorbed_bytes = 0
+    for li, layer in enumerate(spec.layers):
+        op = layer.op
+        L = re.sub(r"\W", "_", layer.name).upper()
+        cin, cout = spec.size(layer.in_ch, big), spec.size(layer.out_ch, big)
+        (ih, iw), (oh, ow) = layer.in_hw, layer.out_hw
+        ins = [c[li] for c in cols]
+        outs = [c[li + 1] for c in cols]
+        init = {"op": OP_ENUM[type(op)], "in_h": ih, "in_w": iw, "out_h": oh, "out_w": ow}
+        enum = [f"{L}_IN_C = {cin}", f"{L}_IN_H = {ih}", f"{L}_IN_W = {iw}",
+                f"{L}_OUT_C = {cout}", f"{L}_OUT_H = {oh}", f"{L}_OUT_W = {ow}"]
+        desc = _describe(spec, layer, widths)
+        if isinstance(op, (Conv2d, DepthwiseConv2d, AvgPool, MaxPool)):
+            kh, kw = (layer.in_hw if op.kernel is None else op.kernel) if isinstance(op, AvgPool) else op.kernel
+            stride = getattr(op, "stride", None) or (kh, kw)
+            t, b, l_, r = layer.pads
+            init.update(kh=kh, kw=kw, sh=stride[0], sw=stride[1], pad_t=t, pad_b=b, pad_l=l_, pad_r=r)
+            enum += [f"{L}_KH = {kh}", f"{L}_KW = {kw}"]
+        p = net.layers[layer.name] if layer.name in net.layers else None
+        if isinstance(op, (Conv2d, Dense)):
+            if isinstance(op, Conv2d):
+                e = op.kernel[0] * op.kernel[1]
+                w = _np(p.weight).reshape(p.weight.shape[0], p.weight.shape[1], e)
+                size = f"{L}_OUT_C * {L}_IN_C * {L}_KH * {L}_KW"
+            else:
+                e = layer.in_spatial
+                w = _np(p.weight).reshape(p.weight.shape[0], -1, e)
+                enum.append(f"{L}_IN_SPATIAL = {e}")
+                size = f"{L}_OUT_C * {L}_IN_C * {L}_IN_SPATIAL"
+            order = ORDERS[layout]
+            arrays.append(Array(f"{layer.name}_weight", size, order(w, outs, ins), "weight",
+                                f"[{cout}][{cin}][{e}], {layout} layout"))
+            init.update(elem=e, weight=f"{layer.name}_weight")
+        elif isinstance(op, DepthwiseConv2d):
+            e = op.kernel[0] * op.kernel[1]
+            arrays.append(Array(f"{layer.name}_weight", f"{L}_OUT_C * {L}_KH * {L}_KW",
+                                _np(p.weight)[:cout].reshape(-1), "weight", f"[{cout}][{e}], a prefix per submodel"))
+            init.update(elem=e, weight=f"{layer.name}_weight")
+        if isinstance(op, (Conv2d, Dense, DepthwiseConv2d)) and op.bias:
+            if layer.name in absorbed:
+                absorbed_bytes += cout * BYTES_PER_FLOAT
+                desc += f"\n   bias folded into {spec.layers[li + 1].name}'s per-submodel bias"
+            else:
+                arrays.append(Array(f"{layer.name}_bias", f"{L}_OUT_C", _np(p.bias)[:cout], "bias"))
+                init["bias"] = f"{layer.name}_bias"
+        if isinstance(op, BatchNorm):
+            prev = spec.layers[li - 1] if li and spec.layers[li - 1].name in absorbed else None
+            folded = [folded_bn(src, layer, k, prev) for k in range(K)]
+            total = " + ".join(str(o) for o in outs)
+            for j, kind in enumerate(("scale", "shift")):
+                arrays.append(Array(f"{layer.name}_{kind}", f"{sum(outs)}",
+                                    np.concatenate([f[j] for f in folded]), kind,
+                                    f"submodels 0..{K - 1}, one after the other: {total} channels"))
+            init.update(scale=f"{layer.name}_scale", shift=f"{layer.name}_shift")
+        if isinstance(op, LeakyReLU):
+            init["slope"] = c_float(op.slope)
+        layers.append(LayerC(li, layer.name, init, enum, desc))
+
+    # ---- sizes -------------------------------------------------------------------------
+    weight_arrays = sum(a.nbytes for a in arrays)
+    shared = sum(a.nbytes for a in arrays if a.kind in ("weight", "bias"))
+    folded_all = sum(a.nbytes for a in arrays if a.kind in ("scale", "shift"))
+    n_bn_big = sum(2 * spec.size(l.in_ch, big) for l in spec.layers if isinstance(l.op, BatchNorm))
+    folded_big = n_bn_big * BYTES_PER_FLOAT
+    nl = len(spec.layers)
+    tables = K * (nl + 1) * 2 + K * 4 * 4  # widths (uint16) + macs, weight/arena bytes (uint32), budgets
+    largest = fam.submodels[-1]
+    if shared + folded_big + absorbed_bytes != largest.weight_bytes:  # the cost model's count, exactly
+        raise AssertionError(f"exported weights {shared + folded_big + absorbed_bytes} != "
+                             f"family weight_bytes {largest.weight_bytes}")
+    overhead = weight_arrays + tables - largest.weight_bytes
+    info = {
+        "layout": layout, "name": name, "files": [f"{name}.h", f"{name}.c"],
+        "arena_bytes": largest.arena_bytes,
+        "weight_array_bytes": weight_arrays,  # every float array: shared + folded batch norms
+        "shared_bytes": shared,  # conv/dense weights and biases, read by every submodel
+        "folded_bn_bytes": folded_all,  # per-submodel scale and bias, all submodels
+        "table_bytes": tables,
+        "absorbed_bias_bytes": absorbed_bytes,
+        "largest_weight_bytes": largest.weight_bytes,
+        "overhead_bytes": overhead,
+        "overhead_pct": round(100.0 * overhead / largest.weight_bytes, 3),
+        "separate_bytes": sum(s.weight_bytes for s in fam.submodels),
+    }
+    return Lowered(name, layout, arrays, layers, cols, info)
+
+
+def _describe(spec: Spec, layer: Layer, widths: list[dict[str, int]]) -> str:
+    """`conv0: conv2d 10x4 stride 2x2 pads t4 b5 l1 r2; [1 x 49 x 10] -> [g0 x 25 x 5], g0 = 7/11/16`"""
+    op = layer.op
+    (ih, iw), (oh, ow) = layer.in_hw, layer.out_hw
+
+    def ch(dim):
+        return str(dim) if isinstance(dim, int) else dim
+    what = layer.kind
+    if isinstance(op, (Conv2d, DepthwiseConv2d)):
+        what += f" {op.kernel[0]}x{op.kernel[1]} stride {op.stride[0]}x{op.stride[1]}"
+        if any(layer.pads):
+            what += " pads t{} b{} l{} r{}".format(*layer.pads)
+    elif isinstance(op, (AvgPool, MaxPool)):
+        k = (layer.in_hw if op.kernel is None else op.kernel)
+        what += f" {k[0]}x{k[1]}"
+    elif isinstance(op, LeakyReLU):
+        what += f" slope {op.slope:g}"
+    if isinstance(op, Dense) and layer.in_spatial > 1:
+        src = f"[{ch(layer.in_ch)} x {layer.in_spatial}]"
+    elif layer.flat_in:
+        src = f"[{ch(layer.in_ch)}]"
+    else:
+        src = f"[{ch(layer.in_ch)} x {ih} x {iw}]"
+    if isinstance(op, Flatten) and not layer.flat_in:
+        dst = f"[{ch(layer.out_ch)} x {ih * iw}] (flat)"
+    elif layer.flat_out:
+        dst = f"[{ch(layer.out_ch)}]"
+    else:
+        dst = f"[{ch(layer.out_ch)} x {oh} x {ow}]"
+    groups = sorted({d for d in (layer.in_ch, layer.out_ch) if isinstance(d, str)})
+    per = "; ".join(f"{g} = " + "/".join(str(w[g]) for w in widths) for g in groups)
+    return f"layer {layer.index} {layer.name}: {what}; {src} -> {dst}" + (f"; {per} per submodel" if per else "")
+
+

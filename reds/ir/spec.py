@@ -1,0 +1,289 @@
+"""The network spec (IR): an ordered list of ops and the unit groups that share one width.
+
+A *unit group* is a set of tensor dimensions that must keep the same number of units in
+every submodel: a conv's output channels, the batch norm after it, the depthwise conv
+that follows and the next layer's input channels are one group. Widths, permutations and
+the knapsack act on groups, never on single layers; that is what keeps every permutation
+function-preserving, depthwise-separable blocks included.
+
+Ops declare only what they add (a conv its output group and kernel); channel counts and
+spatial shapes flow from the input through `Spec.layers`, so nothing is said twice.
+Everything downstream (PyTorch modules, cost model, knapsack, exporters) reads `Layer`s.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Union
+
+Dim = Union[str, int]  # a group name, or a fixed size (input channels, classes)
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    units: int
+    min_units: int = 1
+
+
+@dataclass(frozen=True)
+class Conv2d:
+    name: str
+    out: Dim
+    kernel: tuple[int, int]
+    stride: tuple[int, int] = (1, 1)
+    padding: str = "valid"  # "valid" or "same" (TensorFlow's rule: extra pad at the end)
+    bias: bool = True
+
+
+@dataclass(frozen=True)
+class DepthwiseConv2d:
+    name: str
+    kernel: tuple[int, int]
+    stride: tuple[int, int] = (1, 1)
+    padding: str = "same"
+    bias: bool = True
+
+
+@dataclass(frozen=True)
+class Dense:
+    name: str
+    out: Dim
+    bias: bool = True
+
+
+@dataclass(frozen=True)
+class BatchNorm:
+    name: str
+    eps: float = 1e-5
+
+
+@dataclass(frozen=True)
+class ReLU:
+    name: str
+
+
+@dataclass(frozen=True)
+class LeakyReLU:
+    name: str
+    slope: float = 0.01
+
+
+@dataclass(frozen=True)
+class AvgPool:
+    name: str
+    kernel: tuple[int, int] | None = None  # None: global average
+    stride: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class MaxPool:
+    name: str
+    kernel: tuple[int, int] = (2, 2)
+    stride: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class Flatten:
+    name: str
+
+
+Op = Union[Conv2d, DepthwiseConv2d, Dense, BatchNorm, ReLU, LeakyReLU, AvgPool, MaxPool, Flatten]
+
+OP_KIND = {
+    Conv2d: "conv2d", DepthwiseConv2d: "depthwise_conv2d", Dense: "dense",
+    BatchNorm: "batch_norm", ReLU: "relu", LeakyReLU: "leaky_relu",
+    AvgPool: "avg_pool", MaxPool: "max_pool", Flatten: "flatten",
+}
+# Ops that may overwrite their input (no second activation buffer needed).
+IN_PLACE = (BatchNorm, ReLU, LeakyReLU, Flatten)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One op with everything that follows from its place in the network."""
+
+    index: int
+    op: Op
+    in_ch: Dim
+    out_ch: Dim
+    in_hw: tuple[int, int]
+    out_hw: tuple[int, int]
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)  # top, bottom, left, right
+    flat_in: bool = False  # the input is a flattened (C*H*W) vector
+    flat_out: bool = False
+    in_spatial: int = 1  # dense: H*W per input channel of the flattened input
+
+    @property
+    def name(self) -> str:
+        return self.op.name
+
+    @property
+    def kind(self) -> str:
+        return OP_KIND[type(self.op)]
+
+    @property
+    def in_place(self) -> bool:
+        return isinstance(self.op, IN_PLACE)
+
+
+@dataclass(frozen=True)
+class ParamDim:
+    """Which group indexes which dimension of a parameter tensor.
+
+    `block` > 1 when each unit owns `block` consecutive entries (a dense layer reading a
+    flattened C x H x W tensor: channel c owns entries c*H*W .. (c+1)*H*W-1)."""
+
+    param: str  # "weight" or "bias" (batch norm: also "running_mean", "running_var")
+    dim: int
+    group: str
+    block: int = 1
+    produces: bool = True  # the unit's own (incoming) weights, vs. a consumer's input
+
+
+def _same_pads(size: int, k: int, s: int) -> tuple[int, int, int]:
+    out = math.ceil(size / s)
+    total = max((out - 1) * s + k - size, 0)
+    return out, total // 2, total - total // 2
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    input_shape: tuple[int, int, int]  # C, H, W
+    num_classes: int
+    groups: tuple[Group, ...]
+    ops: tuple[Op, ...]
+    layers: tuple[Layer, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "layers", tuple(self._resolve()))
+
+    # ---- widths -------------------------------------------------------------------
+    @property
+    def group_names(self) -> list[str]:
+        return [g.name for g in self.groups]
+
+    def group(self, name: str) -> Group:
+        for g in self.groups:
+            if g.name == name:
+                return g
+        raise KeyError(name)
+
+    def full_widths(self) -> dict[str, int]:
+        return {g.name: g.units for g in self.groups}
+
+    def size(self, dim: Dim, widths: dict[str, int]) -> int:
+        return dim if isinstance(dim, int) else int(widths[dim])
+
+    def check_widths(self, widths: dict[str, int]) -> dict[str, int]:
+        """Return `widths` with every group present and in range, or raise ValueError."""
+        missing = set(self.group_names) - set(widths)
+        extra = set(widths) - set(self.group_names)
+        if missing or extra:
+            raise ValueError(f"widths must name exactly the groups {self.group_names}")
+        for g in self.groups:
+            w = widths[g.name]
+            if not 1 <= w <= g.units:
+                raise ValueError(f"width of group {g.name} must be 1..{g.units}, got {w}")
+        return {g.name: int(widths[g.name]) for g in self.groups}
+
+    # ---- structure ----------------------------------------------------------------
+    def param_dims(self, layer: Layer) -> list[ParamDim]:
+        """Tensor dimensions of this layer's parameters that a unit group indexes."""
+        op, out = layer.op, []
+        if isinstance(op, (Conv2d, Dense)):
+            if isinstance(layer.out_ch, str):
+                out.append(ParamDim("weight", 0, layer.out_ch))
+                if op.bias:
+                    out.append(ParamDim("bias", 0, layer.out_ch))
+            if isinstance(layer.in_ch, str):
+                out.append(ParamDim("weight", 1, layer.in_ch, layer.in_spatial, produces=False))
+        elif isinstance(op, DepthwiseConv2d) and isinstance(layer.in_ch, str):
+            out.append(ParamDim("weight", 0, layer.in_ch))
+            if op.bias:
+                out.append(ParamDim("bias", 0, layer.in_ch))
+        elif isinstance(op, BatchNorm) and isinstance(layer.in_ch, str):
+            for p in ("weight", "bias", "running_mean", "running_var"):
+                out.append(ParamDim(p, 0, layer.in_ch))
+        return out
+
+    def param_shapes(self, layer: Layer) -> dict[str, tuple[int, ...]]:
+        """Full-width shapes of this layer's parameters (PyTorch layout)."""
+        full = self.full_widths()
+        cin, cout = self.size(layer.in_ch, full), self.size(layer.out_ch, full)
+        op = layer.op
+        if isinstance(op, Conv2d):
+            shapes = {"weight": (cout, cin, *op.kernel)}
+        elif isinstance(op, DepthwiseConv2d):
+            shapes = {"weight": (cout, 1, *op.kernel)}
+        elif isinstance(op, Dense):
+            shapes = {"weight": (cout, cin * layer.in_spatial)}
+        elif isinstance(op, BatchNorm):
+            return {p: (cout,) for p in ("weight", "bias", "running_mean", "running_var")}
+        else:
+            return {}
+        if op.bias:
+            shapes["bias"] = (cout,)
+        return shapes
+
+    def _resolve(self):
+        names = [g.name for g in self.groups]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{self.name}: duplicate group names")
+        seen_ops: set[str] = set()
+        produced: set[str] = set()
+        ch: Dim = self.input_shape[0]
+        hw = tuple(self.input_shape[1:])
+        flat, spatial = False, 1
+        for i, op in enumerate(self.ops):
+            if op.name in seen_ops or not op.name.isidentifier():
+                raise ValueError(f"{self.name}: op name '{op.name}' is repeated or not an identifier")
+            seen_ops.add(op.name)
+            in_ch, in_hw, flat_in, in_spatial = ch, hw, flat, 1
+            pads = (0, 0, 0, 0)
+            if isinstance(op, (Conv2d, DepthwiseConv2d)):
+                if flat:
+                    raise ValueError(f"{self.name}: {op.name} needs a spatial input, not a flat one")
+                (kh, kw), (sh, sw) = op.kernel, op.stride
+                if op.padding == "same":
+                    oh, pt, pb = _same_pads(hw[0], kh, sh)
+                    ow, pl, pr = _same_pads(hw[1], kw, sw)
+                    pads = (pt, pb, pl, pr)
+                elif op.padding == "valid":
+                    oh, ow = (hw[0] - kh) // sh + 1, (hw[1] - kw) // sw + 1
+                else:
+                    raise ValueError(f"{self.name}: {op.name}: padding must be 'same' or 'valid'")
+                if oh < 1 or ow < 1:
+                    raise ValueError(f"{self.name}: {op.name}: kernel larger than its input {hw}")
+                hw = (oh, ow)
+                if isinstance(op, Conv2d):
+                    ch = op.out
+            elif isinstance(op, Dense):
+                if not flat:
+                    raise ValueError(f"{self.name}: {op.name}: a dense layer needs a Flatten before it")
+                in_spatial, ch, hw = spatial, op.out, (1, 1)
+                spatial = 1
+            elif isinstance(op, (AvgPool, MaxPool)):
+                if flat:
+                    raise ValueError(f"{self.name}: {op.name} needs a spatial input")
+                k = hw if op.kernel is None else op.kernel
+                s = k if op.stride is None else op.stride
+                hw = ((hw[0] - k[0]) // s[0] + 1, (hw[1] - k[1]) // s[1] + 1)
+            elif isinstance(op, Flatten):
+                if not flat:
+                    spatial = hw[0] * hw[1]
+                flat, hw = True, (1, 1)
+            if isinstance(ch, str):
+                if ch not in names:
+                    raise ValueError(f"{self.name}: {op.name} uses unknown group '{ch}'")
+                if isinstance(op, (Conv2d, Dense)):
+                    if ch in produced:
+                        raise ValueError(f"{self.name}: group '{ch}' is produced twice")
+                    produced.add(ch)
+            yield Layer(i, op, in_ch, ch, in_hw, hw, pads, flat_in, flat, in_spatial)
+        if ch != self.num_classes or not flat:
+            raise ValueError(f"{self.name}: the last layer must be a dense layer with {self.num_classes} outputs")
+        unused = set(names) - produced
+        if unused:
+            raise ValueError(f"{self.name}: groups never produced: {sorted(unused)}")

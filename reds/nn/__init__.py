@@ -1,0 +1,2 @@
+"""PyTorch: nested modules that run any prefix width, their plain twins, unit importance
+and function-preserving permutation."""

@@ -1,0 +1,73 @@
+"""Importance of every unit of every group.
+
+- `grad` (REDS): sum over the unit's incoming weights of |W * G|, G = gradient of the
+  cross-entropy summed over N minibatches.
+- `l1`: sum of |W| over the same weights.
+- `random`: seeded uniform scores, for ablations.
+
+"Incoming weights" are the entries of every tensor the group indexes as a producer: a
+conv's or dense layer's output row (and bias), a depthwise conv's channel. Consumers'
+input columns are not counted, as in REDS.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+import torch.nn.functional as F
+
+from .nested import NestedNet
+from ..ir.spec import BatchNorm
+
+METHODS = ("grad", "l1", "random")
+
+
+def _producer_weights(net: NestedNet):
+    """(group, dim, tensor) for each producing parameter that is a weight or bias."""
+    for layer in net.spec.layers:
+        if isinstance(layer.op, BatchNorm):
+            continue
+        for pd in net.spec.param_dims(layer):
+            if pd.produces and pd.param in ("weight", "bias"):
+                yield pd.group, pd.dim, getattr(net.layers[layer.name], pd.param)
+
+
+def _per_unit(t: torch.Tensor, dim: int) -> torch.Tensor:
+    return t.movedim(dim, 0).reshape(t.shape[dim], -1).sum(1)
+
+
+def scores(net: NestedNet, method: str = "grad", batches: Iterable | None = None,
+           seed: int = 0) -> dict[str, torch.Tensor]:
+    spec = net.spec
+    out = {g.name: torch.zeros(g.units, dtype=torch.float64) for g in spec.groups}
+    if method == "random":
+        gen = torch.Generator().manual_seed(seed)
+        return {g: torch.rand(len(v), generator=gen, dtype=torch.float64) for g, v in out.items()}
+    if method == "l1":
+        with torch.no_grad():
+            for g, dim, t in _producer_weights(net):
+                out[g] += _per_unit(t.abs(), dim).double()
+        return out
+    if method != "grad":
+        raise ValueError(f"importance method must be one of {METHODS}")
+    if batches is None:
+        raise ValueError("grad importance needs minibatches")
+    params = [t for _, _, t in _producer_weights(net)]
+    grads = [torch.zeros_like(p) for p in params]
+    was_training = net.training
+    net.eval()  # score the trained network as it will run (running BN statistics)
+    n = 0
+    for x, y in batches:
+        net.zero_grad(set_to_none=True)
+        F.cross_entropy(net(x), y, reduction="sum").backward()
+        for acc, p in zip(grads, params):
+            acc += p.grad
+        n += 1
+    net.zero_grad(set_to_none=True)
+    net.train(was_training)
+    if n == 0:
+        raise ValueError("grad importance got no minibatches")
+    with torch.no_grad():
+        for (g, dim, t), gsum in zip(_producer_weights(net), grads):
+            out[g] += _per_unit((t * gsum).abs(), dim).double()
+    return out

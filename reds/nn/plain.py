@@ -1,0 +1,96 @@
+"""A submodel of a NestedNet as standard torch layers with copied (sliced) weights.
+
+`plain_model(net, widths, bn)` is the independent reference the tests use and what the
+ONNX and TFLite exporters convert; `bn_scale_shift` is batch norm folded into a
+per-channel affine, as every exporter emits it.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..ir.spec import AvgPool, BatchNorm, Conv2d, Dense, DepthwiseConv2d, Flatten, LeakyReLU, MaxPool, ReLU
+from .nested import BNState, NestedNet
+
+
+def plain_model(net: NestedNet, widths: dict[str, int], bn: int = 0, fold_bn: bool = False) -> nn.Sequential:
+    """The submodel `widths` as an nn.Sequential of standard layers, weights copied.
+
+    fold_bn: replace each batch norm by its eval-mode per-channel affine (scale, shift),
+    the form the exporters emit. Outputs are the same in eval mode.
+    """
+    spec = net.spec
+    widths = spec.check_widths(widths)
+    mods: list[nn.Module] = []
+    with torch.no_grad():
+        for layer in spec.layers:
+            op = layer.op
+            cin = spec.size(layer.in_ch, widths)
+            cout = spec.size(layer.out_ch, widths)
+            p = net.layers[layer.name] if layer.name in net.layers else None
+            if isinstance(op, (Conv2d, DepthwiseConv2d)):
+                if any(layer.pads):
+                    t, b, l, r = layer.pads
+                    if t == b and l == r:
+                        pad = (t, l)
+                    else:
+                        mods.append(nn.ZeroPad2d((l, r, t, b)))
+                        pad = 0
+                else:
+                    pad = 0
+                dw = isinstance(op, DepthwiseConv2d)
+                m = nn.Conv2d(cout if dw else cin, cout, op.kernel, op.stride, pad,
+                              groups=cout if dw else 1, bias=op.bias)
+                m.weight.copy_(p.weight[:cout] if dw else p.weight[:cout, :cin])
+                if op.bias:
+                    m.bias.copy_(p.bias[:cout])
+            elif isinstance(op, Dense):
+                m = nn.Linear(cin * layer.in_spatial, cout, bias=op.bias)
+                m.weight.copy_(p.weight[:cout, : cin * layer.in_spatial])
+                if op.bias:
+                    m.bias.copy_(p.bias[:cout])
+            elif isinstance(op, BatchNorm):
+                s = net.layers[layer.name][bn]
+                if fold_bn:
+                    scale, shift = bn_scale_shift(s, cout, op.eps)
+                    m = ChannelAffine(scale, shift, flat=layer.flat_in)
+                else:
+                    m = (nn.BatchNorm1d if layer.flat_in else nn.BatchNorm2d)(cout, eps=op.eps)
+                    m.weight.copy_(s.weight[:cout])
+                    m.bias.copy_(s.bias[:cout])
+                    m.running_mean.copy_(s.running_mean[:cout])
+                    m.running_var.copy_(s.running_var[:cout])
+            elif isinstance(op, ReLU):
+                m = nn.ReLU()
+            elif isinstance(op, LeakyReLU):
+                m = nn.LeakyReLU(op.slope)
+            elif isinstance(op, AvgPool):
+                k = layer.in_hw if op.kernel is None else op.kernel
+                m = nn.AvgPool2d(k, op.stride or k)
+            elif isinstance(op, MaxPool):
+                m = nn.MaxPool2d(op.kernel, op.stride or op.kernel)
+            elif isinstance(op, Flatten):
+                m = nn.Flatten()
+            else:
+                raise TypeError(type(op).__name__)
+            mods.append(m)
+    return nn.Sequential(*mods).eval()
+
+
+def bn_scale_shift(s: BNState, c: int, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batch norm in eval mode as y = x * scale + shift, per channel."""
+    scale = s.weight[:c] / torch.sqrt(s.running_var[:c] + eps)
+    return scale.detach().clone(), (s.bias[:c] - s.running_mean[:c] * scale).detach().clone()
+
+
+class ChannelAffine(nn.Module):
+    """y = x * scale + shift per channel: a batch norm with its statistics folded in."""
+
+    def __init__(self, scale: torch.Tensor, shift: torch.Tensor, flat: bool = False):
+        super().__init__()
+        shape = (1, -1) if flat else (1, -1, 1, 1)
+        self.register_buffer("scale", scale.reshape(shape))
+        self.register_buffer("shift", shift.reshape(shape))
+
+    def forward(self, x):
+        return x * self.scale + self.shift

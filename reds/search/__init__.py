@@ -1,0 +1,1 @@
+"""Width search: the nested knapsack on OR-Tools CP-SAT and its Lagrangian filter."""

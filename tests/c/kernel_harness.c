@@ -1,0 +1,141 @@
+/*
+ * Host harness of one kernel: reads a test case on stdin, runs the kernel of its op once,
+ * writes the output floats on stdout. tests/test_kernels.py writes the cases (seeded
+ * random shapes, every submodel width, both layouts) and compares with PyTorch.
+ *
+ * Build: cc -std=c99 -I firmware [-I firmware/kernels/<target>] tests/c/kernel_harness.c
+ *        firmware/reds_weights.c <one kernel set: firmware/kernels/...>
+ * Case (native byte order): 19 uint32 (op, layout, K, k, kh, kw, sh, sw, pad_t, pad_b,
+ * pad_l, pad_r, in_h, in_w, out_h, out_w, elem, act, has_bias), float32 slope, then K
+ * pairs of uint32 (input width, output width) of submodels 0..K-1, then five float32
+ * arrays, each as uint32 count + values: weight, bias, scale, shift, input x.
+ * Output: the kernel's output (cout x out_h x out_w floats; in-place ops: x).
+ * A harness (not the runtime) may use stdio and malloc.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "reds.h"
+
+static uint32_t u32(void)
+{
+    uint32_t v;
+    if (fread(&v, sizeof v, 1, stdin) != 1)
+        exit(3);
+    return v;
+}
+
+static float *floats(uint32_t *n)
+{
+    float *p;
+    *n = u32();
+    p = malloc((*n ? *n : 1u) * sizeof(float));
+    if (p == NULL || fread(p, sizeof(float), *n, stdin) != *n)
+        exit(3);
+    return p;
+}
+
+int main(void)
+{
+    uint32_t f[19], K, k, j, nw, nb, ns, nt, nx, cin, cout, out_n;
+    uint16_t widths[2 * REDS_MAX_SUBMODELS];
+    float slope, *weight, *bias, *scale, *shift, *x, *y;
+    reds_layer_t L;
+    reds_weights_t w;
+
+    for (j = 0; j < 19u; ++j)
+        f[j] = u32();
+    if (fread(&slope, sizeof slope, 1, stdin) != 1)
+        return 3;
+    K = f[2];
+    k = f[3];
+    if (K == 0u || K > REDS_MAX_SUBMODELS || k >= K)
+        return 4;
+    for (j = 0; j < 2u * K; ++j)
+        widths[j] = (uint16_t)u32();
+    weight = floats(&nw);
+    bias = floats(&nb);
+    scale = floats(&ns);
+    shift = floats(&nt);
+    x = floats(&nx);
+
+    memset(&L, 0, sizeof L);
+    L.op = (uint8_t)f[0];
+    L.kh = (uint8_t)f[4];
+    L.kw = (uint8_t)f[5];
+    L.sh = (uint8_t)f[6];
+    L.sw = (uint8_t)f[7];
+    L.pad_t = (uint8_t)f[8];
+    L.pad_b = (uint8_t)f[9];
+    L.pad_l = (uint8_t)f[10];
+    L.pad_r = (uint8_t)f[11];
+    L.in_h = (uint16_t)f[12];
+    L.in_w = (uint16_t)f[13];
+    L.out_h = (uint16_t)f[14];
+    L.out_w = (uint16_t)f[15];
+    L.elem = f[16];
+    L.slope = slope;
+    L.weight = weight;
+    L.bias = f[18] ? bias : NULL;
+    cin = widths[2u * k];
+    cout = widths[2u * k + 1u];
+    w.base = weight;
+    w.in_w = &widths[0];
+    w.out_w = &widths[1];
+    w.stride = 2u;
+    w.elem = L.elem;
+    w.row_stride = widths[2u * (K - 1u)] * L.elem;
+    w.k = (uint8_t)k;
+    w.layout = (uint8_t)f[1];
+
+    out_n = cout * L.out_h * L.out_w;
+    y = calloc(out_n ? out_n : 1u, sizeof(float));
+    if (y == NULL)
+        return 3;
+    switch (L.op) {
+    case REDS_OP_CONV2D:
+        reds_conv2d_f32(&L, &w, cin, cout, x, y);
+        break;
+    case REDS_OP_DEPTHWISE_CONV2D:
+        reds_depthwise_conv2d_f32(&L, cout, x, y);
+        break;
+    case REDS_OP_DENSE:
+        reds_dense_f32(&L, &w, cin, cout, x, y);
+        break;
+    case REDS_OP_AVG_POOL:
+        reds_avg_pool_f32(&L, cout, x, y);
+        break;
+    case REDS_OP_MAX_POOL:
+        reds_max_pool_f32(&L, cout, x, y);
+        break;
+    case REDS_OP_SCALE_BIAS:
+        reds_scale_bias_f32(scale, shift, cout, (uint32_t)L.out_h * L.out_w, x, (uint8_t)f[17], slope);
+        memcpy(y, x, out_n * sizeof(float));
+        break;
+    case REDS_OP_RELU:
+        reds_relu_f32(x, out_n);
+        memcpy(y, x, out_n * sizeof(float));
+        break;
+    case REDS_OP_LEAKY_RELU:
+        reds_leaky_relu_f32(x, out_n, slope);
+        memcpy(y, x, out_n * sizeof(float));
+        break;
+    default:
+        return 5;
+    }
+    if (fwrite(y, sizeof(float), out_n, stdout) != out_n)
+        return 3;
+    (void)nw;
+    (void)nb;
+    (void)ns;
+    (void)nt;
+    (void)nx;
+    free(weight);
+    free(bias);
+    free(scale);
+    free(shift);
+    free(x);
+    free(y);
+    return 0;
+}
