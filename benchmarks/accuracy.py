@@ -25,8 +25,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from reds.family import open as open_family
 from reds.family import atomic_write  # noqa: E402
+from reds.family import open as open_family  # noqa: E402
 from reds.bench.report import PUBLISHED, report  # noqa: E402
 from reds.tables import markdown as md_table  # noqa: E402
 from reds.train import TrainConfig, Trainer  # noqa: E402

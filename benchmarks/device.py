@@ -26,10 +26,10 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 from families import make_family  # noqa: E402
 
-from reds.family import open as open_family
 from reds.ir.archs import ARCHS  # noqa: E402
 from reds.bench.bench import bench  # noqa: E402
 from reds.family import atomic_write  # noqa: E402
+from reds.family import open as open_family  # noqa: E402
 from reds.bench.report import report  # noqa: E402
 from reds.tables import markdown as md_table  # noqa: E402
 
@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     rows = []
     for arch in ARCHS:
         with tempfile.TemporaryDirectory() as tmp:
-            r = bench(make_family(Path(tmp), arch, args.all_width), "qemu-m4", runs=args.runs, log=lambda m: None)
+            r = bench(open_family(make_family(Path(tmp), arch, args.all_width)), "qemu-m4", runs=args.runs, log=lambda m: None)
         subs = r["submodels"]
         rows.append([arch, len(subs), "yes" if r["outputs_match"] else "NO",
                      f"{r['switch']['median']:g} / {r['switch']['max']:g}",

@@ -52,8 +52,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 import numpy as np  # noqa: E402
 
 from machine import describe as describe_machine  # noqa: E402
-from reds.family import open as open_family
+from reds.build import firmware  # noqa: E402
+from reds.build.boards import get_board  # noqa: E402
 from reds.family import atomic_write  # noqa: E402
+from reds.family import open as open_family  # noqa: E402
 from reds.tables import markdown as md_table  # noqa: E402
 
 BUDGETS = (0.25, 0.5, 0.75, 1.0)
@@ -150,10 +152,10 @@ class CRunner:
         src = work / "timer.c"
         src.write_text(TIMER_C)
         self.exe = work / "reds_timer"
-        fw = ROOT / "firmware"
-        cmd = [cc, *CFLAGS, f"-I{fw}", f"-I{c_dir}", "-DREDS_HARNESS_MODEL=reds_model", str(src),
-               str(c_dir / "reds_model.c"), str(fw / "reds_runtime.c"), str(fw / "reds_kernels.c"), "-o", str(self.exe),
-               "-lm"]
+        kernels = get_board("host").kernels  # what reds builds for this computer
+        cmd = [cc, *CFLAGS, *(f"-I{d}" for d in firmware.include_dirs(kernels)), f"-I{c_dir}",
+               "-DREDS_HARNESS_MODEL=reds_model", str(src), str(c_dir / "reds_model.c"),
+               *map(str, firmware.sources(kernels, protocol=False)), "-o", str(self.exe), "-lm"]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode:
             raise SystemExit(f"compiling the reds timer failed:\n{r.stderr}")

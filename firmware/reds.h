@@ -5,7 +5,9 @@
  * weights as `static const` arrays, a widths table (submodel x layer), each submodel's
  * folded batch norm (a per-channel scale and bias) and one static activation arena sized
  * for the largest submodel. This header is what that model and the application compile
- * against; reds_kernels.c and reds_runtime.c implement it.
+ * against; reds_runtime.c, reds_weights.c and one kernel file per op implement it
+ * (kernels/reference/<op>_f32.c, or a target's optimized file of the same name, e.g.
+ * kernels/cortex_m/conv2d_f32.c; README.md says how a build picks them).
  *
  * C99, no malloc, no stdio: the core uses <string.h> (memcpy) and nothing of the board.
  * Switching submodel is reds_select(): one store. Each kernel then reads its layer's

@@ -3,7 +3,7 @@
 Checked with two independent executors of the same files: LiteRT (`ai-edge-litert`, or
 `tflite-runtime`) and TensorFlow Lite Micro's reference kernels (`tflite-micro`), each
 within 1e-4 of NestedNet (eval, widths of submodel k, its own BN state), same argmax.
-Needs the optional extra (`pip install 'reds[tflite]'`); without it these tests skip,
+Needs the optional extra `tflite` (`pip install '.[tflite]'` in the source tree); without it these tests skip,
 and the export fails with one line naming the extra (tested here without the extra).
 Conversion takes seconds per graph, so these families have two submodels.
 """
@@ -45,7 +45,7 @@ def _has(module: str) -> bool:
 
 
 needs_extra = pytest.mark.skipif(
-    not _has("litert_torch"), reason="TFLite export needs the extra: pip install 'reds[tflite]' (litert-torch)")
+    not _has("litert_torch"), reason=EXTRA)
 
 
 def tflm_run(path, x: np.ndarray, arena_size: int) -> np.ndarray:

@@ -115,6 +115,31 @@ def test_bench_end_to_end(fam, built, tmp_path, capsys):
 
 
 @needs_qemu
+def test_bench_opens_the_family_once(fam, tmp_path, monkeypatch, capsys):
+    """A whole `reds bench` (build, export, reference outputs, device) parses family.json
+    and reads the weights once (each layer takes the opened family, not a path)."""
+    import reds.family
+
+    manifests, weights = [], []
+    read_manifest_, weight_bytes = reds.family.read_manifest, reds.family.OpenFamily._weight_bytes
+
+    def counted_manifest(folder):
+        manifests.append(folder)
+        return read_manifest_(folder)
+
+    def counted_weights(self):
+        if self._weights is None:
+            weights.append(self.dir)
+        return weight_bytes(self)
+
+    monkeypatch.setattr(reds.family, "read_manifest", counted_manifest)
+    monkeypatch.setattr(reds.family.OpenFamily, "_weight_bytes", counted_weights)
+    assert main(["bench", str(fam), "--build", str(tmp_path / "b"), "--runs", "1"]) == 0, capsys.readouterr()
+    assert capsys.readouterr().out.startswith("built ")  # a fresh build, export included
+    assert len(manifests) == 1 and len(weights) == 1
+
+
+@needs_qemu
 def test_garbage_then_still_answers(fam, built):
     rng = np.random.default_rng(7)
     garbage = bytes(rng.integers(0, 256, 3000, dtype=np.uint8)) + b"x" * 700 + b"%" + \

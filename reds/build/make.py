@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..errors import RedsError
 from . import firmware
-from .boards import Board
+from .boards import Board, get_board
 from .fit import precheck
 from .job import CONFIG, Job, config_header, copy, headline
 from .stamp import BuildResult
@@ -64,5 +64,6 @@ def build(job: Job) -> BuildResult:
 
 
 def summary(res: BuildResult) -> str:
+    usage = get_board(res.board).raw.get("usage")
     return (f"{headline(res)}\n  {res.note}; text {res.text:,} B  data {res.data:,} B  bss {res.bss:,} B\n"
-            f"  run it: {Path(res.elf)} (a pty; or a serial device, '-' for stdin/stdout, tcp:PORT)")
+            f"  run it: {Path(res.elf)}" + (f" ({usage})" if usage else ""))

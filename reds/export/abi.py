@@ -1,6 +1,6 @@
 """The C runtime's ABI as `firmware/reds.h` declares it: read from the header, never copied.
 
-The exporter emits these names and numbers; `tests/test_abi.py` ties the tables below to
+The exporter emits these names and numbers; `tests/test_layout.py` ties the tables below to
 the header, so a change on one side that the other does not follow fails a test.
 """
 from __future__ import annotations
@@ -16,10 +16,11 @@ def header() -> str:
     return (firmware_dir() / "reds.h").read_text()
 
 
-def _define(name: str) -> int:
-    m = re.search(rf"^#define\s+{name}\s+(\d+)", header(), re.M)
+def _define(name: str, file: str = "reds.h") -> int:
+    text = header() if file == "reds.h" else (firmware_dir() / file).read_text()
+    m = re.search(rf"^#define\s+{name}\s+(\d+)u?\b", text, re.M)
     if not m:
-        raise RuntimeError(f"firmware/reds.h defines no {name}")
+        raise RuntimeError(f"firmware/{file} defines no {name}")
     return int(m.group(1))
 
 
@@ -62,13 +63,6 @@ def layout_names() -> tuple[str, ...]:
     return (DEFAULT_LAYOUT, *sorted(n for n in layouts() if n != DEFAULT_LAYOUT))
 
 
-def protocol_header() -> str:
-    return (firmware_dir() / "reds_protocol.h").read_text()
-
-
 def protocol_limit(name: str) -> int:
     """A `REDS_PROTO_*` number from reds_protocol.h (LINE, MAX_LOOP, MAX_INFER, VERSION)."""
-    m = re.search(rf"^#define\s+REDS_PROTO_{name}\s+(\d+)u?", protocol_header(), re.M)
-    if not m:
-        raise RuntimeError(f"firmware/reds_protocol.h defines no REDS_PROTO_{name}")
-    return int(m.group(1))
+    return _define(f"REDS_PROTO_{name}", "reds_protocol.h")

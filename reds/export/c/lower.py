@@ -29,7 +29,7 @@ from .literals import c_float
 
 SUPPORTED = {"conv2d", "depthwise_conv2d", "dense", "batch_norm", "relu", "leaky_relu", "avg_pool",
              "max_pool", "flatten"}
-# Each spec op as the runtime's reds_op_t (tests/test_abi.py checks these against reds.h).
+# Each spec op as the runtime's reds_op_t (tests/test_layout.py checks these against reds.h).
 OP_ENUM = {Conv2d: "REDS_OP_CONV2D", DepthwiseConv2d: "REDS_OP_DEPTHWISE_CONV2D", Dense: "REDS_OP_DENSE",
            BatchNorm: "REDS_OP_SCALE_BIAS", ReLU: "REDS_OP_RELU", LeakyReLU: "REDS_OP_LEAKY_RELU",
            AvgPool: "REDS_OP_AVG_POOL", MaxPool: "REDS_OP_MAX_POOL", Flatten: "REDS_OP_FLATTEN"}
@@ -51,7 +51,7 @@ def rowmajor_order(w: np.ndarray, outs: list[int], ins: list[int]) -> np.ndarray
     return np.ascontiguousarray(w[:outs[-1], :ins[-1]]).reshape(-1)
 
 
-# layout -> weight order (tests/test_abi.py checks the names against reds.h's reds_layout_t)
+# layout -> weight order (tests/test_layout.py checks the names against reds.h's reds_layout_t)
 ORDERS = {"nested": nested_order, "rowmajor": rowmajor_order}
 
 
