@@ -22,10 +22,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors, save_file
 
 from . import __version__
-from .ir.archs import build_spec
 from .errors import RedsError
-from .nn.nested import NestedNet
+from .ir.archs import build_spec
 from .ir.spec import Spec
+from .nn.nested import NestedNet
 
 FORMAT = "reds-family"
 VERSION = 1
@@ -206,7 +206,3 @@ def load(family_dir: str | Path) -> tuple[Family, NestedNet]:
     """The manifest and the nested network (eval mode), for code that wants both now."""
     fam = open(family_dir)
     return fam.manifest, fam.net
-
-
-def family_hash(family_dir: str | Path) -> str:
-    return open(family_dir).hash

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import torch
 
+from reds.family import Family, Submodel, save
 from reds.ir.archs import ARCHS, build_spec
 from reds.ir.cost import cost
-from reds.family import Family, Submodel, save
-from reds.nn.nested import NestedNet
 from reds.ir.spec import BatchNorm, Spec
+from reds.nn.nested import NestedNet
 
 BUDGETS = (0.25, 0.5, 1.0)
 VAR_FLOOR = 0.1

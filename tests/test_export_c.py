@@ -30,19 +30,17 @@ import torch
 
 from csources import ARM_CC, CC, CFLAGS, KERNELS, M4, ROOT, kernels_id, runtime
 from families import make_family, make_net, shared_family
-from reds.family import open as open_family
-from reds.ir.archs import ARCHS
 from reds.cli import main
-from reds.ir.cost import cost
 from reds.errors import RedsError
-from reds.export import export
-from reds.export import c as cexport
+from reds.export import c as cexport, export
 from reds.export.c.literals import c_float
 from reds.export.source import Source
-from reds.family import Family, Submodel, load
+from reds.family import Family, Submodel, load, open as open_family
+from reds.ir.archs import ARCHS
+from reds.ir.cost import cost
+from reds.ir.spec import (AvgPool, BatchNorm, Conv2d, Dense, DepthwiseConv2d, Flatten, Group, LeakyReLU, MaxPool, ReLU,
+                          Spec)
 from reds.nn.plain import bn_scale_shift
-from reds.ir.spec import (AvgPool, BatchNorm, Conv2d, Dense, DepthwiseConv2d, Flatten, Group, LeakyReLU, MaxPool,
-                       ReLU, Spec)
 
 HARNESS = ROOT / "tests" / "c" / "harness.c"
 ARM_NM = shutil.which("arm-none-eabi-nm")

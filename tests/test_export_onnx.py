@@ -20,12 +20,11 @@ import pytest
 import torch
 
 from families import shared_family
-from reds.family import open as open_family
-from reds.ir.archs import ARCHS
 from reds.errors import RedsError
 from reds.export import export
 from reds.export.onnx import run_onnx
-from reds.family import family_hash, load
+from reds.family import load, open as open_family
+from reds.ir.archs import ARCHS
 
 torch.set_num_threads(1)  # one intra-op thread per xdist worker (see test_export_c.py)
 
@@ -46,7 +45,7 @@ def check_onnx(family_dir, out, x: np.ndarray) -> list[float]:
         model = onnx.load(str(path))
         onnx.checker.check_model(model, full_check=True)
         props = {p.key: p.value for p in model.metadata_props}
-        assert props["reds_family_hash"] == family_hash(family_dir) and props["reds_submodel"] == str(k)
+        assert props["reds_family_hash"] == open_family(family_dir).hash and props["reds_submodel"] == str(k)
         assert model.opset_import[0].version == 17
         got = run_onnx(path, x)
         with torch.no_grad():
@@ -70,7 +69,7 @@ def test_onnx_matches_pytorch(arch, tmp_path, tmp_path_factory):
     assert sorted(p.name for p in out.iterdir()) == sorted(m["files"] + ["manifest.json"])
     assert m["files"] == [f"submodel_{k}.onnx" for k in range(len(fam.submodels))]
     assert [s["budget"] for s in m["submodels"]] == [s.budget for s in fam.submodels]
-    assert m["family_hash"] == family_hash(d) and m["export_format"] == "onnx"
+    assert m["family_hash"] == open_family(d).hash and m["export_format"] == "onnx"
     x = np.random.default_rng(0).normal(size=(8, *fam.input_shape)).astype(np.float32)
     diffs = check_onnx(d, out, x)
     print(f"{arch}: max |onnxruntime - PyTorch| per submodel: " + ", ".join(f"{v:.2g}" for v in diffs))

@@ -22,13 +22,12 @@ import random
 import pytest
 import torch
 
+from reds.errors import RedsError
 from reds.ir.archs import build_spec
 from reds.ir.cost import cost
-from reds.errors import RedsError
+from reds.ir.spec import AvgPool, BatchNorm, Conv2d, Dense, DepthwiseConv2d, Flatten, Group, MaxPool, ReLU, Spec
 from reds.search.knapsack import MODES, VALUE_SCALE, Limits, solve, target_macs, value_tables
 from reds.search.lagrangian import lagrangian_domains
-from reds.ir.spec import (AvgPool, BatchNorm, Conv2d, Dense, DepthwiseConv2d, Flatten, Group, MaxPool, ReLU,
-                       Spec)
 
 
 # ---------------------------------------------------------------------------------------

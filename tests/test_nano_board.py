@@ -23,11 +23,11 @@ from pathlib import Path
 import pytest
 
 from families import shared_family
-from reds.family import open as open_family
-from reds.build.boards import get_board
 from reds.build import build, firmware, summary
+from reds.build.boards import get_board
 from reds.cli import main
 from reds.device.flash import classify, pio_command
+from reds.family import open as open_family
 
 HERE = Path(__file__).resolve().parent
 STUB = HERE / "nano_stub"

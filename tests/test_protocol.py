@@ -24,15 +24,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from csources import CC, FIRMWARE, HOST, ROOT, runtime
 from families import shared_family
 from reds.device.link import bracket_list, fields, floats_from_bits
 from reds.export import export
-from reds.family import load, read_manifest
-from reds.family import open as open_family
+from reds.family import load, open as open_family, read_manifest
 
 FORMAT_HARNESS = ROOT / "tests" / "c" / "format_harness.c"
 # as csources.CFLAGS, at -O1 -g for the sanitizers; the host port needs POSIX (clock_gettime)

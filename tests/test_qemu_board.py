@@ -31,15 +31,14 @@ import pytest
 import torch
 
 from families import shared_family
-from reds.family import open as open_family
-from reds.device.emulator import check_emulator, emulate, free_port, qemu_command, stop_process
-from reds.build.boards import get_board, list_boards
 from reds.build import build
+from reds.build.boards import get_board, list_boards
 from reds.build.tools import missing_toolchain
 from reds.cli import main
-from reds.errors import RedsError
-from reds.family import read_manifest
+from reds.device.emulator import check_emulator, emulate, free_port, qemu_command, stop_process
 from reds.device.link import fields
+from reds.errors import RedsError
+from reds.family import open as open_family, read_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 BOARD = get_board("qemu-m4")

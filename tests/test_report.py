@@ -20,7 +20,7 @@ import pytest
 
 from families import make_family
 from reds.cli import main
-from reds.family import family_hash
+from reds.family import open as open_family
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -63,7 +63,7 @@ def fake_bench(family: Path, path: Path, clock_hz: int = 25_000_000) -> Path:
              "max_abs_diff": 1e-7, "argmax_match": True, "outputs": ""} for k, s in enumerate(subs)]
     K = len(subs)
     pairs = [{"from": a, "to": b, "cycles": 6 + (a + b) % 2} for a in range(K) for b in range(K) if a != b]
-    report = {"format": "reds-bench", "version": 1, "family": str(family), "family_hash": family_hash(family),
+    report = {"format": "reds-bench", "version": 1, "family": str(family), "family_hash": open_family(family).hash,
               "arch": "dnn-s", "device": "reds-test", "board": "qemu-m4", "port": "socket://127.0.0.1:1",
               "timer": "systick-icount", "cycle": "instruction", "clock_hz": clock_hz,
               "timer_overhead_cycles": 29, "runs": 5, "seed": 0, "tolerance": 1e-4, "submodels": rows,

@@ -22,11 +22,11 @@ import numpy as np
 import pytest
 
 from families import shared_family
-from reds.family import open as open_family
-from reds.device.emulator import stop_process
-from reds.build.boards import get_board
 from reds.build import build
+from reds.build.boards import get_board
 from reds.cli import main
+from reds.device.emulator import stop_process
+from reds.family import open as open_family
 
 ROOT = Path(__file__).resolve().parents[1]
 TRACES = ROOT / "benchmarks" / "traces"

@@ -21,11 +21,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from reds.ir.archs import ARCHS, build_spec
 from reds.ir.cost import cost
+from reds.ir.spec import AvgPool, BatchNorm, Conv2d, Dense, DepthwiseConv2d, Flatten, Group, MaxPool, ReLU, Spec
 from reds.nn.nested import NestedNet
-from reds.nn.plain import plain_model
 from reds.nn.permute import permute_all, permute_group
-from reds.ir.spec import (AvgPool, BatchNorm, Conv2d, Dense, DepthwiseConv2d, Flatten, Group, MaxPool, ReLU,
-                       Spec)
+from reds.nn.plain import plain_model
 
 ALL = list(ARCHS)
 # Full width as well for all: the largest (dscnn-l, 28 M MACs) runs a batch of 2 in well

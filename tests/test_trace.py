@@ -10,11 +10,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from test_qemu_board import needs_qemu
 
 from families import shared_family
-from reds.errors import RedsError
 from reds.bench.trace import choose, read_trace
-from test_qemu_board import needs_qemu
+from reds.errors import RedsError
 
 ROOT = Path(__file__).resolve().parents[1]
 TRACES = ROOT / "benchmarks" / "traces"

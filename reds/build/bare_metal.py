@@ -11,6 +11,7 @@ import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 
+from ..errors import RedsError
 from . import firmware
 from .fit import check_image, overflow_error, precheck
 from .job import Job, headline, pct
@@ -69,8 +70,8 @@ def build(job: Job) -> BuildResult:
     res = job.result(elf, *elf_size(size, elf), stack_bytes=b.stack_bytes, kind=KIND)
     try:
         check_image(b, res.flash_used, res.ram_used)
-    except Exception:
-        elf.unlink()
+    except RedsError:
+        elf.unlink()  # an image that does not fit is no build
         raise
     return job.finish(res)
 

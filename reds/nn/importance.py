@@ -16,8 +16,8 @@ from typing import Iterable
 import torch
 import torch.nn.functional as F
 
-from .nested import NestedNet
 from ..ir.spec import BatchNorm
+from .nested import NestedNet
 
 METHODS = ("grad", "l1", "random")
 

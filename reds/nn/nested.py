@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ir.spec import (AvgPool, BatchNorm, Conv2d, Dense, DepthwiseConv2d, Flatten, Layer, LeakyReLU,
-                   MaxPool, ReLU, Spec)
+from ..ir.spec import (AvgPool, BatchNorm, Conv2d, Dense, DepthwiseConv2d, Flatten, Layer, LeakyReLU, MaxPool,
+                      ReLU, Spec)
 
 
 class BNState(nn.Module):

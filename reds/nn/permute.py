@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from .nested import NestedNet
 from ..ir.spec import BatchNorm
+from .nested import NestedNet
 
 
 def _expand(perm: torch.Tensor, block: int) -> torch.Tensor:
