@@ -19,8 +19,8 @@ def c_root() -> Path:
     for root in (PACKAGE / "_c", PACKAGE.parent):
         if (root / "firmware" / "reds.h").is_file() and (root / "boards").is_dir():
             return root
-    raise RedsError(f"reds's C sources (firmware/, boards/) are missing from {PACKAGE}: reinstall reds "
-                    "(pip install reds-subnetworks, or pip install . in its source tree)")
+    raise RedsError(f"reds's C sources (firmware/, boards/) are missing from {PACKAGE}: reinstall reds from "
+                    "its source tree (pip install . there; the wheel it builds carries them)")
 
 
 def firmware_dir() -> Path:

@@ -24,6 +24,7 @@ from ..build.boards import Board, get_board
 from ..device.emulator import check_emulator, emulate
 from ..device.link import Link
 from ..errors import RedsError
+from ..export import abi
 from ..family import OpenFamily
 
 TOLERANCE = 1e-4
@@ -114,7 +115,7 @@ def _run_timeout(macs: int, runs: int) -> float:
 
 
 def bench(family: OpenFamily, board: str = "qemu-m4", port: str | None = None, runs: int = 20, seed: int = 0,
-          build_dir=None, layout: str = "nested", timeout: float = 10.0, log=print, trace=None) -> dict:
+          build_dir=None, layout: str = abi.DEFAULT_LAYOUT, timeout: float = 10.0, log=print, trace=None) -> dict:
     """`trace`: a reds.trace.TraceJob replayed on the same connection after the bench
     (its summary lands in report["trace"])."""
     if port is not None:

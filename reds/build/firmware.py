@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import RedsError
 from ..sources import firmware_dir
 
 # The runtime without its kernels: selection and the layer loop, the weight index, the
@@ -31,6 +32,9 @@ def kernel_targets() -> list[str]:
 def kernel_sources(kernels: str | None) -> list[Path]:
     """One file per op: the optimized one of `kernels` where it exists, else the reference."""
     ref = sorted(kernel_dir(REFERENCE).glob("*.c"))
+    if kernels and not kernel_dir(kernels).is_dir():
+        raise RedsError(f"kernels '{kernels}' (a board.json's `kernels`): there is no firmware/kernels/{kernels}/; "
+                        f"choose one of: {', '.join(kernel_targets())}")
     opt = {p.name: p for p in kernel_dir(kernels).glob("*.c")} if kernels else {}
     unknown = set(opt) - {p.name for p in ref}
     if unknown:  # an optimized kernel must replace a reference one (same file and function names)
