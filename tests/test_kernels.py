@@ -216,6 +216,13 @@ def test_every_kernel_has_cases():
         assert all(p.parent.name == (target if p.name in opt else "reference") for p in picked)
 
 
+def test_headers_can_share_one_flat_folder():
+    """make and PlatformIO builds copy the picked files into one folder: no two may share a name."""
+    for kernels in KERNELS:
+        names = [p.name for p in firmware.sources(kernels) + firmware.headers(kernels)]
+        assert len(names) == len(set(names)), kernels
+
+
 def test_optimized_kernels_differ_from_the_reference():
     """A negative control: the optimized files are not copies of the reference ones."""
     for target in firmware.kernel_targets():

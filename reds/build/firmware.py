@@ -50,8 +50,9 @@ def sources(kernels: str | None, protocol: bool = True) -> list[Path]:
 
 
 def headers(kernels: str | None) -> list[Path]:
-    """The headers those files include (the public ones, and the optimized kernels' own)."""
-    own = sorted(kernel_dir(kernels).glob("*.h")) if kernels else []
+    """The headers those files include: the public ones and the kernel folders' own (their
+    names differ, so a build may copy them all into one flat folder)."""
+    own = [*sorted(kernel_dir(REFERENCE).glob("*.h")), *(sorted(kernel_dir(kernels).glob("*.h")) if kernels else [])]
     return sorted(firmware_dir().glob("*.h")) + own
 
 
