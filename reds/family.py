@@ -15,60 +15,20 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors, save_file
 
-from . import __version__
 from .errors import RedsError
-from .ir.archs import build_spec
-from .ir.spec import Spec
+from .manifest import FORMAT, MAX_BYTES, VERSION, Family, Invalid, Submodel, decode
 from .nn.nested import NestedNet
 
-FORMAT = "reds-family"
-VERSION = 1
 MANIFEST = "family.json"
 WEIGHTS = "weights.safetensors"
 
-
-@dataclass
-class Submodel:
-    budget: float
-    widths: dict[str, int]
-    macs: int
-    params: int
-    weight_bytes: int
-    arena_bytes: int
-    accuracy: float | None = None  # test set, %
-    val_accuracy: float | None = None  # validation set, %
-    scratch_accuracy: float | None = None  # the same widths trained alone (test set, %)
-
-
-@dataclass
-class Family:
-    arch: str
-    dataset: str
-    input_shape: list[int]
-    num_classes: int
-    groups: list[dict]
-    submodels: list[Submodel]
-    knapsack: dict
-    training: dict
-    width_mult: float = 1.0
-    classes: list[str] = field(default_factory=list)
-    reds_version: str = __version__
-    format: str = FORMAT
-    version: int = VERSION
-
-    def spec(self) -> Spec:
-        return build_spec(self.arch, tuple(self.input_shape), self.num_classes, width_mult=self.width_mult)
-
-    def to_json(self) -> dict:
-        d = asdict(self)
-        head = {k: d.pop(k) for k in ("format", "version", "reds_version")}
-        return {**head, **d}
+__all__ = ["Family", "Submodel", "OpenFamily", "atomic_write", "load", "open", "read_manifest", "save",
+           "save_manifest"]
 
 
 def atomic_write(path: Path, write) -> None:
@@ -88,10 +48,13 @@ def atomic_write(path: Path, write) -> None:
 
 
 def save(out_dir: str | Path, family: Family, net: NestedNet) -> None:
+    """Write the weights, then the manifest that records their sha256 (version 2)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().clone() for k, v in net.state_dict().items()}
     atomic_write(out / WEIGHTS, lambda p: save_file(tensors, str(p), metadata={"format": FORMAT}))
+    family.weights_sha256 = hashlib.sha256((out / WEIGHTS).read_bytes()).hexdigest()
+    family.version = VERSION
     save_manifest(out, family)
 
 
@@ -105,41 +68,22 @@ def _bad(path: Path, problem: str, fix: str = "re-create it with `reds train`") 
 
 
 def read_manifest(family_dir: str | Path) -> Family:
-    path = Path(family_dir) / MANIFEST
-    if not Path(family_dir).is_dir():
-        raise _bad(Path(family_dir), "no such family folder", "pass the --out folder of `reds train`")
+    """The validated manifest of `family_dir` (see `reds.manifest`), or one RedsError line."""
+    folder = Path(family_dir)
+    path = folder / MANIFEST
+    if not folder.is_dir():
+        raise _bad(folder, "no such family folder", "pass the --out folder of `reds train`")
     if not path.is_file():
         raise _bad(path, "missing", "pass the --out folder of a finished `reds train`")
     try:
-        d = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise _bad(path, f"not valid JSON ({e})") from None
-    if not isinstance(d, dict) or d.get("format") != FORMAT:
-        raise _bad(path, f"not a reds family (format is {d.get('format') if isinstance(d, dict) else None!r}, "
-                         f"expected {FORMAT!r})")
-    v = d.get("version")
-    if not isinstance(v, int):
-        raise _bad(path, "has no integer 'version'")
-    if v > VERSION:
-        raise _bad(path, f"is format version {v}, newer than this reds reads ({VERSION})", "upgrade reds")
+        with path.open("rb") as f:
+            data = f.read(MAX_BYTES + 1)  # enough to see it is too long
+    except OSError as e:
+        raise _bad(path, f"unreadable ({e.strerror or e})", "check its permissions") from None
     try:
-        subs = [Submodel(**s) for s in d.pop("submodels")]
-        fam = Family(submodels=subs, **d)
-        spec = fam.spec()
-    except (TypeError, KeyError, ValueError, AttributeError, RedsError) as e:
-        raise _bad(path, f"has missing or malformed fields ({e})") from None
-    if [{"name": g.name, "units": g.units} for g in spec.groups] != [
-            {"name": g.get("name"), "units": g.get("units")} for g in fam.groups]:
-        raise _bad(path, "its groups do not match its architecture")
-    for s in fam.submodels:
-        try:
-            spec.check_widths(s.widths)
-        except ValueError as e:
-            raise _bad(path, f"submodel at budget {s.budget}: {e}") from None
-    for a, b in zip(fam.submodels, fam.submodels[1:]):
-        if any(a.widths[g] > b.widths[g] for g in a.widths):
-            raise _bad(path, "submodels are not nested (a smaller budget has a wider group)")
-    return fam
+        return decode(data)
+    except Invalid as e:
+        raise _bad(path, str(e), *([e.fix] if e.fix else [])) from None
 
 
 class OpenFamily:
@@ -161,11 +105,16 @@ class OpenFamily:
         if self._weights is None:
             path = self.dir / WEIGHTS
             try:
-                self._weights = path.read_bytes()
+                data = path.read_bytes()
             except FileNotFoundError:
                 raise _bad(path, "missing") from None
             except OSError as e:
                 raise _bad(path, f"unreadable ({e.strerror or e})") from None
+            want = self.manifest.weights_sha256
+            if want is not None and hashlib.sha256(data).hexdigest() != want:
+                raise _bad(path, "does not match the sha256 its family.json records (corrupt, or from another "
+                                 "family)")
+            self._weights = data
         return self._weights
 
     @property

@@ -143,10 +143,10 @@ def tiny_family(tmp_path):
     (lambda d: d.write_text(json.dumps({"format": "something-else", "version": 1})), "not a reds family"),
     (lambda d: d.write_text(json.dumps({**json.loads(d.read_text()), "version": 99})), "upgrade reds"),
     (lambda d: d.write_text(json.dumps({k: v for k, v in json.loads(d.read_text()).items() if k != "arch"})),
-     "malformed"),
+     "lacks arch"),
     (lambda d: d.write_text(json.dumps({**json.loads(d.read_text()),
                                         "submodels": json.loads(d.read_text())["submodels"][::-1]})),
-     "not nested"),
+     "budgets must increase"),
     (lambda d: d.unlink(), "missing"),
 ])
 def test_bad_family_json_is_refused_in_one_line(tiny_family, capsys, damage, message):
