@@ -32,8 +32,11 @@ __all__ = ["Family", "Submodel", "OpenFamily", "atomic_write", "load", "open", "
 
 
 def atomic_write(path: Path, write) -> None:
-    """write(tmp_path) then rename onto path: readers see the old file or the new one."""
+    """write(tmp_path) then rename onto path: readers see the old file or the new one.
+    (One writer per file: the temporary files a killed write left are removed first.)"""
     path = Path(path)
+    for stale in path.parent.glob(f".{path.name}.*"):  # left by a write that was killed
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:
@@ -126,6 +129,12 @@ class OpenFamily:
             h.update(self._weight_bytes())
             self._hash = h.hexdigest()
         return self._hash
+
+    def verify(self) -> OpenFamily:
+        """Read the weights now (their sha256, their tensors' names and shapes), for commands
+        that would not otherwise read them: nothing is shown of a family whose weights are bad."""
+        _ = self.net
+        return self
 
     @property
     def net(self) -> NestedNet:

@@ -41,6 +41,9 @@ def staged(out: str | Path, data_file: str, fmt: str, what: str):
     """Yield a fresh folder to write into; on success it replaces `out`."""
     out = check_out(out, data_file, fmt, what)
     out.parent.mkdir(parents=True, exist_ok=True)
+    for tag in ("tmp", "old"):  # what a killed run left next to OUT
+        for stale in out.parent.glob(f".{out.name}.{tag}-*"):
+            shutil.rmtree(stale, ignore_errors=True)
     tmp = _sibling(out, "tmp")
     try:
         yield tmp

@@ -25,7 +25,7 @@ from ..device.emulator import check_emulator, emulate
 from ..device.link import Link
 from ..errors import RedsError
 from ..export import abi
-from ..family import OpenFamily
+from ..family import OpenFamily, atomic_write
 
 TOLERANCE = 1e-4
 
@@ -174,7 +174,8 @@ def table(report: dict) -> str:
 
 
 def write_json(report: dict, path) -> None:
-    Path(path).write_text(json.dumps(report, indent=2) + "\n")
+    text = json.dumps(report, indent=2) + "\n"
+    atomic_write(Path(path), lambda p: p.write_text(text))
 
 
 def check_outputs(report: dict) -> None:

@@ -27,10 +27,12 @@ import csv
 import json
 from pathlib import Path
 
+from .. import staging
 from ..device.link import DeviceError, Link, find, ints
 from ..errors import RedsError
 from ..family import OpenFamily
 
+DATA, FORMAT = "trace.json", "reds-trace"  # the replay's folder is recognised by its trace.json
 COLUMNS = ("time_s", "budget", "deadline_cycles", "deadline_us", "k", "cost_cycles", "switch_cycles",
            "infer_cycles", "infer_us", "deadline_met", "accuracy")
 
@@ -75,9 +77,8 @@ class TraceJob:
     def __init__(self, trace, out_dir=None):
         self.path = Path(trace)
         self.steps = read_trace(self.path)
-        self.out = Path(out_dir) if out_dir else Path(f"trace-{self.path.stem}")
-        if self.out.exists() and not self.out.is_dir():
-            raise RedsError(f"{self.out}: exists and is not a folder; choose another --trace-out")
+        self.out = staging.check_out(Path(out_dir) if out_dir else Path(f"trace-{self.path.stem}"), DATA, FORMAT,
+                                     "trace replay")
         self.result: dict | None = None
 
     def run(self, link: Link, family: OpenFamily, report: dict) -> dict:
@@ -141,16 +142,19 @@ class TraceJob:
         return summary
 
     def write(self, rows: list[dict], summary: dict, report: dict) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
-        with open(self.out / "trace.csv", "w", newline="") as f:
+        with staging.staged(self.out, DATA, FORMAT, "trace replay") as tmp:
+            self._write(tmp, rows, summary, report)
+
+    def _write(self, folder: Path, rows: list[dict], summary: dict, report: dict) -> None:
+        with open(folder / "trace.csv", "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=COLUMNS)
             w.writeheader()
             for r in rows:
                 w.writerow({k: ("" if r[k] is None else r[k]) for k in COLUMNS})
-        doc = {"format": "reds-trace", "version": 1, "board": report.get("board"), "port": report.get("port"),
+        doc = {"format": FORMAT, "version": 1, "board": report.get("board"), "port": report.get("port"),
                "family_hash": report.get("family_hash"), "arch": report.get("arch"), **summary, "rows": rows}
-        (self.out / "trace.json").write_text(json.dumps(doc, indent=2) + "\n")
-        plot(rows, summary, self.out / "trace.png", f"{report.get('arch')} on {report.get('board')}")
+        (folder / DATA).write_text(json.dumps(doc, indent=2) + "\n")
+        plot(rows, summary, folder / "trace.png", f"{report.get('arch')} on {report.get('board')}")
 
     def summary(self) -> str:
         s = self.result

@@ -16,6 +16,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+from .. import staging
 from ..errors import RedsError
 from ..export import abi, check_layout
 from ..export.c.literals import model_name
@@ -24,7 +25,7 @@ from . import bare_metal, make, platformio
 from .boards import get_board
 from .fit import limited
 from .job import Job
-from .stamp import BuildResult, build_key, check_out, up_to_date
+from .stamp import FORMAT, STAMP, BuildResult, build_key, up_to_date
 
 KINDS = {m.KIND: m for m in (bare_metal, make, platformio)}
 
@@ -44,7 +45,7 @@ def build(family: OpenFamily, board: str = "qemu-m4", out: str | Path | None = N
         raise RedsError(f"--cross is for the rpi board (a Linux program); board '{b.name}' has one toolchain")
     check_layout(layout)
     out = Path(out) if out is not None else family.dir / f"build-{b.name}"
-    check_out(out)
+    staging.check_out(out, STAMP, FORMAT, "build")
     name = model_name(family.manifest.arch)
     key = build_key(family.hash, b, [layout, name, kind.settings(b), b.flash_bytes, b.ram_bytes, cross])
     res = None if force else up_to_date(out, key)
@@ -52,7 +53,8 @@ def build(family: OpenFamily, board: str = "qemu-m4", out: str | Path | None = N
         return res
     cmd = command or shlex.join(["reds", "build", str(family.dir), "--board", b.name, "--out", str(out),
                                  "--layout", layout] + (["--cross"] if cross else []))
-    return kind.build(Job(family, b, out, layout, name, key, cmd, cross))
+    with staging.staged(out, STAMP, FORMAT, "build") as tmp:
+        return kind.build(Job(family, b, out, tmp, layout, name, key, cmd, cross))
 
 
 def summary(res: BuildResult) -> str:

@@ -11,7 +11,6 @@ import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 
-from ..errors import RedsError
 from . import firmware
 from .fit import check_image, overflow_error, precheck
 from .job import Job, headline, pct
@@ -35,12 +34,9 @@ def defines(board, name: str) -> list[str]:
 
 
 def build(job: Job) -> BuildResult:
-    b, out, name = job.board, job.out, job.name
+    b, out, name = job.board, job.dir, job.name
     check_toolchain(b)
     precheck(job.family, b)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / ELF).unlink(missing_ok=True)
-    job.start()
     model = job.export_model()
 
     cc, size = b.toolchain["cc"], b.toolchain["size"]
@@ -68,11 +64,7 @@ def build(job: Job) -> BuildResult:
         m = re.search(r"region `(\w+)' overflowed by (\d+) bytes", r.stderr)
         raise overflow_error(int(m.group(2)), m.group(1), b) if m else failed("linking", r.stderr, out)
     res = job.result(elf, *elf_size(size, elf), stack_bytes=b.stack_bytes, kind=KIND)
-    try:
-        check_image(b, res.flash_used, res.ram_used)
-    except RedsError:
-        elf.unlink()  # an image that does not fit is no build
-        raise
+    check_image(b, res.flash_used, res.ram_used)
     return job.finish(res)
 
 

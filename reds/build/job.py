@@ -8,7 +8,7 @@ from pathlib import Path
 from ..export import export
 from ..family import OpenFamily
 from .boards import Board
-from .stamp import BuildResult, finish_stamp, start_stamp
+from .stamp import BuildResult, finish_stamp
 
 MODEL_DIR = "model"
 CONFIG = "reds_config.h"
@@ -16,28 +16,30 @@ CONFIG = "reds_config.h"
 
 @dataclass
 class Job:
+    """A build writes everything into `dir`, a staged folder that replaces `out` only when
+    the build is complete and fits (`reds.staging`): a refused build leaves `out` as it was."""
+
     family: OpenFamily
     board: Board
-    out: Path
+    out: Path  # where the build will be
+    dir: Path  # where it is written
     layout: str
     name: str  # the model's C name
     key: str
     command: str
     cross: bool = False
 
-    def start(self) -> None:
-        start_stamp(self.out)
-
     def export_model(self) -> Path:
         """The family as C into BUILD/model (`reds export --format c`)."""
-        model = self.out / MODEL_DIR
+        model = self.dir / MODEL_DIR
         export(self.family, "c", model, layout=self.layout, name=self.name, command=self.command)
         return model
 
     def result(self, elf: Path, text: int, data: int, bss: int, *, flash_used: int | None = None,
                ram_used: int | None = None, stack_bytes: int = 0, kind: str, note: str = "") -> BuildResult:
         b = self.board
-        return BuildResult(board=b.name, out=str(self.out), elf=str(elf), model=self.name,
+        final = self.out / Path(elf).relative_to(self.dir)  # where the artifact will be
+        return BuildResult(board=b.name, out=str(self.out), elf=str(final), model=self.name,
                            family_hash=self.family.hash, layout=self.layout, text=text, data=data, bss=bss,
                            flash_used=text + data if flash_used is None else flash_used,
                            ram_used=data + bss if ram_used is None else ram_used,
@@ -45,7 +47,7 @@ class Job:
                            key=self.key, kind=kind, note=note)
 
     def finish(self, res: BuildResult, **extra) -> BuildResult:
-        finish_stamp(self.out, res, self.command, self.family.dir, **extra)
+        finish_stamp(self.dir, res, self.command, self.family.dir, **extra)
         return res
 
 

@@ -44,12 +44,10 @@ def tools(board: Board, cross: bool) -> tuple[str, str]:
 
 
 def build(job: Job) -> BuildResult:
-    b, out, name = job.board, job.out, job.name
+    b, out, name = job.board, job.dir, job.name
     cc, size = tools(b, job.cross)
     precheck(job.family, b)
     prog = out / b.raw.get("program", f"reds-{b.name}")
-    prog.unlink(missing_ok=True)
-    job.start()
     model = job.export_model()
     copy([*firmware.sources(b.kernels), *firmware.headers(b.kernels), *(b.folder / s for s in b.sources),
           model / f"{name}.c", model / f"{name}.h"], out)

@@ -28,7 +28,7 @@ def settings(board) -> list:
 
 def write_project(job: Job, model: Path) -> Path:
     """platformio.ini, src/ (main.cpp, reds_config.h, the model), lib/reds/ (the runtime)."""
-    b, out, name = job.board, job.out, job.name
+    b, out, name = job.board, job.dir, job.name
     shutil.copy2(b.folder / "platformio.ini", out / "platformio.ini")
     src = out / "src"
     copy([b.folder / "src" / "main.cpp", model / f"{name}.c", model / f"{name}.h"], src)
@@ -62,10 +62,9 @@ def object_sizes(b: Board, out: Path, sources: list[Path], includes: list[Path])
 
 
 def build(job: Job) -> BuildResult:
-    b, out = job.board, job.out
+    b, out = job.board, job.dir
     cf, cr = int(b.raw.get("core_flash_bytes", 0)), int(b.raw.get("core_ram_bytes", 0))
     precheck(job.family, reserved(b, cf, cr))
-    job.start()
     model = job.export_model()
     lib = write_project(job, model)
     sizes = object_sizes(b, out, sorted(lib.glob("*.c")) + [out / "src" / f"{job.name}.c"], [lib, out / "src"])

@@ -1,5 +1,6 @@
 """BUILD/build.json: what was built, and a key over every input, so an up-to-date build is
-kept and a refused or interrupted one is never taken for finished."""
+kept. A build folder is written staged (`reds.staging`): it holds a finished build or the
+one before it, never half of one."""
 from __future__ import annotations
 
 import hashlib
@@ -8,7 +9,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .. import __version__
-from ..errors import RedsError
 from ..sources import PACKAGE, firmware_dir
 from .boards import Board
 
@@ -46,13 +46,6 @@ def read_stamp(out: Path) -> dict | None:
     return d if isinstance(d, dict) and d.get("format") == FORMAT else None
 
 
-def check_out(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise RedsError(f"{out}: exists and is not a folder; choose another --out")
-    if out.is_dir() and any(out.iterdir()) and read_stamp(out) is None:
-        raise RedsError(f"{out}: folder is not empty and holds no reds build ({STAMP}); choose another --out")
-
-
 def _digest(h, path: Path) -> None:
     h.update(str(path.name).encode() + b"\0" + path.read_bytes() + b"\0")
 
@@ -86,13 +79,6 @@ def up_to_date(out: Path, key: str) -> BuildResult | None:
         return None
     res.rebuilt = False
     return res
-
-
-def start_stamp(out: Path) -> None:
-    """The folder is a reds build from now on (so a later build may reuse it), but not a
-    finished one: no result, no key, until the artifact is made and fits."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / STAMP).write_text(json.dumps({"format": FORMAT, "version": 1, "complete": False}) + "\n")
 
 
 def finish_stamp(out: Path, res: BuildResult, cmd: str, family_dir: Path, **extra) -> None:

@@ -6,6 +6,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from ..errors import RedsError
@@ -35,8 +36,16 @@ def write_log(out: Path, log: list[str]) -> Path:
     return path
 
 
-def failed(what: str, output: str, out: Path) -> RedsError:
-    return RedsError(f"{what} failed: {first_error(output)} (full log: {out / LOG})")
+def failed(what: str, output: str, folder: Path) -> RedsError:
+    """The one-line refusal of a failed step. The build folder is staged and goes with the
+    failure, so its log is kept in the temporary folder, named in the message."""
+    kept = folder / LOG
+    if kept.is_file():
+        fd, name = tempfile.mkstemp(prefix="reds-build-", suffix=".log")
+        os.close(fd)
+        shutil.copyfile(kept, name)
+        kept = Path(name)
+    return RedsError(f"{what} failed: {first_error(output)} (full log: {kept})")
 
 
 def elf_size(size_tool: str, elf: Path) -> tuple[int, int, int]:

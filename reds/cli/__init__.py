@@ -1,11 +1,13 @@
 """`reds`: train nested submodel families, inspect them, export them, time them on boards.
 
-User mistakes (a missing folder, a corrupt file, a budget nothing fits) print one line
+User mistakes (a missing folder, a corrupt file, a budget nothing fits) and the system's
+refusals (a read-only or full disk, a missing permission) print one line
 `reds: error: ...` and exit 2; Ctrl-C exits 130. Anything else is a bug and keeps its
 traceback.
 """
 from __future__ import annotations
 
+import errno
 import sys
 
 from ..errors import RedsError
@@ -26,6 +28,18 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `reds ... | head`: the reader left; not an error
         sys.stderr.close()
         return 0
+    except OSError as e:  # read-only, full, not permitted, a file where a folder should be, ...
+        print(f"reds: error: {os_error(e)}", file=sys.stderr)
+        return 2
     return 0
+
+
+def os_error(e: OSError) -> str:
+    """An OSError as one line naming the path and what the system said."""
+    where = " -> ".join(str(f) for f in (e.filename, e.filename2) if f is not None)
+    what = e.strerror or str(e) or type(e).__name__
+    hint = {errno.ENOSPC: "; free some space", errno.EROFS: "; choose a writable folder",
+            errno.EACCES: "; check its permissions", errno.EPERM: "; check its permissions"}.get(e.errno, "")
+    return f"{where}: {what}{hint}" if where else f"{what}{hint}"
 
 

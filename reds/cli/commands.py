@@ -61,7 +61,7 @@ def cmd_eval(args) -> None:
 def cmd_info(args) -> None:
     from ..tables import family_table
 
-    fam = open_family(args.family).manifest
+    fam = open_family(args.family).verify().manifest
     if args.json:
         print(json.dumps(fam.to_json(), indent=2))
     else:
@@ -129,7 +129,7 @@ def cmd_report(args) -> None:
 
     from ..bench.report import report
 
-    d = report(open_family(args.family), args.out, bench=args.bench)
+    d = report(open_family(args.family).verify(), args.out, bench=args.bench)
     print(f"report of {d['arch']} on {d['dataset']} written to {args.out}: "
           + ", ".join(str(Path(args.out) / f) for f in d["files"].values()))
 

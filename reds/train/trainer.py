@@ -123,9 +123,15 @@ class Trainer:
     # ---- the run ------------------------------------------------------------------
     def run(self, resume: bool = False) -> fam_io.Family:
         cfg = self.cfg
+        if self.out.exists() and not self.out.is_dir():
+            raise RedsError(f"{self.out}: exists and is not a folder; choose another --out")
         self.out.mkdir(parents=True, exist_ok=True)
         ck = self._load_ckpt() if resume else None
         if ck is None:
+            finished = (self.out / fam_io.MANIFEST).exists() and not (self.out / CHECKPOINT).exists()
+            if resume and finished:
+                raise RedsError(f"{self.out} holds a finished family: there is nothing to resume (see it with "
+                                f"`reds info {self.out}`, or train into another --out)")
             if (self.out / CHECKPOINT).exists() or (self.out / fam_io.MANIFEST).exists():
                 raise RedsError(f"{self.out} already holds a training run; pass --resume to continue it "
                                 "or choose another --out")

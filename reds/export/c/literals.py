@@ -29,6 +29,22 @@ def c_floats(values: np.ndarray, indent: str = "    ") -> str:
     return "\n".join(lines)
 
 
+def c_comment(text: str) -> str:
+    """Any text as the inside of a C block comment: printable ASCII is kept, anything else
+    (a newline, a control or non-ASCII character) is written as \\xNN or \\uNNNN, and the
+    character pairs that could end the comment or splice a line ("*/", "/*", "??") are split.
+    Every string that reaches generated C (provenance, the manifest's text) goes through here."""
+    out = []
+    for ch in str(text):
+        o = ord(ch)
+        out.append(ch if 0x20 <= o <= 0x7E else (f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}"))
+    s = "".join(out)
+    for pair, split in (("*/", "* /"), ("/*", "/ *"), ("??", "? ?")):
+        while pair in s:
+            s = s.replace(pair, split)
+    return s
+
+
 def c_ints(values, indent: str = "") -> str:
     return indent + ", ".join(str(int(v)) for v in values)
 
