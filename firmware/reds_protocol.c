@@ -165,6 +165,16 @@ static int hex_value(char c)
     return -1;
 }
 
+/* A byte arrived while a long command ran: stop it. Called between runs. */
+static int aborted(reds_proto_t *p)
+{
+    if (p->board->pending == 0 || !p->board->pending())
+        return 0;
+    p->discard = 1;
+    fail(p, "aborted");
+    return 1;
+}
+
 static int load_incomplete(reds_proto_t *p)
 {
     if (p->db_have < p->db_expect) {
@@ -276,16 +286,23 @@ static void cmd_infer(reds_proto_t *p, uint32_t n, uint32_t warmup)
     say(p, "m-warmup-start-");
     say_u(p, warmup);
     end(p);
-    for (i = 0; i < warmup; ++i)
+    for (i = 0; i < warmup; ++i) {
+        if (aborted(p))
+            return;
         p->output = reds_run(p->model, p->input);
+    }
     say(p, "m-warmup-done\r\nm-infer-start-");
     say_u(p, n);
     end(p);
     {
+        /* the abort check is inside the timed window: a call and a register read per run */
         reds_run_fn volatile call = reds_run;
         t0 = p->board->ticks();
-        for (i = 0; i < n; ++i)
+        for (i = 0; i < n; ++i) {
+            if (aborted(p))
+                return;
             p->output = call(p->model, p->input);
+        }
         t1 = p->board->ticks();
     }
     total = net_cycles(p, t0, t1);
@@ -323,6 +340,8 @@ static void cmd_loop(reds_proto_t *p, uint32_t n)
     if (load_incomplete(p))
         return;
     for (i = 0; i < n; ++i) {
+        if (aborted(p))
+            return;
         p->samples[i] = time_run(p);
         total += p->samples[i];
     }
@@ -597,6 +616,11 @@ void reds_proto_init(reds_proto_t *p, const reds_board_t *board, reds_model_t *m
 
 void reds_proto_feed(reds_proto_t *p, char c)
 {
+    if (p->discard) { /* what aborted a run, up to its '%' */
+        if (c == '%')
+            p->discard = 0;
+        return;
+    }
     if (c == '%') {
         if (p->overflow)
             fail(p, "line-too-long");

@@ -34,6 +34,9 @@
  *                    is at most C cycles, made active (cycles: of the pick + switch);
  *                    m-error-no-submodel-fits if none (submodels without a cost never fit)
  *
+ * Long commands (`infer`, `loop`) stop when a byte arrives (board->pending): they answer
+ * m-error-aborted, and what was sent is discarded up to its next '%' (send '%' to abort).
+ *
  * Mistakes (unknown command, bad or out-of-range argument, a line longer than
  * REDS_PROTO_LINE characters, a load that overflows) get one "m-error-<reason>" line; the
  * device never hangs, faults or resets on input. Timings are taken on the device in
@@ -78,6 +81,7 @@ typedef struct {
     const char *board;  /* board name, e.g. "qemu-m4" */
     const char *timer;  /* e.g. "systick-icount", "dwt-cyccnt" */
     const char *cycle;  /* what one cycle is, e.g. "instruction", "cpu-cycle" */
+    int (*pending)(void); /* nonzero while a received byte waits (NULL: never); aborts long runs */
 } reds_board_t;
 
 typedef struct {
@@ -90,6 +94,7 @@ typedef struct {
     uint32_t overhead;      /* cycles of an empty timed call */
     uint32_t len;           /* characters in line */
     uint8_t overflow;       /* the current command outgrew line: discard up to '%' */
+    uint8_t discard;        /* a run was aborted: discard what arrives up to '%', silently */
     char line[REDS_PROTO_LINE + 1];
     uint64_t samples[REDS_PROTO_MAX_LOOP];
     uint32_t cost[REDS_MAX_SUBMODELS]; /* measured cycles per submodel (`cost`), 0: unknown */

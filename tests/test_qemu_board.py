@@ -36,6 +36,7 @@ from reds.build.boards import get_board, list_boards
 from reds.build.tools import missing_toolchain
 from reds.cli import main
 from reds.device.emulator import check_emulator, emulate, free_port, qemu_command, stop_process
+from reds.bench.bench import run_bench
 from reds.device.link import fields
 from reds.errors import RedsError
 from reds.family import open as open_family, read_manifest
@@ -136,6 +137,45 @@ def test_bench_opens_the_family_once(fam, tmp_path, monkeypatch, capsys):
     assert main(["bench", str(fam), "--build", str(tmp_path / "b"), "--runs", "1"]) == 0, capsys.readouterr()
     assert capsys.readouterr().out.startswith("built ")  # a fresh build, export included
     assert len(manifests) == 1 and len(weights) == 1
+
+
+@needs_qemu
+@pytest.mark.parametrize("shift", [0, 4, None])
+def test_cycles_stay_instructions_under_another_icount_shift(fam, built, shift):
+    """The firmware measures the -icount shift it runs under (board.json says 7): under
+    another, it converts with that one; without -icount it says its cycles are unknown,
+    and `reds bench` refuses to report them."""
+    with emulate(BOARD, built.elf) as link:
+        link.sync()
+        want = link.select(0), link.loop(3)["median"]
+    other = replace(BOARD, emulator={**BOARD.emulator, "icount_shift": shift})
+    with emulate(other, built.elf) as link:
+        link.sync()
+        info = link.info()
+        if shift is None:
+            assert info["cycle"] == "unknown"
+            with pytest.raises(RedsError, match="cannot tell what its cycles are"):
+                run_bench(link, open_family(fam), runs=1)
+            return
+        assert info["cycle"] == "instruction"
+        got = link.select(0), link.loop(3)["median"]
+    tick = 40 / 2 ** shift  # instructions per timer tick: the resolution under this shift
+    assert abs(got[1] - want[1]) <= max(2 * tick, 0.001 * want[1]), (got, want)
+    assert abs(got[0] - want[0]) <= 2 * tick + 1
+
+
+@needs_qemu
+def test_a_long_infer_is_aborted_by_a_byte(fam, built):
+    with emulate(BOARD, built.elf) as link:
+        link.sync()
+        n = 4 * int(link.info()["input"])
+        link.load(bytes(n))
+        link.write(b"infer 100000 100000%")
+        time.sleep(0.5)
+        link.write(b"%")
+        lines = link.read_reply("infer", timeout=30)
+        assert lines[-1] == "m-error-aborted", lines
+        assert link.sync() == f"reds-{built.model}"
 
 
 @needs_qemu

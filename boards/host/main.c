@@ -14,7 +14,8 @@
 #include "port.h"
 #include REDS_MODEL_HEADER
 
-static const reds_board_t board = REDS_HOST_BOARD("host");
+/* stdin is a batch of commands (a pipe, a file): nothing aborts a run */
+static const reds_board_t board = REDS_HOST_BOARD("host", 0);
 static reds_proto_t proto;
 static float input[REDS_INPUT_FLOATS];
 

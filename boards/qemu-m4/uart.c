@@ -62,3 +62,5 @@ int board_getc(void)
     __asm volatile("cpsie i" ::: "memory");
     return (int)(UART_DATA & 0xFFu);
 }
+
+int board_pending(void) { return (UART_STATE & STATE_RX_FULL) != 0u; }

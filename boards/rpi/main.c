@@ -7,7 +7,11 @@
  *   reds-rpi /dev/ttyAMA0    serve on a serial device (raw, 115200 baud unless --baud B)
  *   reds-rpi -               serve on stdin/stdout
  *   reds-rpi tcp:PORT        listen on 127.0.0.1:PORT (tcp:0.0.0.0:PORT for all
- *                            interfaces), one client at a time (pyserial: socket://...)
+ *                            interfaces), one client at a time, each from a fresh protocol
+ *                            state (pyserial: socket://...)
+ *
+ * A byte that arrives during a long infer or loop aborts it (m-error-aborted), except on
+ * stdin from a pipe or a file (a batch of commands, read ahead).
  *
  * Timing: clock_gettime(CLOCK_MONOTONIC) in nanoseconds, so the "cycles" the protocol
  * reports are nanoseconds (timer "clock_gettime-ns", cycle "ns", clock_hz 1e9). The
@@ -36,7 +40,9 @@
 #include "reds_config.h"
 #include REDS_MODEL_HEADER
 
-static const reds_board_t board = REDS_HOST_BOARD("rpi");
+/* A client that sends a byte during a long infer or loop aborts it; where the input is a
+ * batch (stdin from a pipe or a file), nothing does (see main). */
+static reds_board_t board = REDS_HOST_BOARD("rpi", reds_host_pending);
 
 static reds_proto_t proto;
 static float input[REDS_INPUT_FLOATS];
@@ -75,6 +81,7 @@ static speed_t baud(long b)
 /* Feed every byte read from fd to the protocol until end of file. */
 static void serve(int in_fd)
 {
+    reds_host_in_fd = in_fd;
     char buf[4096];
     for (;;) {
         ssize_t n = read(in_fd, buf, sizeof buf);
@@ -111,6 +118,8 @@ int main(int argc, char **argv)
 
     if (strcmp(where, "-") == 0) {
         reds_host_out_fd = 1;
+        if (!isatty(0))
+            board.pending = 0; /* a pipe or a file: a batch of commands, read ahead */
         reds_proto_init(&proto, &board, &REDS_MODEL, input);
         serve(0);
         return 0;
@@ -140,6 +149,9 @@ int main(int argc, char **argv)
         struct sockaddr_in a;
         const char *colon = strrchr(where + 4, ':');
         char host[64] = "127.0.0.1";
+        const char *num;
+        char *end;
+        long port;
         int l, one = 1;
         socklen_t len = sizeof a;
         memset(&a, 0, sizeof a);
@@ -151,9 +163,17 @@ int main(int argc, char **argv)
             memcpy(host, where + 4, hl);
             host[hl] = '\0';
         }
-        a.sin_port = htons((uint16_t)atoi(colon ? colon + 1 : where + 4));
-        if (inet_pton(AF_INET, host, &a.sin_addr) != 1)
-            return usage(argv[0]);
+        num = colon ? colon + 1 : where + 4;
+        port = strtol(num, &end, 10);
+        if (*num == '\0' || *end != '\0' || port < 0 || port > 65535) {
+            fprintf(stderr, "reds-rpi: %s: the port must be a number 0..65535\n", where);
+            return 2;
+        }
+        a.sin_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET, host, &a.sin_addr) != 1) {
+            fprintf(stderr, "reds-rpi: %s: %s is not an IPv4 address\n", where, host);
+            return 2;
+        }
         l = socket(AF_INET, SOCK_STREAM, 0);
         setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
         if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof a) != 0 || listen(l, 1) != 0 ||
@@ -163,14 +183,14 @@ int main(int argc, char **argv)
         }
         printf("tcp %s:%u\n", host, (unsigned)ntohs(a.sin_port));
         fflush(stdout);
-        reds_proto_init(&proto, &board, &REDS_MODEL, input); /* calibrates; banner to stdout */
-        for (;;) {
+        for (;;) { /* one client at a time, each from a fresh protocol state and submodel */
             int c = accept(l, NULL, NULL);
             if (c < 0)
                 continue;
             setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
             reds_host_out_fd = c;
-            reds_host_write("m-init-done\r\nm-ready\r\n", 21u);
+            reds_select(&REDS_MODEL, reds_num_submodels(&REDS_MODEL) - 1u);
+            reds_proto_init(&proto, &board, &REDS_MODEL, input); /* calibrates; the banner */
             serve(c);
             close(c);
             reds_host_out_fd = 1;

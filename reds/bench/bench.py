@@ -57,6 +57,9 @@ def run_bench(link: Link, family: OpenFamily, runs: int = 20, seed: int = 0, boa
     subs = link.submodels()
     if [s["macs"] for s in subs] != [s.macs for s in fam.submodels]:
         raise RedsError(f"{link.url}: the device's submodels differ from {family_dir}'s manifest")
+    if info.get("cycle") == "unknown":
+        raise RedsError(f"{link.url}: the board cannot tell what its cycles are (an emulator not started with "
+                        "-icount?); it reports no timings reds can stand behind")
     max_loop = int(info.get("max_loop", 255))
     if not 1 <= runs <= max_loop:
         raise RedsError(f"--runs must be 1..{max_loop} (the device keeps each run's cycles)")

@@ -17,9 +17,9 @@ from .link import Link
 
 def qemu_command(board: Board, elf: str | Path, port: int) -> list[str]:
     e = board.emulator
-    return [e["command"], "-M", e["machine"], "-display", "none", "-monitor", "none", "-nodefaults",
-            "-icount", f"shift={int(e['icount_shift'])}", "-kernel", str(elf),
-            "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on"]
+    icount = [] if e.get("icount_shift") is None else ["-icount", f"shift={int(e['icount_shift'])}"]
+    return [e["command"], "-M", e["machine"], "-display", "none", "-monitor", "none", "-nodefaults", *icount,
+            "-kernel", str(elf), "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on"]
 
 
 def check_emulator(board: Board) -> None:

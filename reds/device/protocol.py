@@ -30,7 +30,9 @@ def fmt_float(v) -> str:
 class Protocol:
     """firmware/reds_protocol.c in Python, over any `write(bytes)`."""
 
-    def __init__(self, family: OpenFamily, runner, write, board: str):
+    def __init__(self, family: OpenFamily, runner, write, board: str, pending=None):
+        """pending(): whether input waits (a long infer or loop then aborts); None for batch
+        input (a pipe), where only bytes of the same read that follow a command count."""
         fam = family.manifest
         self.fam = fam
         self.hash = family.hash
@@ -50,6 +52,9 @@ class Protocol:
         self.cost = [0] * self.K
         self.line = bytearray()
         self.overflow = False
+        self.discard = False  # a run was aborted: drop input up to its '%'
+        self.pending = pending
+        self.unfed = 0  # bytes of the current read after the command that runs
         self.t0 = time.perf_counter_ns()
         self.overhead = min(self._timed(lambda: None)[0] for _ in range(8))
 
@@ -77,13 +82,17 @@ class Protocol:
 
     # input
     def feed(self, data: bytes) -> None:
-        for c in data:
+        for i, c in enumerate(data):
+            if self.discard:
+                self.discard = c != 0x25
+                continue
             if c == 0x25:  # '%'
                 if self.overflow:
                     self.fail("line-too-long")
                 elif 0 in self.line:
                     self.fail("bad-character")
                 else:
+                    self.unfed = len(data) - i - 1 if self.pending is not None else 0
                     self.run_command(self.line.decode("ascii"))
                 self.line.clear()
                 self.overflow = False
@@ -190,6 +199,14 @@ class Protocol:
         if self.db_have == self.db_expect:
             self.say("m-load-done\r\n")
 
+    def aborted(self) -> bool:
+        """A byte arrived while a long command ran: stop it (as firmware/reds_protocol.c)."""
+        if self.pending is None or not (self.unfed or self.pending()):
+            return False
+        self.discard = True
+        self.fail("aborted")
+        return True
+
     def incomplete(self) -> bool:
         if self.db_have < self.db_expect:
             self.fail("load-incomplete")
@@ -203,11 +220,15 @@ class Protocol:
             return
         self.say(f"m-warmup-start-{warmup}\r\n")
         for _ in range(warmup):
+            if self.aborted():
+                return
             self.infer_once()
         self.say(f"m-warmup-done\r\nm-infer-start-{n}\r\n")
         x = self.x()
         t0 = self.ticks()
         for _ in range(n):
+            if self.aborted():
+                return
             y = self.runner.run(self.active, x)
         t1 = self.ticks()
         self.output = np.asarray(y, dtype=np.float32).reshape(-1)
@@ -227,7 +248,12 @@ class Protocol:
             return self.fail("out-of-range")
         if self.incomplete():
             return
-        s = sorted(self.infer_once() for _ in range(n))
+        s = []
+        for _ in range(n):
+            if self.aborted():
+                return
+            s.append(self.infer_once())
+        s.sort()
         med = s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) // 2
         self.say(f"m-loop k={self.active} n={n} min={s[0]} median={med} max={s[-1]} total={sum(s)}\r\n")
 

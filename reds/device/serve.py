@@ -19,6 +19,7 @@ serial device (`/dev/ttyAMA0`, `/dev/ttyGS0` for a Pi's USB gadget), `-` (stdin/
 from __future__ import annotations
 
 import os
+import select
 import socket
 import sys
 import tempfile
@@ -46,6 +47,40 @@ def _serve_fd(proto: Protocol, rfd: int) -> None:
         proto.feed(data)
 
 
+def where(port: str) -> tuple:
+    """--port as ("pty",), ("stdio",), ("tcp", host, port) or ("serial", path), checked before
+    any slow work (build, export)."""
+    if port == "pty":
+        return ("pty",)
+    if port == "-":
+        return ("stdio",)
+    if port.startswith("tcp:"):
+        host, _, num = port[4:].rpartition(":")
+        if not num.isdigit() or not 0 <= int(num) <= 65535:
+            raise RedsError(f"--port {port}: expected tcp:[HOST:]PORT with PORT 0..65535 (0: any free port)")
+        try:
+            socket.inet_aton(host or "127.0.0.1")
+        except OSError:
+            raise RedsError(f"--port {port}: {host!r} is not an IPv4 address (e.g. 127.0.0.1 or 0.0.0.0)") from None
+        return ("tcp", host or "127.0.0.1", int(num))
+    return ("serial", port)
+
+
+def _waiting(fd: int):
+    """pending() for Protocol: a byte waits on fd."""
+    return lambda: bool(select.select([fd], [], [], 0)[0])
+
+
+def _sender(conn: socket.socket):
+    """conn.sendall that never raises: a client that left takes its replies with it."""
+    def send(b: bytes) -> None:
+        try:
+            conn.sendall(b)
+        except OSError:
+            pass
+    return send
+
+
 def _writer(fd: int):
     def write(b: bytes) -> None:
         view = memoryview(b)
@@ -65,38 +100,34 @@ def serve(family: OpenFamily, runtime: str = "onnxruntime", port: str = "pty", b
     """Serve until the peer closes (stdin, a device) or forever (pty, tcp). `announce(text)`
     is told where (default: printed to stdout)."""
     announce = announce or (lambda s: (print(s, flush=True)))
+    place = where(port)
+    if runtime not in RUNTIMES:
+        raise RedsError(f"unknown runtime '{runtime}'; choose one of: {', '.join(RUNTIMES)}")
     if runtime == "c":
         res = build(family, "rpi", build_dir or family.dir / "build-rpi")
         print(summary(res), file=sys.stderr, flush=True)
         sys.stdout.flush()
         os.execv(res.elf, [res.elf, port])
-    if runtime not in RUNNERS:
-        raise RedsError(f"unknown runtime '{runtime}'; choose one of: {', '.join(RUNTIMES)}")
     with tempfile.TemporaryDirectory(prefix="reds-serve-") as tmp:
         runner = make_runner(family, runtime, Path(tmp))
         board = f"host-{runtime}"
-        if port == "-":
-            proto = Protocol(family, runner, _writer(1), board)
+        if place[0] == "stdio":
+            proto = Protocol(family, runner, _writer(1), board, _waiting(0) if os.isatty(0) else None)
             proto.hello()
             _serve_fd(proto, 0)
             return
-        if port == "pty":
+        if place[0] == "pty":
             import tty
 
             master, slave = os.openpty()
             tty.setraw(slave)
             announce(f"pty {os.ttyname(slave)}")
-            proto = Protocol(family, runner, _writer(master), board)
+            proto = Protocol(family, runner, _writer(master), board, _waiting(master))
             proto.hello()
             _serve_fd(proto, master)  # the slave stays open here: clients come and go
             return
-        if port.startswith("tcp:"):
-            rest = port[4:]
-            host, _, p = rest.rpartition(":")
-            try:
-                addr = (host or "127.0.0.1", int(p))
-            except ValueError:
-                raise RedsError(f"--port {port}: expected tcp:[HOST:]PORT") from None
+        if place[0] == "tcp":
+            addr = place[1:]
             srv = socket.socket()
             srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
@@ -105,13 +136,16 @@ def serve(family: OpenFamily, runtime: str = "onnxruntime", port: str = "pty", b
                 raise RedsError(f"cannot listen on {addr[0]}:{addr[1]}: {e.strerror or e}") from None
             srv.listen(1)
             announce(f"tcp {addr[0]}:{srv.getsockname()[1]}")
-            while True:
+            while True:  # one client at a time, each from a fresh protocol state
                 conn, _ = srv.accept()
-                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 with conn:
-                    proto = Protocol(family, runner, conn.sendall, board)
-                    proto.hello()
-                    _serve_fd(proto, conn.fileno())
+                    try:
+                        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                        proto = Protocol(family, runner, _sender(conn), board, _waiting(conn.fileno()))
+                        proto.hello()
+                        _serve_fd(proto, conn.fileno())
+                    except OSError:  # reset or gone between accept and the first read: next client
+                        continue
         import serial
 
         try:
@@ -119,7 +153,7 @@ def serve(family: OpenFamily, runtime: str = "onnxruntime", port: str = "pty", b
         except (serial.SerialException, OSError, ValueError) as e:
             raise RedsError(f"cannot open {port}: {e}") from None
         announce(f"serial {port}")
-        proto = Protocol(family, runner, lambda b: (ser.write(b), ser.flush()), board)
+        proto = Protocol(family, runner, lambda b: (ser.write(b), ser.flush()), board, lambda: ser.in_waiting > 0)
         proto.hello()
         while True:
             data = ser.read(max(1, ser.in_waiting))

@@ -62,8 +62,11 @@ static void board_write(const char *s, uint32_t n)
     Serial.write(reinterpret_cast<const uint8_t *>(s), n);
 }
 
+/* a byte from the host during a long infer or loop aborts it */
+static int board_pending(void) { return Serial.available() > 0; }
+
 static const reds_board_t board = {
-    board_write, board_ticks, 1u, 1u, BOARD_CLOCK_HZ, "nano33ble", "dwt-cyccnt", "cpu-cycle",
+    board_write, board_ticks, 1u, 1u, BOARD_CLOCK_HZ, "nano33ble", "dwt-cyccnt", "cpu-cycle", board_pending,
 };
 
 static reds_proto_t proto;
