@@ -391,6 +391,7 @@ def test_speech_commands_is_seeded(tmp_path):
     ("rate", "44100 Hz"),
     ("stereo", "2 channel"),
     ("8bit", "8-bit"),
+    ("empty", "holds no samples"),
 ])
 def test_speech_commands_bad_wav_names_file(tmp_path, damage, expect):
     write_kws_tree(tmp_path)
@@ -403,6 +404,8 @@ def test_speech_commands_bad_wav_names_file(tmp_path, damage, expect):
         write_wav(bad, np.zeros(44100, np.int16), rate=44100)
     elif damage == "stereo":
         write_wav(bad, np.zeros(32000, np.int16), channels=2)
+    elif damage == "empty":
+        write_wav(bad, np.zeros(0, np.int16))
     else:
         write_wav(bad, np.zeros(16000, np.uint8), width=1)
     before = snapshot(tmp_path)
@@ -430,6 +433,16 @@ def test_speech_commands_missing_pieces(tmp_path):
     with pytest.raises(RedsError) as e:
         load("speech-commands", str(tmp_path))
     assert str(tmp_path / "testing_list.txt") in one_line(e)
+
+
+def test_bad_synth_kws_file_hint_is_a_command_that_works(tmp_path):
+    """A bad file in an existing synth-kws folder: the hint says to remove the folder first
+    (`reds data` refuses a folder that is not empty)."""
+    write_kws_tree(tmp_path)
+    (tmp_path / "no" / "spk2_nohash_2.wav").write_bytes(b"junk")
+    with pytest.raises(RedsError) as e:
+        load("synth-kws", str(tmp_path))
+    assert f"remove {tmp_path}, then run `reds data synth-kws --out {tmp_path}`" in one_line(e)
 
 
 def test_read_wav_roundtrip(tmp_path):

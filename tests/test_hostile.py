@@ -12,7 +12,9 @@ tracebacks, outputs modified).
 from __future__ import annotations
 
 import copy
+import errno
 import json
+import os
 import shutil
 import traceback
 from pathlib import Path
@@ -26,6 +28,7 @@ from reds.cli import main
 from reds.device.emulator import check_emulator
 from reds.errors import RedsError
 from reds.export.c.literals import c_comment
+from reds.family import open as open_family, save
 
 
 def edit(fn):
@@ -290,3 +293,41 @@ def test_out_that_is_a_file_is_one_line(world, tmp_path, capsys, cmd):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("reds: error:")
     assert out.read_text() == "mine"
+
+
+@pytest.mark.parametrize("err, hint", [(errno.ENOSPC, "free some space"), (errno.EROFS, "writable folder"),
+                                       (errno.EACCES, "permissions")])
+def test_os_errors_are_one_line_and_lose_nothing(world, tmp_path, monkeypatch, capsys, err, hint):
+    """The disk fills up (or is read-only, or not ours) in the middle of an export: one line
+    naming the path and what to do, exit 2, the previous export untouched."""
+    root, good, _, outs, *_ = world
+    out = tmp_path / "c"
+    shutil.copytree(outs["c"], out)
+    before = snapshot(out)
+    import reds.export.c as cexport
+
+    def full(src, folder, layout, name):
+        raise OSError(err, os.strerror(err), str(folder / f"{name}.c"))
+    monkeypatch.setattr(cexport, "write", full)
+    assert main(["export", str(good), "--format", "c", "--out", str(out)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("reds: error:") and ".c:" in lines[0] and hint in lines[0]
+    assert snapshot(out) == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".c.")]  # no staged folder left
+
+
+def test_leftovers_of_killed_runs_are_cleaned(world, tmp_path):
+    root, good, *_ = world
+    fam = tmp_path / "fam"
+    shutil.copytree(good, fam)
+    stale = [fam / ".weights.safetensors.k1ll3d", fam / ".family.json.k1ll3d"]
+    for p in stale:
+        p.write_bytes(b"half a file")
+    f = open_family(fam)
+    save(fam, f.manifest, f.net)  # the next write of the same files
+    assert not any(p.exists() for p in stale)
+    out = tmp_path / "c"
+    (tmp_path / ".c.tmp-deadbeef").mkdir()
+    (tmp_path / ".c.old-deadbeef").mkdir()
+    assert main(["export", str(fam), "--format", "c", "--out", str(out)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "fam"]

@@ -99,6 +99,8 @@ def read_wav(path: str | Path, fix_hint: str, sample_rate: int = 16000) -> np.nd
     if (rate, channels, width) != (sample_rate, 1, 2):
         raise file_error(path, f"{rate} Hz, {channels} channel(s), {8 * width}-bit;"
                                f" expected {sample_rate} Hz mono 16-bit PCM", fix_hint)
+    if n == 0:
+        raise file_error(path, "holds no samples", fix_hint)
     if len(frames) != 2 * n:
         raise file_error(path, f"truncated: header declares {n} samples, file holds {len(frames) // 2}",
                          fix_hint)

@@ -38,6 +38,8 @@ GSC_URL = "http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz"
 
 def _hint(name: str, folder: str | Path) -> str:
     if name == "synth-kws":
+        if Path(folder).exists():  # `reds data` writes only into an absent or empty folder
+            return f"re-create it: remove {folder}, then run `reds data synth-kws --out {folder}`"
         return f"for synth-kws run `reds data synth-kws --out {folder}`"
     return f"for speech-commands download {GSC_URL} and extract it into {folder}"
 
