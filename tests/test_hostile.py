@@ -291,7 +291,7 @@ def test_out_that_is_a_file_is_one_line(world, tmp_path, capsys, cmd):
                       "--out", str(out)]}[cmd]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("reds: error:")
+    assert len(err) == 1 and err[0].startswith("reds: error:") and "a-file" in err[0], err
     assert out.read_text() == "mine"
 
 

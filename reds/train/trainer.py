@@ -72,6 +72,8 @@ class Trainer:
         self.cfg, self.out = cfg, Path(out_dir)
         self.progress = progress
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        if self.out.exists() and not self.out.is_dir():  # before the (slow) data set
+            raise RedsError(f"{self.out}: exists and is not a folder; choose another --out")
         arch = get_arch(cfg.arch)
         self.ds = datasets.load(cfg.dataset, cfg.data_dir, kws_stride_ms=arch.kws_stride_ms, seed=cfg.seed)
         self._limit()
@@ -123,8 +125,6 @@ class Trainer:
     # ---- the run ------------------------------------------------------------------
     def run(self, resume: bool = False) -> fam_io.Family:
         cfg = self.cfg
-        if self.out.exists() and not self.out.is_dir():
-            raise RedsError(f"{self.out}: exists and is not a folder; choose another --out")
         self.out.mkdir(parents=True, exist_ok=True)
         ck = self._load_ckpt() if resume else None
         if ck is None:
