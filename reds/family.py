@@ -17,12 +17,13 @@ import os
 import tempfile
 from pathlib import Path
 
-from safetensors import SafetensorError
-from safetensors.torch import load as load_tensors, save_file
+from typing import TYPE_CHECKING
 
 from .errors import RedsError
 from .manifest import FORMAT, MAX_BYTES, VERSION, Family, Invalid, Submodel, decode
-from .nn.nested import NestedNet
+
+if TYPE_CHECKING:  # torch is imported when weights are read or written, not to read a manifest
+    from .nn.nested import NestedNet
 
 MANIFEST = "family.json"
 WEIGHTS = "weights.safetensors"
@@ -52,6 +53,8 @@ def atomic_write(path: Path, write) -> None:
 
 def save(out_dir: str | Path, family: Family, net: NestedNet) -> None:
     """Write the weights, then the manifest that records their sha256 (version 2)."""
+    from safetensors.torch import save_file
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().clone() for k, v in net.state_dict().items()}
@@ -140,6 +143,11 @@ class OpenFamily:
     def net(self) -> NestedNet:
         """The nested network with every submodel's batch norm, in eval mode."""
         if self._net is None:
+            from safetensors import SafetensorError
+            from safetensors.torch import load as load_tensors
+
+            from .nn.nested import NestedNet
+
             path = self.dir / WEIGHTS
             try:
                 tensors = load_tensors(self._weight_bytes())

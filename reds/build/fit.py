@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..errors import RedsError
-from ..export.c import absorbed_biases
 from ..family import OpenFamily
 from ..ir.cost import BYTES_PER_FLOAT
 from .boards import Board
@@ -37,6 +36,7 @@ def describe(board: Board) -> str:
 
 def precheck(family: OpenFamily, board: Board) -> None:
     """Refuse before exporting when the family's weights or activations cannot fit."""
+    from ..export.c.lower import absorbed_biases
     spec, big = family.spec, family.submodels[-1]
     by_name = {l.name: l for l in spec.layers}
     absorbed = sum(BYTES_PER_FLOAT * spec.size(by_name[n].out_ch, big.widths) for n in absorbed_biases(spec))

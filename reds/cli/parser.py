@@ -65,8 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     from ..device.serve import RUNTIMES
     from ..export import FORMATS, abi
     from ..ir.archs import ARCHS
-    from ..nn.importance import METHODS
-    from ..search.knapsack import MODES
+    from ..nn import METHODS
+    from ..search import MODES
 
     layouts = list(abi.layout_names())
     boards = list_boards()

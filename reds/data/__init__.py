@@ -3,7 +3,10 @@
 Every loader fails with one `RedsError` line naming the bad file and the fix."""
 from __future__ import annotations
 
-from .base import Dataset, Split
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch only when a data set is loaded: `reds --help` stays fast
+    from .base import Dataset
 
 DATASETS = ("fmnist", "cifar10", "speech-commands", "synth-kws")
 

@@ -6,10 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
+from typing import TYPE_CHECKING
+
 from ..errors import RedsError
 from ..export import export
-from ..export.tflite import interpreter_class
-from ..family import OpenFamily
+
+if TYPE_CHECKING:
+    from ..family import OpenFamily
 
 
 class OnnxRunner:
@@ -32,6 +35,8 @@ class TfliteRunner:
     name = "tflite"
 
     def __init__(self, folder: Path, count: int):
+        from ..export.tflite import interpreter_class
+
         cls = interpreter_class()
         if cls is None:
             raise RedsError("no TFLite interpreter: pip install ai-edge-litert (or tflite-runtime with numpy<2)")

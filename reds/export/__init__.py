@@ -12,11 +12,14 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from ..errors import RedsError
-from ..family import OpenFamily
 from . import abi
 from .outdir import check_out, staged, write_manifest
-from .source import Source
+
+if TYPE_CHECKING:  # this file is the formats' registry too: the CLI reads it without torch
+    from ..family import OpenFamily
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,8 @@ def export(family: OpenFamily, fmt: str, out: str | Path, layout: str = abi.DEFA
     elif fmt == "tflite":
         module.require_converter()
     check_out(out)  # refuse early, before the (slow) export
+    from .source import Source
+
     src = Source(family, command or command_line(family.dir, fmt, out, layout, name))
     fam = src.family
     body = {

@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 
 from ..ir.spec import BatchNorm
+from . import METHODS
 from .nested import NestedNet
 
-METHODS = ("grad", "l1", "random")
 
 
 def _producer_weights(net: NestedNet):

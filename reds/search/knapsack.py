@@ -35,10 +35,10 @@ from ortools.sat.python import cp_model
 from ..errors import RedsError
 from ..ir.cost import BYTES_PER_FLOAT, spec_terms
 from ..ir.spec import Spec
+from . import MODES
 from .lagrangian import Filtered, lagrangian_domains
 from .limits import Limits, width_range
 
-MODES = ("bottom-up", "top-down", "joint")
 VALUE_SCALE = 10**7  # importance is scaled so all groups together are worth this much
 
 

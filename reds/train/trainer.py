@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .. import data as datasets
+from ..data.base import Split
 from .. import family as fam_io
 from ..errors import RedsError
 from ..ir.archs import build_spec, get_arch
@@ -88,7 +89,7 @@ class Trainer:
             s = self.ds.splits[split]
             if n is not None and n < len(s):
                 idx = torch.randperm(len(s), generator=gen)[:n].sort().values
-                self.ds.splits[split] = datasets.Split(s.x[idx], s.y[idx])
+                self.ds.splits[split] = Split(s.x[idx], s.y[idx])
 
     def _train_batches(self, phase: str, epoch: int, augment: bool = True):
         gen = torch.Generator().manual_seed(hash_seed(self.cfg.seed, phase, epoch))

@@ -3,14 +3,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from .. import abi
-from ..source import Source, check_ops
-from .emit import CModel, emit
 from .literals import check_name
-from .lower import SUPPORTED, absorbed_biases, lower
+
+if TYPE_CHECKING:
+    from ..source import Source
+    from .emit import CModel
 
 
 def generate(src: Source, layout: str = abi.DEFAULT_LAYOUT, name: str = "reds_model") -> CModel:
+    from ..source import check_ops
+    from .emit import emit
+    from .lower import SUPPORTED, lower
+
     check_ops(src.spec, "c", SUPPORTED)
     check_name(name)
     return emit(src, lower(src, layout, name))
@@ -23,4 +30,4 @@ def write(src: Source, folder: Path, layout: str = abi.DEFAULT_LAYOUT, name: str
     return m.info
 
 
-__all__ = ["absorbed_biases", "check_name", "generate", "write"]
+__all__ = ["check_name", "generate", "write"]
