@@ -17,23 +17,45 @@ EPILOG = """examples:
 """
 
 
-class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows a flag's default, unless it has none or its help already says it."""
+class DefaultsFormatter(argparse.HelpFormatter):
+    """Every flag says its default, or that it has none: "(default: X)", "(required)",
+    "(off unless given)" or "(default: none)", unless its help already says it."""
 
     def _get_help_string(self, action):
-        if action.default in (None, False) or "default" in (action.help or ""):
-            return action.help
-        return super()._get_help_string(action)
+        text = action.help or ""
+        if not action.option_strings or action.default is argparse.SUPPRESS or "default" in text:
+            return text
+        if action.required:
+            tail = "(required)"
+        elif isinstance(action, argparse._StoreTrueAction):
+            tail = "(off unless given)"
+        elif action.default is None:
+            tail = "(default: none)"
+        else:
+            tail = "(default: %(default)s)"
+        return f"{text} {tail}".strip()
+
+
+class TopFormatter(DefaultsFormatter, argparse.RawDescriptionHelpFormatter):
+    """`reds --help`: the examples keep their lines."""
 
 
 def _budgets(text: str) -> list[float]:
-    try:
-        vals = [float(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"budgets must be comma-separated fractions, e.g. 0.25,0.5,0.75,1.0; got {text!r}")
-    vals = [v / 100 if v > 1 else v for v in vals]  # accept 25,50,75,100 too
+    """Fractions (0.25,0.5,1) or percentages written with % (25%,50%,100%); a bare number
+    above 1 is refused rather than guessed at."""
+    hint = "e.g. 0.25,0.5,0.75,1.0 or 25%,50%,75%,100%"
+    vals = []
+    for t in (t.strip() for t in text.split(",") if t.strip()):
+        try:
+            vals.append(float(t[:-1]) / 100 if t.endswith("%") else float(t))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"budgets are comma-separated fractions or percentages ({hint}); "
+                                             f"got {t!r}") from None
+        if vals[-1] > 1 and not t.endswith("%"):
+            raise argparse.ArgumentTypeError(f"budget {t} is above 1: write a fraction (0.25) or a percentage with "
+                                             f"% (25%); {hint}")
     if not vals or any(not 0 < v <= 1 for v in vals) or len(set(vals)) != len(vals):
-        raise argparse.ArgumentTypeError("budgets must be distinct fractions in (0, 1], e.g. 0.25,0.5,0.75,1.0")
+        raise argparse.ArgumentTypeError(f"budgets must be distinct and in (0, 1] (or (0 %, 100 %]), {hint}")
     return sorted(vals)
 
 
@@ -72,9 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     boards = list_boards()
 
     p = argparse.ArgumentParser(
-        prog="reds", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        prog="reds", formatter_class=TopFormatter, epilog=EPILOG,
         description="reds: one network, a family of nested submodels, switched at run time in microseconds.")
-    p.add_argument("--version", action="version", version=f"reds {__version__}")
+    p.add_argument("-V", "--version", action="version", version=f"reds {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     a = sub.add_parser("arch", help="show an architecture: layers, unit groups, MACs, params",
@@ -93,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "Google Speech Commands v2 layout, so `--dataset synth-kws` reads it.")
     s.add_argument("--out", required=True, help="folder to create")
     s.add_argument("--per-word", type=_positive(int), default=120, help="utterances per keyword (default 120)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int, default=0, help="seed of the voices, words and noise drawn")
     s.add_argument("--jobs", type=_positive(int), help="worker processes (default: all cores)")
 
     t = sub.add_parser("train", help="train a family of nested submodels",
@@ -102,21 +124,24 @@ def build_parser() -> argparse.ArgumentParser:
                                    "submodel's widths with a knapsack (OR-Tools CP-SAT, exact MACs), fine-tune "
                                    "all submodels together and write the family to --out.")
     t.add_argument("--arch", required=True, choices=list(ARCHS), metavar="ARCH", help=", ".join(ARCHS))
-    t.add_argument("--dataset", required=True, choices=DATASETS)
+    t.add_argument("--dataset", required=True, choices=DATASETS, help="the data set (see --data-dir)")
     t.add_argument("--data-dir", help="data set folder (fmnist defaults to the Debian package's folder)")
     t.add_argument("--out", required=True, help="output folder (family.json, weights.safetensors, metrics.jsonl)")
     t.add_argument("--budgets", type=_budgets, default=[0.25, 0.5, 0.75, 1.0],
                    help="MAC budgets as fractions of the full model")
-    t.add_argument("--knapsack", choices=MODES, default="bottom-up")
-    t.add_argument("--importance", choices=METHODS, default="grad")
-    t.add_argument("--importance-batches", type=_positive(int), default=100)
+    t.add_argument("--knapsack", choices=MODES, default="bottom-up",
+                   help="order of the budgets: bottom-up (REDS: smallest first), top-down, or joint (all at once)")
+    t.add_argument("--importance", choices=METHODS, default="grad",
+                   help="unit score: grad (REDS: |W x gradient|), l1 (|W|) or random")
+    t.add_argument("--importance-batches", type=_positive(int), default=100,
+                   help="minibatches the grad score sums over")
     t.add_argument("--importance-norm", choices=["group", "none"], default="group",
                    help="group: weigh the share of each group's importance kept; none: REDS's raw sum")
     t.add_argument("--epochs", type=_nonneg_int, default=10, help="pretraining epochs (full network)")
     t.add_argument("--finetune-epochs", type=_nonneg_int, default=10, help="joint fine-tuning epochs")
-    t.add_argument("--batch-size", type=_positive(int), default=64)
-    t.add_argument("--lr", type=_positive(float), default=1e-3)
-    t.add_argument("--finetune-lr", type=_positive(float), default=5e-4)
+    t.add_argument("--batch-size", type=_positive(int), default=64, help="samples per minibatch")
+    t.add_argument("--lr", type=_positive(float), default=1e-3, help="Adam learning rate of pretraining")
+    t.add_argument("--finetune-lr", type=_positive(float), default=5e-4, help="Adam learning rate of fine-tuning")
     t.add_argument("--distill", action="store_true",
                    help="sandwich rule: smaller submodels learn from the largest one's outputs")
     t.add_argument("--baseline", choices=["scratch"], help="also train each submodel's widths alone")
@@ -127,18 +152,25 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--flash", type=_positive(int), metavar="BYTES", help="limit on each submodel's weight bytes")
     t.add_argument("--ram", type=_positive(int), metavar="BYTES", help="limit on each submodel's activation arena")
     t.add_argument("--time-limit", type=_positive(float), default=30.0, help="seconds per knapsack solve")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=0, help="seed of initialisation, data order and splits")
     t.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
 
-    e = sub.add_parser("eval", help="test accuracy of every submodel, written back to family.json")
+    e = sub.add_parser("eval", help="test accuracy of every submodel, written back to family.json",
+                       formatter_class=DefaultsFormatter,
+                       description="Measure every submodel's accuracy on the test split of the family's data set "
+                                   "and write it into family.json (what `reds info` and `reds report` show).")
     e.add_argument("family", help="family folder")
-    e.add_argument("--data-dir")
+    e.add_argument("--data-dir", help="data set folder (default: the one the family was trained on)")
     e.add_argument("--limit", type=_positive(int), help="use only N test samples")
 
-    i = sub.add_parser("info", help="show a family: widths, MACs, memory, accuracy")
+    i = sub.add_parser("info", help="show a family: widths, MACs, memory, accuracy",
+                       formatter_class=DefaultsFormatter,
+                       description="Print one row per submodel k (the k of `select K%` on a board): budget, widths "
+                                   "per unit group, MACs, params, weight and arena bytes, accuracy. The weights are "
+                                   "checked against the sha256 the manifest records.")
     i.add_argument("family", help="family folder")
-    i.add_argument("--json", action="store_true")
+    i.add_argument("--json", action="store_true", help="print the manifest as JSON")
 
     x = sub.add_parser("export", help="export a family: C source for the firmware runtime, ONNX, TFLite",
                        description="Export every submodel of a family into --out (written whole or not at all; "
@@ -183,7 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "tflite-runtime), timed with the host's nanosecond clock: `reds bench --port` "
                                     "then compares runtimes on one machine (e.g. a Raspberry Pi).")
     sv.add_argument("family", help="family folder")
-    sv.add_argument("--runtime", choices=list(RUNTIMES), default="onnxruntime")
+    sv.add_argument("--runtime", choices=list(RUNTIMES), default="onnxruntime",
+                    help="c: the Pi harness built natively; onnxruntime or tflite: the family's export")
     sv.add_argument("--port", default="pty", help="where to serve: pty (create one, print its path), a serial "
                     "device, '-' (stdin/stdout), or tcp:[HOST:]PORT")
     sv.add_argument("--build", metavar="DIR", help="--runtime c: build folder (default FAMILY/build-rpi)")
@@ -216,6 +249,17 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("family", help="family folder")
     rp.add_argument("--out", required=True, help="report folder (absent, empty, or a previous report)")
     rp.add_argument("--bench", metavar="BENCH_JSON", help="a `reds bench --json` report of this family")
+    for parser in list(_parsers(p))[1:]:  # every command's --help says each flag's default
+        parser.formatter_class = DefaultsFormatter
     return p
+
+
+def _parsers(p: argparse.ArgumentParser):
+    """p and every (sub)command parser below it."""
+    yield p
+    for action in p._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                yield from _parsers(child)
 
 
