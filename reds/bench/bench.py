@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from ..build import build as build_family
 from ..build.boards import Board, get_board
@@ -70,7 +72,8 @@ def run_bench(link: Link, family: OpenFamily, runs: int = 20, seed: int = 0, boa
     refs = reference_outputs(family, x)
 
     rows = []
-    for k, s in enumerate(fam.submodels):
+    for k, s in enumerate(tqdm(fam.submodels, desc="timing submodels", unit="submodel", leave=False,
+                               file=sys.stderr, disable=None)):
         link.select(k)
         link.check("loop 1", timeout=_run_timeout(s.macs, 1))  # warm-up (and the outputs)
         stats = link.loop(runs, timeout=_run_timeout(s.macs, runs))
@@ -88,7 +91,7 @@ def run_bench(link: Link, family: OpenFamily, runs: int = 20, seed: int = 0, boa
         })
     K = len(fam.submodels)
     pairs = []
-    for a in range(K):
+    for a in tqdm(range(K), desc="timing switches", leave=False, file=sys.stderr, disable=None):
         for b in range(K):
             if a != b:
                 link.select(a)

@@ -17,7 +17,7 @@ import torch
 
 from ..errors import RedsError
 from ..nn.plain import plain_model
-from .source import Source, check_ops
+from .source import Source, check_ops, steps
 
 SUPPORTED = {"conv2d", "depthwise_conv2d", "dense", "batch_norm", "relu", "leaky_relu", "avg_pool",
              "max_pool", "flatten"}
@@ -62,7 +62,7 @@ def write(src: Source, folder: Path) -> dict:
     prov = "\n".join(src.provenance())
     gen = torch.Generator().manual_seed(CHECK_SEED)
     x = torch.randn(4, *src.spec.input_shape, generator=gen)
-    for k, sub in enumerate(src.family.submodels):
+    for k, sub in enumerate(steps(src.family.submodels, "exporting ONNX")):
         module = plain_model(src.net, sub.widths, bn=k, fold_bn=True)
         meta = {"provenance": prov, "reds_family_hash": src.hash, "reds_submodel": str(k),
                 "reds_budget": f"{sub.budget:g}", "reds_macs": str(sub.macs),

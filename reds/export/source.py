@@ -58,3 +58,12 @@ def check_ops(spec: Spec, fmt: str, supported: set[str]) -> None:
         if layer.kind not in supported:
             raise RedsError(f"format '{fmt}' cannot express layer {layer.name} ({layer.kind}) of {spec.name}; "
                             f"it supports: {', '.join(sorted(supported))}")
+
+
+def steps(items, desc: str):
+    """items with a progress bar (on a terminal only: tqdm stays silent in pipes and logs)."""
+    import sys
+
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="submodel", leave=False, file=sys.stderr, disable=None)

@@ -21,7 +21,7 @@ import torch
 from .. import DISTRIBUTION
 from ..errors import RedsError
 from ..nn.plain import plain_model
-from .source import Source, check_ops
+from .source import Source, check_ops, steps
 
 SUPPORTED = {"conv2d", "depthwise_conv2d", "dense", "batch_norm", "relu", "leaky_relu", "avg_pool",
              "max_pool", "flatten"}
@@ -119,7 +119,7 @@ def write(src: Source, folder: Path) -> dict:
     files, checks = [], []
     gen = torch.Generator().manual_seed(CHECK_SEED)
     x = torch.randn(4, *src.spec.input_shape, generator=gen)
-    for k, sub in enumerate(src.family.submodels):
+    for k, sub in enumerate(steps(src.family.submodels, "converting to TFLite")):
         module = plain_model(src.net, sub.widths, bn=k, fold_bn=True)
         name = f"submodel_{k}.tflite"
         convert(litert_torch, module, src.spec.input_shape, folder / name)

@@ -200,7 +200,7 @@ class Trainer:
                 checkpoint("finetune", epoch, opt)
             phase = "done"
 
-        for k, w in enumerate(widths):
+        for k, w in enumerate(self._bar(widths, len(widths), "recalibrating batch norms")):
             self._calibrate(net, w, k)
         family = self._family(net, search, widths, elapsed + time.time() - t_start)
         if cfg.baseline == "scratch":
@@ -275,7 +275,8 @@ class Trainer:
         batches = None
         if cfg.importance == "grad":
             it = self.ds.batches("train", cfg.batch_size, shuffle=True, generator=gen)
-            batches = [b for _, b in zip(range(cfg.importance_batches), it)]
+            batches = self._bar((b for _, b in zip(range(cfg.importance_batches), it)), cfg.importance_batches,
+                                "importance (grad)")
         sc = importance_scores(net, cfg.importance, batches, seed=cfg.seed)
         perms = order_by_importance(sc)
         permute_all(net, perms)
@@ -295,7 +296,8 @@ class Trainer:
     def _family(self, net, search, widths, seconds) -> fam_io.Family:
         cfg = self.cfg
         subs = []
-        for k, (w, sol) in enumerate(zip(widths, search["solutions"])):
+        for k, (w, sol) in enumerate(self._bar(list(zip(widths, search["solutions"])), len(widths),
+                                               "testing submodels")):
             c = cost(self.spec, w)
             subs.append(fam_io.Submodel(
                 budget=sol["budget"], widths=w, macs=c.macs, params=c.params, weight_bytes=c.weight_bytes,
@@ -314,6 +316,8 @@ class Trainer:
                                        else sols[0]["seconds"], 3),
                       "solutions": sols},
             training={**_jsonable(asdict(cfg)), "seconds": round(seconds, 1),
+                      # absolute: `reds eval` finds the data from any folder
+                      "data_dir": str(Path(cfg.data_dir).resolve()) if cfg.data_dir else None,
                       "train_samples": self.ds.size("train"), "val_samples": self.ds.size("val"),
                       "test_samples": self.ds.size("test"), "importance_seconds": round(search["seconds"], 2)},
         )
