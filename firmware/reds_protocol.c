@@ -390,6 +390,7 @@ static void cmd_info(reds_proto_t *p)
     field_u(p, "submodels", reds_num_submodels(p->model));
     field_u(p, "active", reds_active(p->model));
     field_u(p, "input", reds_input_size(p->model));
+    field_u(p, "input_bytes", reds_input_size(p->model) * (uint32_t)sizeof(float)); /* what db load counts */
     field_u(p, "output", reds_output_size(p->model));
     field_u(p, "line", REDS_PROTO_LINE);
     field_u(p, "max_loop", REDS_PROTO_MAX_LOOP);
@@ -531,9 +532,15 @@ static void run_cost(reds_proto_t *p, char **arg, uint32_t n)
 
 static void run_deadline(reds_proto_t *p, char **arg, uint32_t n)
 {
-    uint32_t cycles;
+    uint32_t cycles, k, known = 0;
     if (!numbers(p, arg, n, &cycles))
         return;
+    for (k = 0; k < reds_num_submodels(p->model) && k < REDS_MAX_SUBMODELS; ++k)
+        known |= p->cost[k];
+    if (known == 0u) { /* before any `cost K C%`: say so, rather than no-submodel-fits */
+        fail(p, "no-costs");
+        return;
+    }
     pick_costs = p->cost;
     cmd_switch(p, "m-deadline", pick_cost_and_select, cycles);
 }
@@ -545,6 +552,8 @@ static void run_loop(reds_proto_t *p, char **arg, uint32_t n)
         cmd_loop(p, runs);
 }
 
+static void run_help(reds_proto_t *p, char **arg, uint32_t n);
+
 /* Every command: its name, how many arguments it takes, what runs it. */
 static const struct {
     const char *name;
@@ -555,8 +564,25 @@ static const struct {
     {"db", 1, 2, run_db},             {"infer", 2, 2, run_infer},     {"results", 0, 0, run_results},
     {"info", 0, 0, run_info},         {"list", 0, 0, run_list},       {"select", 1, 1, run_select},
     {"budget", 1, 1, run_budget},     {"cost", 2, 2, run_cost},       {"deadline", 1, 1, run_deadline},
-    {"loop", 1, 1, run_loop},
+    {"loop", 1, 1, run_loop},         {"help", 0, 0, run_help},
 };
+
+/* help%: the commands and their arguments, one a line. */
+static void run_help(reds_proto_t *p, char **arg, uint32_t n)
+{
+    static const char *const usage[] = {
+        "name", "profile", "timestamp", "db load BYTES | db HEX | db print", "infer RUNS WARMUP", "results",
+        "info", "list", "select K", "budget MACS", "cost K CYCLES", "deadline CYCLES", "loop RUNS", "help",
+    };
+    uint32_t i;
+    (void)arg;
+    (void)n;
+    for (i = 0; i < sizeof usage / sizeof usage[0]; ++i) {
+        say(p, "m-help ");
+        say(p, usage[i]);
+        say(p, "%\r\n");
+    }
+}
 
 static void run_command(reds_proto_t *p)
 {

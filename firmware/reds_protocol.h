@@ -20,7 +20,8 @@
  * reds adds (key=value fields, so a host parses them by name):
  *
  *   info%            m-info board=.. timer=.. cycle=.. clock_hz=.. overhead=.. model=..
- *                    submodels=.. active=.. input=<floats> output=<floats> line=<max command>
+ *                    submodels=.. active=.. input=<floats> input_bytes=<what db load takes>
+ *                    output=<floats> line=<max command>
  *                    max_loop=.. abi=..
  *   list%            m-submodels n=K active=k, then per submodel
  *                    m-submodel k=.. budget=.. macs=.. weight_bytes=.. arena_bytes=..
@@ -32,7 +33,9 @@
  *                    inference, e.g. the max of a `loop`; 0 forgets it) for `deadline`
  *   deadline C%      m-deadline k=K cost=.. cycles=..: the largest submodel whose stored cost
  *                    is at most C cycles, made active (cycles: of the pick + switch);
- *                    m-error-no-submodel-fits if none (submodels without a cost never fit)
+ *                    m-error-no-submodel-fits if none (submodels without a cost never fit),
+ *                    m-error-no-costs before any `cost`
+ *   help%            m-help <command and its arguments>%, one line per command
  *
  * Long commands (`infer`, `loop`) stop when a byte arrives (board->pending): they answer
  * m-error-aborted, and what was sent is discarded up to its next '%' (send '%' to abort).

@@ -37,11 +37,11 @@ def family_table(fam) -> str:
     full = max(s.macs for s in fam.submodels)
     groups = [g["name"] for g in fam.groups]
     has_scratch = any(s.scratch_accuracy is not None for s in fam.submodels)
-    headers = ["budget", "widths (" + ",".join(groups) + ")", "MACs", "% full", "params", "weights", "arena",
+    headers = ["k", "budget", "widths (" + ",".join(groups) + ")", "MACs", "% full", "params", "weights", "arena",
                "val %", "test %"] + (["scratch %"] if has_scratch else [])
     rows = []
-    for s in fam.submodels:
-        row = [f"{s.budget:.0%}", ",".join(str(s.widths[g]) for g in groups), f"{s.macs:,}",
+    for k, s in enumerate(fam.submodels):
+        row = [k, f"{s.budget:.0%}", ",".join(str(s.widths[g]) for g in groups), f"{s.macs:,}",
                f"{100 * s.macs / full:.1f}", f"{s.params:,}", _kb(s.weight_bytes), _kb(s.arena_bytes),
                _pct(s.val_accuracy), _pct(s.accuracy)]
         if has_scratch:
@@ -51,7 +51,7 @@ def family_table(fam) -> str:
     head = (f"{fam.arch}{'' if fam.width_mult == 1 else f' (width x{fam.width_mult:g})'} on {fam.dataset}: "
             f"{len(fam.submodels)} nested submodels; knapsack {k.get('mode')} ({k.get('solver')}), "
             f"{k.get('status')}, {k.get('seconds', 0):.2f} s")
-    return head + "\n" + render(headers, rows, "llrrrrrrr" + ("r" if has_scratch else ""))
+    return head + "\n" + render(headers, rows, "rllrrrrrrr" + ("r" if has_scratch else ""))
 
 
 def _pct(v) -> str:

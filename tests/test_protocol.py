@@ -281,3 +281,12 @@ def test_u64_format(formatter):
         [int(v) for v in np.random.default_rng(1).integers(0, 2 ** 63, 200, dtype=np.uint64)]
     data = b"".join(struct.pack("=Q", v) for v in vals)
     assert formatter.run(data, "--u64").splitlines() == [str(v) for v in vals]
+
+
+def test_help_input_bytes_and_deadline_before_costs(harness):
+    g = harness.replies(["help", "info", "deadline 1000", "cost 0 10", "deadline 1000"])
+    assert [l for l in g[0]][:2] == ["m-help name%", "m-help profile%"] and "m-help help%" in g[0]
+    info = fields(g[1][0])
+    assert int(info["input_bytes"]) == 4 * int(info["input"])  # what `db load` counts
+    assert g[2] == ["m-error-no-costs"]  # says why, before any cost is known
+    assert g[4][0].startswith("m-deadline k=0")

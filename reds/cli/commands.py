@@ -83,7 +83,7 @@ def cmd_export(args) -> None:
         c = m["c"]
         print(f"  arena {c['arena_bytes']:,} B; weights {c['weight_array_bytes']:,} B + tables {c['table_bytes']:,} B "
               f"for all submodels = the largest submodel's {c['largest_weight_bytes']:,} B + "
-              f"{c['overhead_bytes']:,} B ({c['overhead_pct']:.2f} %, target < 2 %) "
+              f"{c['overhead_bytes']:,} B of smaller submodels' batch norms and tables ({c['overhead_pct']:.2f} %) "
               f"[{len(subs)} separate models: {c['separate_bytes']:,} B]")
 
 

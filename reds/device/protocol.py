@@ -20,7 +20,9 @@ from ..family import OpenFamily
 
 U32 = 0xFFFFFFFF
 COMMANDS = ("name", "profile", "timestamp", "db", "infer", "results", "info", "list", "select", "budget",
-            "loop", "cost", "deadline")
+            "loop", "cost", "deadline", "help")
+HELP = ("name", "profile", "timestamp", "db load BYTES | db HEX | db print", "infer RUNS WARMUP", "results", "info",
+        "list", "select K", "budget MACS", "cost K CYCLES", "deadline CYCLES", "loop RUNS", "help")
 
 
 def fmt_float(v) -> str:
@@ -126,7 +128,7 @@ class Protocol:
         cmd, args = tok[0], tok[1:]
         n = len(args)
         try:
-            if cmd in ("name", "profile", "timestamp", "results", "info", "list") and n == 0:
+            if cmd in ("name", "profile", "timestamp", "results", "info", "list", "help") and n == 0:
                 return getattr(self, f"cmd_{cmd}")()
             if cmd == "db" and n in (1, 2):
                 return self.cmd_db(*args)
@@ -161,7 +163,7 @@ class Protocol:
     def cmd_info(self):
         self.say(f"m-info board={self.board} timer=perf_counter-ns cycle=ns clock_hz=1000000000 "
                  f"overhead={self.overhead} model={self.model} submodels={self.K} active={self.active} "
-                 f"input={self.input_size} output={self.fam.num_classes} line={self.max_line} max_loop={self.max_loop} "
+                 f"input={self.input_size} input_bytes={4 * self.input_size} output={self.fam.num_classes} line={self.max_line} max_loop={self.max_loop} "
                  f"abi={abi.abi_version()} proto={self.version}\r\n")
 
     def cmd_list(self):
@@ -286,7 +288,14 @@ class Protocol:
         self.cost[k] = cycles
         self.say(f"m-cost k={k} cycles={cycles}\r\n")
 
+    def cmd_help(self):
+        for usage in HELP:
+            self.say(f"m-help {usage}%\r\n")
+
     def cmd_deadline(self, cycles):
+        if not any(self.cost):
+            return self.fail("no-costs")
+
         def pick():
             fit = [k for k in range(self.K) if 0 < self.cost[k] <= cycles]
             return self._set(fit[-1]) if fit else -1
