@@ -106,8 +106,11 @@ def collect(family: OpenFamily, bench_path=None) -> dict:
                "published": PUBLISHED.get(key, {}).get(round(s.budget, 2))}
         subs.append(row)
     # names, not paths: a report is shared, and where its inputs lay is nobody's business
+    t = fam.training
     d = {"format": FORMAT, "version": VERSION, "family": Path(family_dir).name, "arch": fam.arch,
          "dataset": fam.dataset, "width_mult": fam.width_mult, "groups": groups, "full_macs": full,
+         "num_classes": fam.num_classes,
+         "training": {k: t.get(k) for k in ("epochs", "finetune_epochs", "train_samples") if k in t},
          "knapsack": {k: fam.knapsack.get(k) for k in ("mode", "solver", "status", "seconds") if k in fam.knapsack},
          "submodels": subs, "date": datetime.date.today().isoformat(),
          "published": ({"budgets_pct": sorted(100 * b for b in PUBLISHED[key]),
@@ -197,9 +200,19 @@ def plot_accuracy(d: dict, path: Path) -> None:
     ax.set_xlim(0, 105)
     for xv in x:
         ax.axvline(xv, color="#dddddd", lw=0.8, zorder=0)
+    chance = 100.0 / d["num_classes"] if d.get("num_classes") else None
+    if chance is not None:  # drawn where the axis reaches it; always in the legend
+        ax.axhline(chance, color="#999999", lw=1, ls="-.", zorder=0,
+                   label=f"chance ({d['num_classes']} classes): {chance:.1f} %")
     ax.set_xlabel(f"MACs, % of the full model ({d['full_macs']:,} MACs)")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"Accuracy vs MACs: {_title(d)}")
+    tr = d.get("training") or {}
+    how = ""
+    if tr.get("epochs") is not None:
+        how = (f"\ntrained {tr['epochs']} + {tr.get('finetune_epochs', 0)} epochs"
+               + (f" on {tr['train_samples']:,} samples" if tr.get("train_samples") else "")
+               + " (REDS fine-tunes 250 epochs)")
+    ax.set_title(f"Accuracy vs MACs: {_title(d)}{how}", fontsize=12)
     ax.grid(True, alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="lower right")
@@ -235,7 +248,8 @@ def plot_latency(d: dict, path: Path) -> None:
     cyc = [r["cycles_median"] / yd for r in rows]
     if cpm:
         ax.plot([0, top * 1.05 / xd], [0, top * 1.05 * cpm / yd], "--", color=COLORS["line"], lw=1.5,
-                label=f"proportional to MACs ({cpm:.2f} cycles/MAC, through the full model)")
+                label=f"proportional to MACs ({cpm:.2f} "
+                      f"{'instructions' if b.get('cycle') == 'instruction' else 'cycles'}/MAC, through the full model)")
     err = [[(r["cycles_median"] - (r["cycles_min"] if r["cycles_min"] is not None else r["cycles_median"])) / yd
             for r in rows],
            [((r["cycles_max"] if r["cycles_max"] is not None else r["cycles_median"]) - r["cycles_median"]) / yd
@@ -274,6 +288,8 @@ def plot_switch(d: dict, path: Path) -> None:
     K = len(d["submodels"])
     pairs = b["switch"]["pairs"]
     fig, (hm, bars) = plt.subplots(1, 2, figsize=(12, 5.2), dpi=110, gridspec_kw={"width_ratios": [1.1, 1]})
+    unit = "instructions (QEMU icount)" if b.get("cycle") == "instruction" else (b.get("cycle") or "cycles")
+    same = bool(pairs) and len({p["cycles"] for p in pairs}) == 1
     grid = np.full((K, K), np.nan)
     for p in pairs:
         grid[p["from"], p["to"]] = p["cycles"]
@@ -287,18 +303,23 @@ def plot_switch(d: dict, path: Path) -> None:
             hm.text(j, i, txt, ha="center", va="center", fontsize=11 if K <= 6 else 8)
     hm.set_xlabel("to submodel (budget)")
     hm.set_ylabel("from submodel (budget)")
-    hm.set_title("reds switch k -> k' (cycles)")
-    fig.colorbar(im, ax=hm, fraction=0.046, pad=0.04, label="cycles")
+    if same:  # one number says it all: every switch costs the same (one store)
+        hm.set_title(f"every one of the {len(pairs)} switches k -> k' took {pairs[0]['cycles']:g} {unit}\n"
+                     "(the same for every pair: a switch is one store)", fontsize=11)
+    else:
+        hm.set_title(f"reds switch k -> k' ({unit})")
+        fig.colorbar(im, ax=hm, fraction=0.046, pad=0.04, label=unit)
 
     hz = b["clock_hz"]
     ref = b["reds_switch_cycles_at_board_clock"]
-    names, vals, cols = ["reds\nmedian", "reds\nmax"], [b["switch"]["median"] or 0, b["switch"]["max"] or 0], \
-        [COLORS["reds"], COLORS["reds"]]
+    short = "instructions" if b.get("cycle") == "instruction" else "cycles"
+    names, vals, cols = [f"reds median\n({short})", f"reds max\n({short})"], \
+        [b["switch"]["median"] or 0, b["switch"]["max"] or 0], [COLORS["reds"], COLORS["reds"]]
     if ref:
         names.append(f"REDS 38 µs\nat {hz / 1e6:g} MHz")
         vals.append(ref)
         cols.append(COLORS["published"])
-    names.append("REDS 38 µs\nNano 64 MHz")
+    names.append("REDS 38 µs\non the Nano")
     vals.append(b["reds_switch_cycles_nano"])
     cols.append("#c7c7c7")
     pos = range(len(vals))
@@ -309,9 +330,13 @@ def plot_switch(d: dict, path: Path) -> None:
                   fontsize=11)
     bars.set_xticks(list(pos), names, fontsize=10)
     bars.set_ylim(0.5, max(vals + [1]) * 6)
-    bars.set_ylabel("cycles per switch (log scale)")
+    bars.set_ylabel("per switch, log scale")
+    if b.get("cycle") == "instruction":
+        bars.text(0.5, -0.22, "reds: instructions on the virtual M4 (a real M4 takes at least a cycle each);\n"
+                  "REDS: its measured 38 µs as cycles at this board's clock and at the Nano's 64 MHz", transform=bars.transAxes,
+                  ha="center", va="top", fontsize=9, color="#555555")
     us = f" = {(b['switch']['median'] or 0) / hz * 1e6:.2f} µs" if hz else ""
-    bars.set_title(f"reds median {b['switch']['median']:g} cycles{us}\nvs REDS (TFLite Micro, "
+    bars.set_title(f"reds median {b['switch']['median']:g} {short}{us}\nvs REDS (TFLite Micro, "
                    f"Arduino Nano 33 BLE)", fontsize=12)
     bars.grid(True, axis="y", alpha=0.3, which="both")
     fig.suptitle(f"Switch cost on {b['board'] or 'the board'}: {_title(d)}", fontsize=13)
@@ -343,7 +368,8 @@ def markdown(d: dict, files: dict[str, str]) -> str:
                        f"{s['arena_bytes'] / 1024:,.1f}", _f(s["val_accuracy"]), _f(s["accuracy"]),
                        _f(s["scratch_accuracy"])] + ([_f(s["published"])] if pub else [])
                       for s in d["submodels"]]), ""]
-    out += ["## Accuracy vs MACs", "", f"![accuracy vs MACs]({files['accuracy']})", ""]
+    out += ["## Accuracy vs MACs", "", f"![accuracy vs MACs]({files['accuracy']})" if "accuracy" in files else
+            "No test accuracy in family.json: run `reds eval FAMILY`, then `reds report` again.", ""]
     if pub:
         out.append(f"Grey: {pub['source']}{' (approximate, read from a figure)' if pub['approximate'] else ''}, "
                    "plotted at its budget (REDS's real submodels land below their budget). x is the % of the full "
@@ -390,8 +416,10 @@ def report(family: OpenFamily, out_dir, bench=None) -> dict:
     staging.check_out(out_dir, DATA, FORMAT, "report")
     d = collect(family, bench)
     with staging.staged(out_dir, DATA, FORMAT, "report") as tmp:
-        files = {"accuracy": "accuracy.png"}
-        plot_accuracy(d, tmp / files["accuracy"])
+        files = {}
+        if any(s["accuracy"] is not None or s["scratch_accuracy"] is not None for s in d["submodels"]):
+            files["accuracy"] = "accuracy.png"  # no placeholder picture for a family never tested
+            plot_accuracy(d, tmp / files["accuracy"])
         if "bench" in d:
             files["latency"] = "latency.png"
             files["switch"] = "switch.png"
