@@ -156,8 +156,9 @@ def table(report: dict) -> str:
              f"timer overhead {report['timer_overhead_cycles']} cycles (subtracted)"]
     if report.get("cycle_note"):
         lines.append(f"note: {report['cycle_note']}")
-    hdr = f"{'k':>2} {'budget':>6} {'MACs':>11} {'cycles med':>12} {'min':>12} {'max':>12} {'us med':>10} " \
-          f"{'cyc/MAC':>8} {'max|diff|':>9} {'argmax':>6}"
+    word = {"instruction": "instr", "ns": "ns"}.get(cyc, "cycles")  # say what is counted
+    hdr = f"{'k':>2} {'budget':>6} {'MACs':>11} {word + ' med':>12} {'min':>12} {'max':>12} {'us med':>10} " \
+          f"{word[:3] + '/MAC':>8} {'max|diff|':>9} {'argmax':>6}"
     lines += ["", hdr, "-" * len(hdr)]
     for r in report["submodels"]:
         us = f"{r['us_median']:.1f}" if r["us_median"] is not None else "-"
@@ -171,9 +172,13 @@ def table(report: dict) -> str:
         lines.append("switch: one submodel, nothing to switch")
     else:
         lines.append(f"switch k -> k' ({len(sw['pairs'])} ordered pairs): median {sw['median']:g}, "
-                     f"max {sw['max']}, min {sw['min']} cycles")
-    if report.get("cycles_per_mac_spread_pct") is not None:
-        lines.append(f"cycles per MAC spread across submodels: {report['cycles_per_mac_spread_pct']:.1f} %")
+                     f"max {sw['max']}, min {sw['min']} {word}")
+    spread = report.get("cycles_per_mac_spread_pct")
+    if spread is not None:
+        lines.append(f"{word} per MAC spread across submodels: {spread:.1f} %")
+        if cyc == "ns" and spread > 50:
+            lines.append("warning: host timings (a shared computer's nanoseconds, caches and frequency scaling) "
+                         "scatter this much; compare runtimes side by side in one run, or time on a board")
     lines.append("outputs: every submodel matches PyTorch (max |diff| <= %g, same argmax)" % report["tolerance"]
                  if report["outputs_match"] else "outputs: MISMATCH with PyTorch (see max|diff| and argmax)")
     return "\n".join(lines)

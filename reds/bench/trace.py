@@ -74,11 +74,13 @@ def choose(costs: list[int], deadline: int) -> int:
 class TraceJob:
     """A trace to replay on a link once the bench has measured the submodels."""
 
-    def __init__(self, trace, out_dir=None):
+    def __init__(self, trace, out_dir=None, family_dir=None):
+        """out_dir: where the replay's files go (default: FAMILY/trace-<CSV name>, beside the
+        family's default build folder; else trace-<CSV name> here)."""
         self.path = Path(trace)
         self.steps = read_trace(self.path)
-        self.out = staging.check_out(Path(out_dir) if out_dir else Path(f"trace-{self.path.stem}"), DATA, FORMAT,
-                                     "trace replay")
+        default = (Path(family_dir) if family_dir else Path()) / f"trace-{self.path.stem}"
+        self.out = staging.check_out(Path(out_dir) if out_dir else default, DATA, FORMAT, "trace replay")
         self.result: dict | None = None
 
     def run(self, link: Link, family: OpenFamily, report: dict) -> dict:

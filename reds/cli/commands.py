@@ -100,7 +100,7 @@ def cmd_bench(args) -> None:
     trace = None
     if args.trace:
         from ..bench.trace import TraceJob
-        trace = TraceJob(args.trace, args.trace_out)
+        trace = TraceJob(args.trace, args.trace_out, args.family)
     report = bench(open_family(args.family), args.board, port=args.port, runs=args.runs, seed=args.seed, build_dir=args.build,
                    layout=args.layout, timeout=args.timeout, trace=trace)
     print(table(report))

@@ -233,7 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "(/dev/ttyACM0, socket://host:port); skips build and emulator")
     bn.add_argument("--runs", type=_positive(int), default=20, help="timed inferences per submodel")
     bn.add_argument("--json", metavar="OUT", help="also write the report as JSON")
-    bn.add_argument("--build", metavar="DIR", help="build folder (default: FAMILY/build-BOARD)")
+    bn.add_argument("--build", metavar="DIR", help="build folder: pass the --out of your `reds build` "
+                    "(default: FAMILY/build-BOARD, built there if needed)")
     bn.add_argument("--layout", choices=layouts, default=abi.DEFAULT_LAYOUT, help="C weight order")
     bn.add_argument("--seed", type=int, default=0, help="seed of the random input")
     bn.add_argument("--timeout", type=_positive(float), default=10.0, help="seconds to wait for a reply")
@@ -241,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "fraction of the full model's measured cycles): per step the largest submodel that fits, "
                     "its switch cycles, an inference against the deadline, the accuracy delivered")
     bn.add_argument("--trace-out", metavar="DIR", help="where the replay writes trace.csv, trace.json, trace.png "
-                    "(default: trace-<CSV name> in the current folder)")
+                    "(default: FAMILY/trace-<CSV name>)")
     rp = sub.add_parser("report", help="plots and a markdown summary of a family (and of its bench)",
                         description="Write PNG plots (accuracy vs MACs beside REDS's published curve; with --bench: "
                                     "latency vs MACs and switch cycles beside REDS's 38 us) and a README.md that "
