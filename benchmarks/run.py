@@ -27,6 +27,7 @@ BENCHMARKS = {
                  "--epochs", "3", "--finetune-epochs", "3", "--limit-train", "10000",
                  "--scratch-budgets", "0.25"],
     "runtime": ["benchmarks/runtime.py"],
+    "walkthrough": ["benchmarks/walkthrough.py"],
 }
 
 INTRO = """# Benchmarks
@@ -38,6 +39,25 @@ ratios measured in one run, not absolute times across runs.
 
 
 START, END = "<!-- headline:start -->", "<!-- headline:end -->"
+WALK_START, WALK_END = "<!-- walkthrough:start -->", "<!-- walkthrough:end -->"
+
+
+def walkthrough() -> str:
+    """The README's walk-through with each command's measured wall time."""
+    import json
+
+    path = RESULTS / "walkthrough.json"
+    if not path.exists():
+        return "(run `python benchmarks/walkthrough.py` to time these steps)"
+    d = json.loads(path.read_text())
+    lines = ["```sh"]
+    for s in d["steps"]:
+        lines += [f"# {s['step']} ({s['seconds']:.0f} s)", s["command"]]
+    lines.append("```")
+    lines.append("")
+    lines.append(f"Measured by `python benchmarks/walkthrough.py` ({d['date']}, {d['machine']}): "
+                 f"{d['total_seconds']:.0f} s in all.")
+    return "\n".join(lines)
 
 
 def headline() -> str:
@@ -85,12 +105,13 @@ def headline() -> str:
 def update_readme() -> None:
     readme = HERE.parent / "README.md"
     text = readme.read_text()
-    if START not in text or END not in text:
-        return
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
+    for start, end, block in ((START, END, headline), (WALK_START, WALK_END, walkthrough)):
+        if start in text and end in text:
+            head, rest = text.split(start, 1)
+            _, tail = rest.split(end, 1)
+            text = f"{head}{start}\n{block()}\n{end}{tail}"
     tmp = readme.with_name(".README.md.tmp")
-    tmp.write_text(f"{head}{START}\n{headline()}\n{END}{tail}")
+    tmp.write_text(text)
     tmp.replace(readme)
 
 

@@ -24,6 +24,10 @@ def limited(board: Board, flash: int | None, ram: int | None) -> Board:
 
 def reserved(board: Board, flash: int, ram: int) -> Board:
     """The board with `flash` / `ram` bytes taken by something else (an Arduino core)."""
+    for what, have, taken in (("flash", board.flash_bytes, flash), ("RAM", board.ram_bytes, ram)):
+        if have <= taken:
+            raise RedsError(f"{describe(board)}: its {have:,} B of {what} leave nothing beside the Arduino core's "
+                            f"~{taken:,} B; give --{what.lower()} more bytes")
     return replace(board, flash_bytes=board.flash_bytes - flash, ram_bytes=board.ram_bytes - ram,
                    raw={**board.raw, "limited": True})
 
