@@ -23,6 +23,11 @@ def synth_kws(tmp_path_factory):
 
 
 def pytest_configure(config):
+    # builds made without --build go to a cache folder: the tests' own, not the user's
+    import os
+    import tempfile
+
+    os.environ.setdefault("REDS_CACHE", tempfile.mkdtemp(prefix="reds-test-cache-"))
     # Tests run two workers on two cores (pytest -n 2): one intra-op thread each, or small
     # convolutions slow down about tenfold from oversubscription.
     import torch

@@ -100,7 +100,7 @@ def run_bench(link: Link, family: OpenFamily, runs: int = 20, seed: int = 0, boa
     cpm = [r["cycles_per_mac"] for r in rows if r["cycles_per_mac"]]
     report = {
         "format": "reds-bench", "version": 1,
-        "family": str(family_dir), "family_hash": fhash, "arch": fam.arch, "device": name,
+        "family": str(Path(family_dir).resolve()), "family_hash": fhash, "arch": fam.arch, "device": name,
         "board": info.get("board"), "port": link.url, "timer": info.get("timer"), "cycle": info.get("cycle"),
         "clock_hz": clock_hz, "timer_overhead_cycles": int(info.get("overhead", 0)),
         "runs": runs, "seed": seed, "tolerance": TOLERANCE,
@@ -136,7 +136,8 @@ def bench(family: OpenFamily, board: str = "qemu-m4", port: str | None = None, r
                         f"with --port (e.g. /dev/ttyACM0)")
     check_emulator(b)
     res = build_family(family, b.name, build_dir, layout=layout)
-    log(("built " if res.rebuilt else "up to date: ") + res.elf)
+    log(("built " if res.rebuilt else "up to date: ") + res.elf
+        + ("" if build_dir else " (no --build given: a cached build; pass the --out of `reds build` to bench that)"))
     with emulate(b, res.elf, timeout=timeout) as link:  # its own session: Ctrl-C reaches reds only
         report = run_bench(link, family, runs, seed, board=b)
         if trace is not None:

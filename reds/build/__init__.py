@@ -13,6 +13,7 @@ the C sources, the flags, the exporter), so `reds bench` rebuilds only when one 
 """
 from __future__ import annotations
 
+import os
 import shlex
 from pathlib import Path
 
@@ -33,8 +34,8 @@ KINDS = {m.KIND: m for m in (bare_metal, make, platformio)}
 def build(family: OpenFamily, board: str = "qemu-m4", out: str | Path | None = None,
           layout: str = abi.DEFAULT_LAYOUT, force: bool = False, command: str | None = None,
           flash: int | None = None, ram: int | None = None, cross: bool = False) -> BuildResult:
-    """Build `family` for `board` into `out` (default FAMILY/build-BOARD); a build that is up
-    to date is kept (force=True rebuilds). `flash` / `ram` (bytes) check the result against
+    """Build `family` for `board` into `out` (default: a cache folder, `default_dir`); a build
+    that is up to date is kept (force=True rebuilds). `flash` / `ram` (bytes) check the result against
     a smaller memory than the board's (the part one means to ship on). `cross` (rpi):
     cross-compile for aarch64 (static) instead of building natively."""
     b = limited(get_board(board), flash, ram)
@@ -44,7 +45,7 @@ def build(family: OpenFamily, board: str = "qemu-m4", out: str | Path | None = N
     if cross and kind is not make:
         raise RedsError(f"--cross is for the rpi board (a Linux program); board '{b.name}' has one toolchain")
     check_layout(layout)
-    out = Path(out) if out is not None else family.dir / f"build-{b.name}"
+    out = Path(out) if out is not None else default_dir(family, b.name)
     staging.check_out(out, STAMP, FORMAT, "build")
     name = model_name(family.manifest.arch)
     key = build_key(family.hash, b, [layout, name, kind.settings(b), b.flash_bytes, b.ram_bytes, cross])
@@ -57,8 +58,15 @@ def build(family: OpenFamily, board: str = "qemu-m4", out: str | Path | None = N
         return kind.build(Job(family, b, out, tmp, layout, name, key, cmd, cross))
 
 
+def default_dir(family: OpenFamily, board: str) -> Path:
+    """Where a build goes when no folder is named (bench, serve): a cache folder per board and
+    family ($REDS_CACHE, else $XDG_CACHE_HOME/reds, else ~/.cache/reds), never the family's."""
+    root = os.environ.get("REDS_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "reds"
+    return Path(root) / f"build-{board}-{family.hash[:16]}"
+
+
 def summary(res: BuildResult) -> str:
     return KINDS[res.kind].summary(res)
 
 
-__all__ = ["KINDS", "BuildResult", "build", "summary"]
+__all__ = ["KINDS", "BuildResult", "build", "default_dir", "summary"]

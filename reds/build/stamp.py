@@ -83,5 +83,5 @@ def up_to_date(out: Path, key: str) -> BuildResult | None:
 
 def finish_stamp(out: Path, res: BuildResult, cmd: str, family_dir: Path, **extra) -> None:
     doc = {"format": FORMAT, "version": 1, "complete": True, "reds_version": __version__, "command": cmd,
-           "family_dir": str(family_dir), "key": res.key, "result": asdict(res), **extra}
+           "family_dir": str(Path(family_dir).resolve()), "key": res.key, "result": asdict(res), **extra}
     (out / STAMP).write_text(json.dumps(doc, indent=2) + "\n")

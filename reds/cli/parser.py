@@ -219,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="c: the Pi harness built natively; onnxruntime or tflite: the family's export")
     sv.add_argument("--port", default="pty", help="where to serve: pty (create one, print its path), a serial "
                     "device, '-' (stdin/stdout), or tcp:[HOST:]PORT")
-    sv.add_argument("--build", metavar="DIR", help="--runtime c: build folder (default FAMILY/build-rpi)")
+    sv.add_argument("--build", metavar="DIR", help="--runtime c: build folder (default: a cached build under ~/.cache/reds)")
 
     bn = sub.add_parser("bench", help="time every submodel and switch on a board, check outputs against PyTorch",
                         formatter_class=DefaultsFormatter,
@@ -234,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--runs", type=_positive(int), default=20, help="timed inferences per submodel")
     bn.add_argument("--json", metavar="OUT", help="also write the report as JSON")
     bn.add_argument("--build", metavar="DIR", help="build folder: pass the --out of your `reds build` "
-                    "(default: FAMILY/build-BOARD, built there if needed)")
+                    "(default: a cached build under ~/.cache/reds, made if needed)")
     bn.add_argument("--layout", choices=layouts, default=abi.DEFAULT_LAYOUT, help="C weight order")
     bn.add_argument("--seed", type=int, default=0, help="seed of the random input")
     bn.add_argument("--timeout", type=_positive(float), default=10.0, help="seconds to wait for a reply")

@@ -3,7 +3,8 @@ compared on one machine (a Raspberry Pi, a laptop) with the same `reds bench --p
 
 Runtimes:
 - `c`: the rpi harness (boards/rpi: the C runtime and protocol as a Linux program), built
-  natively into FAMILY/build-rpi (or --build) and exec'd: this process becomes it.
+  natively into --build (default: a cache folder, reds.build.default_dir) and exec'd: this
+  process becomes it.
 - `onnxruntime`: the family's ONNX export (one graph per submodel), onnxruntime's CPU
   provider.
 - `tflite`: the family's TFLite export, run by ai-edge-litert (else tflite-runtime). The
@@ -104,7 +105,7 @@ def serve(family: OpenFamily, runtime: str = "onnxruntime", port: str = "pty", b
     if runtime not in RUNTIMES:
         raise RedsError(f"unknown runtime '{runtime}'; choose one of: {', '.join(RUNTIMES)}")
     if runtime == "c":
-        res = build(family, "rpi", build_dir or family.dir / "build-rpi")
+        res = build(family, "rpi", build_dir)  # no --build: a cached build, not in the family folder
         print(summary(res), file=sys.stderr, flush=True)
         sys.stdout.flush()
         os.execv(res.elf, [res.elf, port])
