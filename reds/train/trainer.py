@@ -169,11 +169,16 @@ class Trainer:
             opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
             if opt_state:
                 opt.load_state_dict(opt_state)
+            t_phase, first = time.time(), epoch
             while epoch < cfg.epochs:
                 loss = self._epoch(net, opt, "pretrain", epoch, [self.spec.full_widths()], [1.0], cfg.epochs, cfg.lr)
                 acc = self._accuracy(net, "val", self.spec.full_widths(), 0)
                 self._metric(phase="pretrain", epoch=epoch + 1, loss=loss, val_accuracy=[acc])
-                self.log(f"pretrain {epoch + 1}/{cfg.epochs}: loss {loss:.4f}, val {acc:.2f} %")
+                per = (time.time() - t_phase) / (epoch + 1 - first)
+                # a fine-tuning epoch runs every submodel: about K pretraining epochs
+                later = per * (cfg.epochs - epoch - 1 + len(cfg.budgets) * cfg.finetune_epochs)
+                self.log(f"pretrain {epoch + 1}/{cfg.epochs}: loss {loss:.4f}, val {acc:.2f} % "
+                         f"(about {_duration(later)} to go)")
                 epoch += 1
                 checkpoint("pretrain", epoch, opt)
             phase, epoch, opt_state = "search", 0, None
@@ -190,12 +195,14 @@ class Trainer:
             opt = torch.optim.Adam(net.parameters(), lr=cfg.finetune_lr)
             if opt_state:
                 opt.load_state_dict(opt_state)
+            t_phase, first = time.time(), epoch
             while epoch < cfg.finetune_epochs:
                 loss = self._epoch(net, opt, "finetune", epoch, widths, alphas, cfg.finetune_epochs, cfg.finetune_lr)
                 accs = [self._accuracy(net, "val", w, k) for k, w in enumerate(widths)]
                 self._metric(phase="finetune", epoch=epoch + 1, loss=loss, val_accuracy=accs)
+                left = (time.time() - t_phase) / (epoch + 1 - first) * (cfg.finetune_epochs - epoch - 1)
                 self.log(f"finetune {epoch + 1}/{cfg.finetune_epochs}: loss {loss:.4f}, val "
-                         + " / ".join(f"{a:.2f}" for a in accs) + " %")
+                         + " / ".join(f"{a:.2f}" for a in accs) + f" % (about {_duration(left)} to go)")
                 epoch += 1
                 checkpoint("finetune", epoch, opt)
             phase = "done"
@@ -348,6 +355,11 @@ def hash_seed(seed: int, phase: str, epoch: int) -> int:
     """A stable seed per (seed, phase, epoch); Python's hash() is salted per process."""
     import zlib
     return zlib.crc32(f"{seed}/{phase}/{epoch}".encode()) & 0x7FFFFFFF
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min" if seconds < 5400 else \
+        f"{seconds / 3600:.1f} h"
 
 
 def _jsonable(d: dict) -> dict:
