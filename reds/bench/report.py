@@ -215,7 +215,7 @@ def plot_accuracy(d: dict, path: Path) -> None:
     ax.set_title(f"Accuracy vs MACs: {_title(d)}{how}", fontsize=12)
     ax.grid(True, alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="lower right")
+        ax.legend(loc="center right", fontsize=10)  # the curves run along the top and the bottom
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
