@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from concurrent.futures import ThreadPoolExecutor
+
+from tqdm import tqdm
 
 from . import firmware
 from .fit import check_image, overflow_error, precheck
@@ -48,8 +51,10 @@ def build(job: Job) -> BuildResult:
     logs: list[list[str]] = [[] for _ in srcs]
     objs = [objdir / (s.stem + ".o") for s in srcs]
     with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
-        results = list(pool.map(lambda i: run([cc, *flags, "-c", str(srcs[i]), "-o", str(objs[i])], logs[i]),
-                                range(len(srcs))))
+        jobs = pool.map(lambda i: run([cc, *flags, "-c", str(srcs[i]), "-o", str(objs[i])], logs[i]),
+                        range(len(srcs)))
+        results = list(tqdm(jobs, total=len(srcs), desc=f"compiling for {b.name}", unit="file", leave=False,
+                            file=sys.stderr, disable=None))
     log = [line for entry in logs for line in entry]
     bad = [(s, r) for s, r in zip(srcs, results) if r.returncode != 0]
     if bad:

@@ -292,7 +292,8 @@ class Trainer:
             sorted_scores = {g: s / s.sum().clamp(min=1e-30) for g, s in sorted_scores.items()}
         limits = Limits(cfg.weight_bytes, cfg.arena_bytes,
                         {g.name: cfg.min_units for g in self.spec.groups} if cfg.min_units else {})
-        self.log(f"importance ({cfg.importance}) in {time.time() - t0:.1f} s; solving the knapsack ({cfg.knapsack})")
+        self.log(f"importance ({cfg.importance}) in {time.time() - t0:.1f} s; solving the knapsack ({cfg.knapsack}, "
+                 f"{len(cfg.budgets)} budgets, at most {cfg.time_limit:g} s per solve; usually seconds)")
         sols = solve(self.spec, sorted_scores, cfg.budgets, cfg.knapsack, limits, cfg.time_limit, cfg.seed)
         for s in sols:
             self.log(f"  budget {s.budget:.0%}: {s.status} in {s.seconds:.2f} s, "
