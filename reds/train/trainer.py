@@ -174,11 +174,9 @@ class Trainer:
                 loss = self._epoch(net, opt, "pretrain", epoch, [self.spec.full_widths()], [1.0], cfg.epochs, cfg.lr)
                 acc = self._accuracy(net, "val", self.spec.full_widths(), 0)
                 self._metric(phase="pretrain", epoch=epoch + 1, loss=loss, val_accuracy=[acc])
-                per = (time.time() - t_phase) / (epoch + 1 - first)
-                # a fine-tuning epoch runs every submodel: about K pretraining epochs
-                later = per * (cfg.epochs - epoch - 1 + len(cfg.budgets) * cfg.finetune_epochs)
+                left = (time.time() - t_phase) / (epoch + 1 - first) * (cfg.epochs - epoch - 1)
                 self.log(f"pretrain {epoch + 1}/{cfg.epochs}: loss {loss:.4f}, val {acc:.2f} % "
-                         f"(about {_duration(later)} to go)")
+                         f"(pretraining done in about {_duration(left)})")
                 epoch += 1
                 checkpoint("pretrain", epoch, opt)
             phase, epoch, opt_state = "search", 0, None
@@ -202,7 +200,7 @@ class Trainer:
                 self._metric(phase="finetune", epoch=epoch + 1, loss=loss, val_accuracy=accs)
                 left = (time.time() - t_phase) / (epoch + 1 - first) * (cfg.finetune_epochs - epoch - 1)
                 self.log(f"finetune {epoch + 1}/{cfg.finetune_epochs}: loss {loss:.4f}, val "
-                         + " / ".join(f"{a:.2f}" for a in accs) + f" % (about {_duration(left)} to go)")
+                         + " / ".join(f"{a:.2f}" for a in accs) + f" % (fine-tuning done in about {_duration(left)})")
                 epoch += 1
                 checkpoint("finetune", epoch, opt)
             phase = "done"
