@@ -27,7 +27,15 @@ def pytest_configure(config):
     import os
     import tempfile
 
-    os.environ.setdefault("REDS_CACHE", tempfile.mkdtemp(prefix="reds-test-cache-"))
+    if "REDS_CACHE" not in os.environ:  # set once, by the first process (xdist workers inherit it)
+        config._reds_cache = os.environ["REDS_CACHE"] = tempfile.mkdtemp(prefix="reds-test-cache-")
+
+
+def pytest_unconfigure(config):
+    import shutil
+
+    if getattr(config, "_reds_cache", None):
+        shutil.rmtree(config._reds_cache, ignore_errors=True)
     # Tests run two workers on two cores (pytest -n 2): one intra-op thread each, or small
     # convolutions slow down about tenfold from oversubscription.
     import torch

@@ -15,13 +15,13 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from families import shared_family
+from processes import start_announcing
 from reds.build import build
 from reds.build.boards import get_board
 from reds.cli import main
@@ -58,17 +58,7 @@ def fam(tmp_path_factory) -> Path:
 
 def start_pty_server(cmd: list[str], timeout: float = 60.0) -> tuple[subprocess.Popen, str]:
     """Start a server that prints `pty PATH` first; return it and PATH."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            start_new_session=True)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        if line.startswith("pty "):
-            return proc, line.split()[1]
-    proc.kill()
-    raise AssertionError(f"{cmd[0]} printed no pty path")
+    return start_announcing(cmd, "pty", timeout)
 
 
 def test_board_facts():

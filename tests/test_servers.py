@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from families import shared_family
+from processes import start_announcing
 from reds.build import build
 from reds.cli import main
 from reds.device.emulator import stop_process
@@ -36,19 +37,10 @@ def fam(tmp_path_factory) -> Path:
     return shared_family(tmp_path_factory, "dnn-s", 0.25)
 
 
-def start(cmd: list[str], timeout: float = 120.0) -> tuple[subprocess.Popen, int]:
+def start(cmd: list[str]) -> tuple[subprocess.Popen, int]:
     """Start a server that prints `tcp HOST:PORT`; return it and the port."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            start_new_session=True)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if line.startswith("tcp "):
-            return proc, int(line.split(":")[-1])
-        if not line and proc.poll() is not None:
-            break
-    proc.kill()
-    raise AssertionError(f"{cmd[0]} printed no tcp address")
+    proc, where = start_announcing(cmd, "tcp")
+    return proc, int(where.rsplit(":", 1)[1])
 
 
 class Client:

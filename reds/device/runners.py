@@ -16,7 +16,6 @@ if TYPE_CHECKING:
 
 
 class OnnxRunner:
-    name = "onnxruntime"
 
     def __init__(self, folder: Path, count: int):
         import onnxruntime as ort
@@ -32,7 +31,6 @@ class OnnxRunner:
 
 
 class TfliteRunner:
-    name = "tflite"
 
     def __init__(self, folder: Path, count: int):
         from ..export.tflite import interpreter_class

@@ -15,10 +15,6 @@ FORMAT = "reds-export"
 VERSION = 1
 
 
-def is_export(folder: Path) -> bool:
-    return staging.holds(folder, MANIFEST, FORMAT)
-
-
 def check_out(out: str | Path) -> Path:
     return staging.check_out(out, MANIFEST, FORMAT, "export")
 
