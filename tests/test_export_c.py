@@ -121,7 +121,7 @@ def test_c_fmnist_real_inputs(tmp_path, tmp_path_factory):
         ds = load_data("fmnist")
     except RedsError as e:
         pytest.skip(f"Fashion-MNIST not available ({e})")
-    x = ds.splits["test"].x[:24].numpy()
+    x = next(ds.batches("test", 24))[0].numpy()
     d = shared_family(tmp_path_factory, "dscnn-s-img", WIDTH["dscnn-s-img"])
     worst = check_against_pytorch(d, tmp_path, x)
     print(f"dscnn-s-img on Fashion-MNIST: max |C - PyTorch| = {worst:.3g}")

@@ -83,5 +83,5 @@ def test_onnx_fmnist_real_inputs(tmp_path, tmp_path_factory):
         pytest.skip(f"Fashion-MNIST not available ({e})")
     d = shared_family(tmp_path_factory, "dscnn-s-img", WIDTH["dscnn-s-img"])
     export(open_family(d), "onnx", tmp_path / "onnx")
-    diffs = check_onnx(d, tmp_path / "onnx", ds.splits["test"].x[:64].numpy())
+    diffs = check_onnx(d, tmp_path / "onnx", next(ds.batches("test", 64))[0].numpy())
     print("dscnn-s-img on Fashion-MNIST: " + ", ".join(f"{v:.2g}" for v in diffs))

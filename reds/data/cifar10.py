@@ -5,8 +5,8 @@ is not trusted code. So the unpickler here can only rebuild dicts, lists, bytes,
 numpy arrays, and refuses every other global with a one-line error.
 
 Images stay uint8 (N, 3, 32, 32) in memory (150 MB instead of 600 MB as float32); `featurize`
-does the standard augmentation (4-pixel zero padding + random 32x32 crop + horizontal flip)
-when asked, then per-channel normalization.
+applies REDS's image augmentation (flip, rotation, pad + crop) when training, then
+per-channel normalization.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import RedsError
+from . import augment
 from .base import Dataset, Split
 from .files import file_error, holdout_split, require_dir
 
@@ -30,7 +31,6 @@ URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 FIX = f"re-download {URL} and extract it"
 WHERE = f"pass --data-dir with the cifar-10-batches-py folder extracted from {URL}"
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
-PAD = 4
 
 
 def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
@@ -133,21 +133,14 @@ def _stack(folder: Path, names: tuple[str, ...]) -> tuple[torch.Tensor, torch.Te
     return torch.from_numpy(x), torch.from_numpy(y)
 
 
-def featurize(raw: torch.Tensor, augment: bool, generator: torch.Generator) -> torch.Tensor:
-    """uint8 (B, 3, 32, 32) -> normalized float32; with augment, random crop + flip first."""
-    x = raw
-    if augment:
-        b = x.shape[0]
-        x = torch.nn.functional.pad(x, (PAD, PAD, PAD, PAD))  # zero (black) border, as torchvision
-        dy, dx = torch.randint(0, 2 * PAD + 1, (2, b), generator=generator)
-        rows = (dy[:, None] + torch.arange(32))[:, :, None]  # (B, 32, 1)
-        cols = (dx[:, None] + torch.arange(32))[:, None, :]  # (B, 1, 32)
-        x = x[torch.arange(b)[:, None, None], :, rows, cols].permute(0, 3, 1, 2)  # (B, 3, 32, 32)
-        flip = torch.rand(b, generator=generator) < 0.5
-        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+def featurize(raw: torch.Tensor, augment_: bool, generator: torch.Generator) -> torch.Tensor:
+    """uint8 (B, 3, 32, 32) -> normalized float32, augmented first when training."""
+    x = raw.float() / 255.0
+    if augment_:
+        x = augment.images(x, generator)
     mean = torch.tensor(MEAN).view(1, 3, 1, 1)
     std = torch.tensor(STD).view(1, 3, 1, 1)
-    return (x.float() / 255.0 - mean) / std
+    return (x - mean) / std
 
 
 def load_cifar10(data_dir: str | None, val_fraction: float = 0.1, seed: int = 0) -> Dataset:
@@ -161,5 +154,5 @@ def load_cifar10(data_dir: str | None, val_fraction: float = 0.1, seed: int = 0)
     return Dataset(name="cifar10", input_shape=(3, 32, 32), classes=classes, splits=splits,
                    featurize=featurize,
                    info={"data_dir": str(folder), "normalize": {"mean": MEAN, "std": STD},
-                         "augment": "pad 4 + random crop 32 + horizontal flip",
+                         "augment": augment.DESCRIPTION,
                          "val_fraction": val_fraction, "seed": seed})

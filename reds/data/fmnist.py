@@ -1,6 +1,6 @@
 """Fashion-MNIST from the four IDX files (as published, or as Debian's dataset-fashion-mnist
-installs them, gzipped or not). Features are precomputed: the set is small (220 MB as
-float32) and REDS trains it without augmentation."""
+installs them, gzipped or not). Images stay uint8 in memory (47 MB); `featurize` applies
+REDS's augmentation (flip, rotation, pad + crop) when training, then normalises."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import augment
 from .base import Dataset, Split
 from .files import (IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, file_error, find_file, holdout_split, read_idx,
                     require_dir)
@@ -38,9 +39,16 @@ def _read_pair(folder: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def _features(images: np.ndarray) -> torch.Tensor:
-    x = torch.from_numpy(images.copy())  # copy: the IDX buffer is read-only
-    return x.unsqueeze(1).float().div_(255.0).sub_(MEAN).div_(STD)
+def _raw(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(images.copy()).unsqueeze(1)  # copy: the IDX buffer is read-only
+
+
+def featurize(raw: torch.Tensor, augment_: bool, generator: torch.Generator) -> torch.Tensor:
+    """uint8 (B, 1, 28, 28) -> normalised float32, augmented first when training."""
+    x = raw.float().div_(255.0)
+    if augment_:
+        x = augment.images(x, generator)
+    return x.sub_(MEAN).div_(STD)
 
 
 def load_fmnist(data_dir: str | None, val_fraction: float = 0.1, seed: int = 0) -> Dataset:
@@ -49,13 +57,14 @@ def load_fmnist(data_dir: str | None, val_fraction: float = 0.1, seed: int = 0) 
     train_x, train_y = _read_pair(folder, "train")
     test_x, test_y = _read_pair(folder, "t10k")
     tr, va = holdout_split(len(train_y), val_fraction, seed)
-    x, y = _features(train_x), torch.from_numpy(train_y.astype(np.int64))
+    x, y = _raw(train_x), torch.from_numpy(train_y.astype(np.int64))
     splits = {
         "train": Split(x[tr], y[tr]),
         "val": Split(x[va], y[va]),
-        "test": Split(_features(test_x), torch.from_numpy(test_y.astype(np.int64))),
+        "test": Split(_raw(test_x), torch.from_numpy(test_y.astype(np.int64))),
     }
     return Dataset(name="fmnist", input_shape=(1, 28, 28), classes=list(CLASSES), splits=splits,
-                   featurize=None,
+                   featurize=featurize,
                    info={"data_dir": str(folder), "normalize": {"mean": MEAN, "std": STD},
+                         "augment": augment.DESCRIPTION,
                          "val_fraction": val_fraction, "seed": seed})

@@ -43,8 +43,10 @@ def _cnn(name: str, c1: int, c2: int, linear: int, dense: int):
     return build
 
 
-def _ds_cnn(name: str, filters: int, strides: list[tuple[int, int]], first_kernel, act=None):
-    """Conv + BN + act, then one depthwise-separable block per entry of strides[1:].
+def _ds_cnn(name: str, filters: int, strides: list[tuple[int, int]], first_kernel, act=None, pool=None,
+            eps: float = 1e-5):
+    """Conv + BN + act, then one depthwise-separable block per entry of strides[1:], then an
+    average pool (global, or `pool` = (kernel, stride)) and the classifier.
 
     Each block's depthwise conv runs on the channels of the group before it; its pointwise
     conv produces the next group. That ties the depthwise channels to the pointwise outputs
@@ -55,11 +57,12 @@ def _ds_cnn(name: str, filters: int, strides: list[tuple[int, int]], first_kerne
         blocks = len(strides) - 1
         groups = tuple(Group(f"g{i}", filters, MIN_UNITS) for i in range(blocks + 1))
         ops: list[Op] = [Conv2d("conv0", "g0", first_kernel, strides[0], "same"),
-                         BatchNorm("bn0"), act("act0")]
+                         BatchNorm("bn0", eps), act("act0")]
         for b in range(1, blocks + 1):
-            ops += [DepthwiseConv2d(f"dw{b}", (3, 3), strides[b], "same"), BatchNorm(f"bn_dw{b}"), act(f"act_dw{b}"),
-                    Conv2d(f"pw{b}", f"g{b}", (1, 1)), BatchNorm(f"bn_pw{b}"), act(f"act_pw{b}")]
-        ops += [AvgPool("pool"), Flatten("flatten"), Dense("logits", num_classes)]
+            ops += [DepthwiseConv2d(f"dw{b}", (3, 3), strides[b], "same"), BatchNorm(f"bn_dw{b}", eps),
+                    act(f"act_dw{b}"),
+                    Conv2d(f"pw{b}", f"g{b}", (1, 1)), BatchNorm(f"bn_pw{b}", eps), act(f"act_pw{b}")]
+        ops += [AvgPool("pool", *(pool or ())), Flatten("flatten"), Dense("logits", num_classes)]
         return Spec(name, tuple(input_shape), num_classes, groups, tuple(ops))
     return build
 
@@ -99,9 +102,12 @@ ARCHS: dict[str, Arch] = {a.name: a for a in [
          "REDS DS-CNN-S: conv 64 (10x4, stride 2x2) + 4 depthwise-separable blocks of 64"),
     Arch("dscnn-l", _ds_cnn("dscnn-l", 276, [(2, 1), (2, 2)] + [(1, 1)] * 4, (10, 4)), "synth-kws",
          "REDS DS-CNN-L: conv 276 (10x4, stride 2x1) + 5 depthwise-separable blocks of 276"),
+    # REDS's released Fashion-MNIST network: the pool keeps a 2x10 map (1,280 features at
+    # 28x28), batch norms with Keras's eps
     Arch("dscnn-s-img", _ds_cnn("dscnn-s-img", 64, [(2, 2)] + [(1, 1)] * 4, (3, 3),
-                                act=lambda n: LeakyReLU(n, 0.3)), "fmnist",
-         "REDS vision DS-CNN-S: conv 64 (3x3, stride 2) + 4 DS blocks of 64, LeakyReLU(0.3)"),
+                                act=lambda n: LeakyReLU(n, 0.3), pool=((13, 5), (1, 1)), eps=1e-3), "fmnist",
+         "REDS vision DS-CNN-S: conv 64 (3x3, stride 2) + 4 DS blocks of 64, LeakyReLU(0.3), "
+         "avg pool 13x5 stride 1, dense"),
     Arch("mobilenetv1-025", _mobilenet_v1("mobilenetv1-025", 0.25), "cifar10",
          "MobileNetV1 at width 0.25 (Visual Wake Words size; any image data set)"),
 ]}
