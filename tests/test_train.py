@@ -60,11 +60,18 @@ class Killed(Exception):
     pass
 
 
-# metrics rows: pretrain 1, pretrain 2, search, finetune 1, finetune 2; a kill right after
-# row 2 lands in pretraining (after epoch 1's checkpoint), after row 4 in fine-tuning.
-@pytest.mark.parametrize("kill_at", [2, 4])
-def test_killed_run_resumes_to_the_same_family(synth_kws, tmp_path, monkeypatch, kill_at):
-    cfg = small_config(synth_kws, epochs=2, finetune_epochs=2, knapsack="top-down")
+ROWS = [("pretrain", 1), ("pretrain", 2), ("search", None), ("finetune", 1), ("finetune", 2)]
+# REDS's recipe adds batch-norm-only tuning (1 epoch of 2 / 25); the scratch baseline of the
+# smallest submodel trains 2 + 2 epochs
+LONG = ROWS + [("bn", 1)] + [("scratch", e) for e in (1, 2, 3, 4)]
+
+
+# A kill right after metrics row N: row 2 lands in pretraining (after epoch 1's checkpoint),
+# row 4 in fine-tuning, row 6 in batch-norm tuning, row 8 in the scratch baseline.
+@pytest.mark.parametrize("kill_at,recipe", [(2, "default"), (4, "default"), (6, "reds"), (8, "reds")])
+def test_killed_run_resumes_to_the_same_family(synth_kws, tmp_path, monkeypatch, kill_at, recipe):
+    extra = dict(recipe="reds", baseline="scratch", baseline_budgets=[0.25], arch="cnn-s") if recipe == "reds" else {}
+    cfg = small_config(synth_kws, epochs=2, finetune_epochs=2, knapsack="top-down", **extra)
     ref = Trainer(cfg, tmp_path / "ref", progress=False, log=lambda m: None).run()
     ref_weights = fam_io.load(tmp_path / "ref")[1].state_dict()
 
@@ -86,16 +93,16 @@ def test_killed_run_resumes_to_the_same_family(synth_kws, tmp_path, monkeypatch,
 
     with pytest.raises(RedsError, match="--resume"):
         Trainer(cfg, out, progress=False, log=lambda m: None).run()
-    other = small_config(synth_kws, epochs=2, finetune_epochs=2, knapsack="top-down", seed=4)
+    other = small_config(synth_kws, epochs=2, finetune_epochs=2, knapsack="top-down", seed=4, **extra)
     with pytest.raises(RedsError, match="other settings"):
         Trainer(other, out, progress=False, log=lambda m: None).run(resume=True)
 
     fam = Trainer(cfg, out, progress=False, log=lambda m: None).run(resume=True)
     rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [(r["phase"], r.get("epoch")) for r in rows] == [
-        ("pretrain", 1), ("pretrain", 2), ("search", None), ("finetune", 1), ("finetune", 2)]
+    assert [(r["phase"], r.get("epoch")) for r in rows] == (LONG if recipe == "reds" else ROWS)
     assert [s.widths for s in fam.submodels] == [s.widths for s in ref.submodels]
     assert [s.accuracy for s in fam.submodels] == [s.accuracy for s in ref.submodels]
+    assert [s.scratch_accuracy for s in fam.submodels] == [s.scratch_accuracy for s in ref.submodels]
     weights = fam_io.load(out)[1].state_dict()
     for k, v in ref_weights.items():
         torch.testing.assert_close(weights[k], v, rtol=0, atol=1e-6, msg=k)

@@ -27,7 +27,7 @@ class DefaultsFormatter(argparse.HelpFormatter):
             return text
         if action.required:
             tail = "(required)"
-        elif isinstance(action, argparse._StoreTrueAction):
+        elif isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
             tail = "(off unless given)"
         elif action.default is None:
             tail = "(default: none)"
@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     from ..ir.archs import ARCHS
     from ..nn import METHODS
     from ..search import MODES
+    from ..train import RECIPES
 
     layouts = list(abi.layout_names())
     boards = list_boards()
@@ -133,15 +134,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="order of the budgets: bottom-up (REDS: smallest first), top-down, or joint (all at once)")
     t.add_argument("--importance", choices=METHODS, default="grad",
                    help="unit score: grad (REDS: |W x gradient|), l1 (|W|) or random")
-    t.add_argument("--importance-batches", type=_positive(int), default=100,
-                   help="minibatches the grad score sums over")
+    t.add_argument("--importance-batches", type=_positive(int), default=25,
+                   help="minibatches the grad score sums over (REDS: 100)")
     t.add_argument("--importance-norm", choices=["group", "none"], default="group",
                    help="group: weigh the share of each group's importance kept; none: REDS's raw sum")
     t.add_argument("--epochs", type=_nonneg_int, default=10, help="pretraining epochs (full network)")
     t.add_argument("--finetune-epochs", type=_nonneg_int, default=10, help="joint fine-tuning epochs")
-    t.add_argument("--batch-size", type=_positive(int), default=64, help="samples per minibatch")
-    t.add_argument("--lr", type=_positive(float), default=1e-3, help="Adam learning rate of pretraining")
-    t.add_argument("--finetune-lr", type=_positive(float), default=5e-4, help="Adam learning rate of fine-tuning")
+    t.add_argument("--recipe", choices=list(RECIPES), default="default",
+                   help="; ".join(f"{r.name}: {r.help}" for r in RECIPES.values()))
+    by_recipe = ", ".join(f"{r.name} {{}}" for r in RECIPES.values())
+    t.add_argument("--batch-size", type=_positive(int),
+                   help="samples per minibatch (default: the recipe's: "
+                        + by_recipe.format(*(r.batch_size for r in RECIPES.values())) + ")")
+    t.add_argument("--lr", type=_positive(float), help="Adam's peak learning rate of pretraining (default: the "
+                   "recipe's: " + by_recipe.format(*(f"{r.lr:g}" for r in RECIPES.values())) + ")")
+    t.add_argument("--finetune-lr", type=_positive(float), help="Adam's peak learning rate of fine-tuning (default: "
+                   "the recipe's: " + by_recipe.format(*(f"{r.finetune_lr:g}" for r in RECIPES.values())) + ")")
+    t.add_argument("--no-augment", dest="augment", action="store_false",
+                   help="train without the data set's augmentation (images: flip, rotation, crop; "
+                        "speech: time shift, background noise)")
+    t.add_argument("--val-samples", type=_positive(int), default=2000,
+                   help="validation samples scored after each epoch (the family records all of them)")
+    t.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="auto: the GPU when PyTorch sees one (bfloat16 autocast), else the CPU")
+    t.add_argument("--threads", type=_positive(int),
+                   help="CPU threads (default: PyTorch's, at most the CPUs this process may use)")
     t.add_argument("--distill", action="store_true",
                    help="sandwich rule: smaller submodels learn from the largest one's outputs")
     t.add_argument("--baseline", choices=["scratch"], help="also train each submodel's widths alone")

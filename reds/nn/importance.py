@@ -46,7 +46,7 @@ def scores(net: NestedNet, method: str = "grad", batches: Iterable | None = None
     if method == "l1":
         with torch.no_grad():
             for g, dim, t in _producer_weights(net):
-                out[g] += _per_unit(t.abs(), dim).double()
+                out[g] += _per_unit(t.abs(), dim).double().cpu()
         return out
     if method != "grad":
         raise ValueError(f"importance method must be one of {METHODS}")
@@ -69,5 +69,5 @@ def scores(net: NestedNet, method: str = "grad", batches: Iterable | None = None
         raise ValueError("grad importance got no minibatches")
     with torch.no_grad():
         for (g, dim, t), gsum in zip(_producer_weights(net), grads):
-            out[g] += _per_unit((t * gsum).abs(), dim).double()
+            out[g] += _per_unit((t * gsum).abs(), dim).double().cpu()
     return out

@@ -95,9 +95,10 @@ class NestedNet(nn.Module):
         cout = spec.size(layer.out_ch, widths)
         p = self.layers[layer.name] if layer.name in self.layers else None
         if isinstance(op, (Conv2d, DepthwiseConv2d)):
-            if any(layer.pads):
-                t, b, l, r = layer.pads
-                x = F.pad(x, (l, r, t, b))
+            t, b, l, r = layer.pads
+            pad = (t, l)  # symmetric: the conv pads as it reads, no copy of the input
+            if t != b or l != r:  # "same" with an even total: TensorFlow's extra row/column at the end
+                x, pad = F.pad(x, (l, r, t, b)), 0
             if isinstance(op, Conv2d):
                 w = p.weight[:cout, :cin]
                 groups = 1
@@ -105,7 +106,7 @@ class NestedNet(nn.Module):
                 w = p.weight[:cout]
                 groups = cout
             bias = p.bias[:cout] if op.bias else None
-            return F.conv2d(x, w, bias, op.stride, 0, 1, groups)
+            return F.conv2d(x, w, bias, op.stride, pad, 1, groups)
         if isinstance(op, Dense):
             bias = p.bias[:cout] if op.bias else None
             return F.linear(x, p.weight[:cout, : cin * layer.in_spatial], bias)
@@ -133,6 +134,12 @@ class NestedNet(nn.Module):
         if isinstance(op, Flatten):
             return x.flatten(1)
         raise TypeError(f"no forward for {type(op).__name__}")
+
+    def bn_states(self):
+        """Every submodel's batch-norm state of every batch norm."""
+        for layer in self.spec.layers:
+            if isinstance(layer.op, BatchNorm):
+                yield from self.layers[layer.name]
 
     def reset_bn_stats(self, bn: int) -> None:
         for layer in self.spec.layers:

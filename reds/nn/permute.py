@@ -34,7 +34,7 @@ def permute_group(net: NestedNet, group: str, perm: torch.Tensor) -> None:
             holders = net.layers[layer.name] if isinstance(layer.op, BatchNorm) else [net.layers[layer.name]]
             for h in holders:
                 t = getattr(h, pd.param)
-                t.copy_(t.index_select(pd.dim, idx))
+                t.copy_(t.index_select(pd.dim, idx.to(t.device)))
 
 
 def permute_all(net: NestedNet, perms: dict[str, torch.Tensor]) -> None:

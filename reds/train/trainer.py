@@ -2,16 +2,21 @@
 
 Phases, each checkpointed (`DIR/checkpoint.pt`, written atomically at every epoch end):
   pretrain (full network) -> search (importance, permutation, knapsack) ->
-  finetune (all submodels on shared weights, private batch norms) -> calibrate + evaluate
-  -> [scratch baseline] -> family.json + weights.safetensors.
-Every epoch's data order comes from (seed, phase, epoch), so `--resume` after a kill at
-any point continues to the same result as an uninterrupted run.
+  finetune (all submodels on shared weights, private batch norms) -> [bn: batch norm
+  alone, recipe `reds`] -> calibrate + evaluate -> [scratch baseline] -> family.json +
+  weights.safetensors.
+Every epoch's data order comes from (seed, phase, epoch) and every learning rate from
+(phase, step), so `--resume` after a kill at any point continues to the same result as
+an uninterrupted run, on this machine or another (the device is not part of the config).
 """
 from __future__ import annotations
 
 import json
 import math
+import os
+import queue
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,10 +35,13 @@ from ..nn.importance import scores as importance_scores
 from ..nn.nested import NestedNet
 from ..nn.permute import order_by_importance, permute_all
 from ..search.knapsack import Limits, solve
+from .recipes import RECIPES, Recipe
 
 CHECKPOINT = "checkpoint.pt"
+BN_RATE = 0.25  # batch-norm-only tuning runs at this share of the fine-tuning rate (REDS's middle stage)
 METRICS = "metrics.jsonl"
-PHASES = ("pretrain", "search", "finetune", "done")
+PHASES = ("pretrain", "search", "finetune", "bn", "done")
+DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass
@@ -44,16 +52,21 @@ class TrainConfig:
     budgets: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0])
     knapsack: str = "bottom-up"
     importance: str = "grad"
-    importance_batches: int = 100  # REDS sums the gradient over 100 minibatches
+    # REDS sums the gradient over 100 minibatches; the ranking it gives is settled long before
+    # (benchmarks/README.md, "Training speed")
+    importance_batches: int = 25
     # "group": each group's scores sum to 1, so the knapsack weighs the share of each layer's
     # importance kept (raw gradient scores differ by orders of magnitude between layers, and
     # REDS's raw sum ("none") can starve a whole layer down to 2 units)
     importance_norm: str = "group"
     epochs: int = 10  # pretraining epochs of the full network
     finetune_epochs: int = 10
-    batch_size: int = 64
-    lr: float = 1e-3
-    finetune_lr: float = 5e-4
+    recipe: str = "default"  # see recipes.py; batch_size, lr and finetune_lr default to the recipe's
+    batch_size: int | None = None
+    lr: float | None = None
+    finetune_lr: float | None = None
+    augment: bool = True  # the data set's training augmentation
+    val_samples: int | None = 2000  # validation samples scored after each epoch (all of them at the end)
     distill: bool = False  # sandwich rule with in-place distillation from the largest submodel
     baseline: str | None = None  # "scratch": train each submodel's widths alone
     baseline_budgets: list[float] | None = None  # only these budgets' baselines (None: all)
@@ -67,14 +80,56 @@ class TrainConfig:
     arena_bytes: int | None = None
     min_units: int | None = None
 
+    def __post_init__(self) -> None:
+        if self.recipe not in RECIPES:
+            raise RedsError(f"unknown recipe '{self.recipe}'; choose one of: {', '.join(RECIPES)}")
+        r = RECIPES[self.recipe]
+        self.batch_size = self.batch_size or r.batch_size
+        self.lr = self.lr or r.lr
+        self.finetune_lr = self.finetune_lr or r.finetune_lr
+
+    @property
+    def schedule(self) -> Recipe:
+        return RECIPES[self.recipe]
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """`auto`: the GPU when PyTorch sees one, else the CPU."""
+    if name not in DEVICES:
+        raise RedsError(f"unknown device '{name}'; choose one of: {', '.join(DEVICES)}")
+    if name == "cuda" and not torch.cuda.is_available():
+        build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
+        raise RedsError(f"--device cuda: PyTorch sees no CUDA GPU (torch {torch.__version__}, {build}); "
+                        "use --device cpu, or install a CUDA build of torch on a machine with a GPU")
+    return torch.device("cuda" if name in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+
+
+def _cpus() -> int:
+    """The CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def set_threads(threads: int | None) -> int:
+    """Intra-op threads; by default PyTorch's choice (its physical cores) capped by the CPUs
+    this process may run on (a container's or taskset's share). Returns the number set."""
+    if not threads:
+        threads = max(1, min(torch.get_num_threads(), _cpus()))
+    torch.set_num_threads(threads)
+    return threads
+
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, out_dir: str | Path, *, progress: bool | None = None, log=None):
+    def __init__(self, cfg: TrainConfig, out_dir: str | Path, *, progress: bool | None = None, log=None,
+                 device: str = "auto", threads: int | None = None):
         self.cfg, self.out = cfg, Path(out_dir)
         self.progress = progress
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         if self.out.exists() and not self.out.is_dir():  # before the (slow) data set
             raise RedsError(f"{self.out}: exists and is not a folder; choose another --out")
+        self.device = pick_device(device)
+        self.threads = set_threads(threads)
+        if self.device.type == "cuda":  # seeded runs repeat on the same GPU
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
         arch = get_arch(cfg.arch)
         self.ds = datasets.load(cfg.dataset, cfg.data_dir, kws_stride_ms=arch.kws_stride_ms, seed=cfg.seed)
         self._limit()
@@ -91,15 +146,29 @@ class Trainer:
                 idx = torch.randperm(len(s), generator=gen)[:n].sort().values
                 self.ds.splits[split] = Split(s.x[idx], s.y[idx])
 
-    def _train_batches(self, phase: str, epoch: int, augment: bool = True):
+    def _train_batches(self, phase: str, epoch: int):
+        """This epoch's batches. When a core is free (training on the GPU, or --threads below
+        the CPUs), a helper thread featurises and augments the next batches meanwhile
+        (PyTorch's ops release the GIL); with every core busy it only costs (measured: -30 %
+        samples/s on 2 cores), so then the batches are made in line."""
         gen = torch.Generator().manual_seed(hash_seed(self.cfg.seed, phase, epoch))
-        return self.ds.batches("train", self.cfg.batch_size, shuffle=True, augment=augment, generator=gen)
+        it = self.ds.batches("train", self.cfg.batch_size, shuffle=True, augment=self.cfg.augment, generator=gen)
+        if self.device.type == "cuda" or self.threads < _cpus():
+            it = prefetch(it)
+        return (self._to_device(x, y) for x, y in it)
 
-    def _fixed(self, split: str) -> list:
-        """Featurised once: evaluation sees the same inputs every time."""
+    def _to_device(self, x, y):
+        if x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+
+    def _fixed(self, split: str, limit: int | None = None) -> list:
+        """Featurised once: evaluation sees the same inputs every time. `limit`: only the
+        first batches, about that many samples (the split is already a random draw)."""
         if split not in self._eval_cache:
-            self._eval_cache[split] = list(self.ds.batches(split, 500))
-        return self._eval_cache[split]
+            self._eval_cache[split] = [self._to_device(x, y) for x, y in self.ds.batches(split, 500)]
+        batches = self._eval_cache[split]
+        return batches if limit is None else batches[:max(1, math.ceil(limit / 500))]
 
     def _bar(self, it, total, desc):
         return tqdm(it, total=total, desc=desc, leave=False, disable=True if self.progress is False else None,
@@ -146,6 +215,7 @@ class Trainer:
         t_start = time.time()
         elapsed = ck["elapsed"] if ck else 0.0
         net = NestedNet(self.spec, num_bn=1)
+        net.bn_momentum = cfg.schedule.bn_momentum
         phase, epoch, search = "pretrain", 0, None
         opt_state = None
         if ck:
@@ -158,102 +228,135 @@ class Trainer:
             self.rows = list(ck["metrics"])
             text = "".join(r + "\n" for r in self.rows)
             fam_io.atomic_write(self.out / METRICS, lambda p: p.write_text(text))
-            self.log(f"resuming at {phase}, epoch {epoch}")
+            self._ckpt_epoch = epoch
+            self.log(f"resuming at {phase}" + (f" (submodel {ck['scratch']['k']})" if phase == "scratch" else "")
+                     + f", epoch {epoch}")
+        net.to(self.device)
+        self.log(f"training on {self._where()}")
 
-        def checkpoint(phase_, epoch_, opt):
-            self._save_ckpt({"phase": phase_, "epoch": epoch_, "search": search, "model": net.state_dict(),
-                             "optimizer": opt.state_dict() if opt else None, "config": _jsonable(asdict(cfg)),
-                             "elapsed": elapsed + time.time() - t_start, "metrics": list(self.rows)})
+        def checkpoint(phase_, epoch_, opt, scratch=None):
+            self._save_ckpt({"phase": phase_, "epoch": epoch_, "search": search, "model": _cpu(net.state_dict()),
+                             "optimizer": _cpu(opt.state_dict()) if opt else None,
+                             "config": _jsonable(asdict(cfg)), "elapsed": elapsed + time.time() - t_start,
+                             "metrics": list(self.rows), "scratch": scratch})
 
-        if phase == "pretrain":
-            opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+        def loop(name, params, widths, alphas, epochs, base_lr, report):
+            """Epochs `epoch`..`epochs` of one phase, checkpointed after each."""
+            nonlocal epoch
+            opt = torch.optim.Adam(params, lr=base_lr)
             if opt_state:
                 opt.load_state_dict(opt_state)
             t_phase, first = time.time(), epoch
-            while epoch < cfg.epochs:
-                loss = self._epoch(net, opt, "pretrain", epoch, [self.spec.full_widths()], [1.0], cfg.epochs, cfg.lr)
-                acc = self._accuracy(net, "val", self.spec.full_widths(), 0)
-                self._metric(phase="pretrain", epoch=epoch + 1, loss=loss, val_accuracy=[acc])
-                left = (time.time() - t_phase) / (epoch + 1 - first) * (cfg.epochs - epoch - 1)
-                self.log(f"pretrain {epoch + 1}/{cfg.epochs}: loss {loss:.4f}, val {acc:.2f} % "
-                         f"(pretraining done in about {_duration(left)})")
+            while epoch < epochs:
+                loss, rate = self._epoch(net, opt, name, epoch, widths, alphas, epochs, base_lr)
+                accs = [self._accuracy(net, "val", w, k if name != "pretrain" else 0, cfg.val_samples)
+                        for k, w in enumerate(widths)]
+                self._metric(phase=name, epoch=epoch + 1, loss=loss, val_accuracy=accs,
+                             samples_per_second=round(rate, 1))
+                left = (time.time() - t_phase) / (epoch + 1 - first) * (epochs - epoch - 1)
+                self.log(f"{name} {epoch + 1}/{epochs}: loss {loss:.4f}, val " + " / ".join(f"{a:.2f}" for a in accs)
+                         + f" %, {rate:,.0f} samples/s ({report} done in about {_duration(left)})")
                 epoch += 1
-                checkpoint("pretrain", epoch, opt)
+                checkpoint(name, epoch, opt)
+
+        if phase == "pretrain":
+            loop("pretrain", net.parameters(), [self.spec.full_widths()], [1.0], cfg.epochs, cfg.lr, "pretraining")
             phase, epoch, opt_state = "search", 0, None
 
         if phase == "search":
             search = self._search(net)
             net.set_num_bn(len(cfg.budgets))
+            net.to(self.device)
             phase, epoch = "finetune", 0
             checkpoint("finetune", 0, None)
 
         widths = [s["widths"] for s in search["solutions"]]
+        alphas = submodel_weights(self.spec, widths)
         if phase == "finetune":
-            alphas = submodel_weights(self.spec, widths)
-            opt = torch.optim.Adam(net.parameters(), lr=cfg.finetune_lr)
-            if opt_state:
-                opt.load_state_dict(opt_state)
-            t_phase, first = time.time(), epoch
-            while epoch < cfg.finetune_epochs:
-                loss = self._epoch(net, opt, "finetune", epoch, widths, alphas, cfg.finetune_epochs, cfg.finetune_lr)
-                accs = [self._accuracy(net, "val", w, k) for k, w in enumerate(widths)]
-                self._metric(phase="finetune", epoch=epoch + 1, loss=loss, val_accuracy=accs)
-                left = (time.time() - t_phase) / (epoch + 1 - first) * (cfg.finetune_epochs - epoch - 1)
-                self.log(f"finetune {epoch + 1}/{cfg.finetune_epochs}: loss {loss:.4f}, val "
-                         + " / ".join(f"{a:.2f}" for a in accs) + f" % (fine-tuning done in about {_duration(left)})")
-                epoch += 1
-                checkpoint("finetune", epoch, opt)
+            loop("finetune", net.parameters(), widths, alphas, cfg.finetune_epochs, cfg.finetune_lr, "fine-tuning")
+            phase, epoch, opt_state = "bn", 0, None
+            checkpoint("bn", 0, None)
+        if phase == "bn":
+            bn_epochs = cfg.schedule.bn_only_epochs(cfg.finetune_epochs)
+            bn_params = [p for s in net.bn_states() for p in (s.weight, s.bias)]
+            if bn_epochs and bn_params:
+                for p in net.parameters():
+                    p.requires_grad_(False)
+                for p in bn_params:
+                    p.requires_grad_(True)
+                loop("bn", bn_params, widths, alphas, bn_epochs, cfg.finetune_lr * BN_RATE, "batch-norm tuning")
+                for p in net.parameters():
+                    p.requires_grad_(True)
             phase = "done"
 
         for k, w in enumerate(self._bar(widths, len(widths), "recalibrating batch norms")):
             self._calibrate(net, w, k)
         family = self._family(net, search, widths, elapsed + time.time() - t_start)
-        if cfg.baseline == "scratch":
+        if cfg.baseline == "scratch":  # checkpointed per epoch too: the "scratch" phase
+            scratch = ck.get("scratch") if ck and phase == "scratch" else None
+            done = dict(scratch["done"]) if scratch else {}
             for k, (s, w) in enumerate(zip(family.submodels, widths)):
-                if cfg.baseline_budgets is None or any(abs(s.budget - b) < 1e-9 for b in cfg.baseline_budgets):
-                    s.scratch_accuracy = self._scratch(w, k)
-        fam_io.save(self.out, family, net)
+                if cfg.baseline_budgets is not None and all(abs(s.budget - b) > 1e-9 for b in cfg.baseline_budgets):
+                    continue
+                if str(k) not in done:
+                    state = scratch if scratch and scratch["k"] == k else None
+
+                    def save(e, net_k, opt_k, k=k):
+                        checkpoint("scratch", e, None, {"k": k, "model": _cpu(net_k.state_dict()),
+                                                        "optimizer": _cpu(opt_k.state_dict()), "done": done})
+                    done[str(k)] = self._scratch(w, k, state, save)
+                s.scratch_accuracy = done[str(k)]
+        fam_io.save(self.out, family, net.cpu())
         (self.out / CHECKPOINT).unlink(missing_ok=True)
         return family
 
+    def _where(self) -> str:
+        if self.device.type == "cuda":
+            return f"{torch.cuda.get_device_name(self.device)} (CUDA, bfloat16 autocast)"
+        return f"CPU, {self.threads} thread{'s' * (self.threads != 1)}"
+
     # ---- pieces -------------------------------------------------------------------
-    def _epoch(self, net, opt, phase, epoch, widths, alphas, total_epochs, base_lr) -> float:
-        """One epoch over the training set; every batch trains every submodel (one step)."""
+    def _epoch(self, net, opt, phase, epoch, widths, alphas, total_epochs, base_lr) -> tuple[float, float]:
+        """One epoch over the training set; every batch trains every submodel (one step).
+        Returns the mean loss and the samples per second."""
         cfg = self.cfg
-        # cosine decay over the phase, set per epoch so a resumed run uses the same rates
-        lr = base_lr * 0.5 * (1 + math.cos(math.pi * epoch / max(1, total_epochs)))
-        for g in opt.param_groups:
-            g["lr"] = lr
         net.train()
         n_batches = math.ceil(self.ds.size("train") / cfg.batch_size)
-        total, count = 0.0, 0
+        total, count, t0 = 0.0, 0, time.perf_counter()
         bar = self._bar(self._train_batches(phase, epoch), n_batches, f"{phase} {epoch + 1}/{total_epochs}")
         largest = len(widths) - 1
-        for x, y in bar:
+        cuda = self.device.type == "cuda"
+        for i, (x, y) in enumerate(bar):
+            rate = cfg.schedule.rate(base_lr, epoch * n_batches + i, total_epochs * n_batches)
+            for g in opt.param_groups:
+                g["lr"] = rate
             opt.zero_grad(set_to_none=True)
             loss = 0.0
             teacher = None
-            for k in reversed(range(len(widths))):  # largest first: it is the distillation teacher
-                logits = net(x, widths[k], bn=k)
-                if cfg.distill and k != largest:
-                    loss_k = F.kl_div(F.log_softmax(logits, 1), teacher, reduction="batchmean")
-                else:
-                    loss_k = F.cross_entropy(logits, y)
-                if k == largest:
-                    teacher = F.softmax(logits.detach(), 1)
-                loss = loss + alphas[k] * loss_k
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+                for k in reversed(range(len(widths))):  # largest first: it is the distillation teacher
+                    logits = net(x, widths[k], bn=k).float()
+                    if cfg.distill and k != largest:
+                        loss_k = F.kl_div(F.log_softmax(logits, 1), teacher, reduction="batchmean")
+                    else:
+                        loss_k = F.cross_entropy(logits, y)
+                    if k == largest:
+                        teacher = F.softmax(logits.detach(), 1)
+                    loss = loss + alphas[k] * loss_k
             loss.backward()
             opt.step()
-            total += loss.item() * len(y)
+            total += loss.detach() * len(y)  # no .item() per step: the GPU keeps going
             count += len(y)
-            bar.set_postfix(loss=f"{total / count:.4f}")
-        return total / max(count, 1)
+            if i % 20 == 0:
+                bar.set_postfix(loss=f"{float(total) / count:.4f}")
+        seconds = time.perf_counter() - t0
+        return float(total) / max(count, 1), count / max(seconds, 1e-9)
 
     @torch.no_grad()
-    def _accuracy(self, net, split, widths, k) -> float:
+    def _accuracy(self, net, split, widths, k, limit: int | None = None) -> float:
         net.eval()
         correct = n = 0
-        for x, y in self._fixed(split):
+        for x, y in self._fixed(split, limit):
             correct += int((net(x, widths, bn=k).argmax(1) == y).sum())
             n += len(y)
         return 100.0 * correct / max(n, 1)
@@ -269,19 +372,22 @@ class Trainer:
         gen = torch.Generator().manual_seed(hash_seed(self.cfg.seed, "calibrate", k))
         for x, _ in self.ds.batches("train", self.cfg.batch_size, shuffle=True, generator=gen,
                                     limit=self.cfg.calib_samples):
-            net(x, widths, bn=k)
-        net.bn_momentum = 0.1
+            net(self._to_device(x, _)[0], widths, bn=k)
+        net.bn_momentum = self.cfg.schedule.bn_momentum
         net.eval()
 
     def _search(self, net) -> dict:
         cfg = self.cfg
         t0 = time.time()
+        # importance reads the network as it runs (running statistics): make them exact first
+        # (with REDS's momentum 0.01 a short pretraining leaves them far from the data's)
+        self._calibrate(net, self.spec.full_widths(), 0)
         gen = torch.Generator().manual_seed(hash_seed(cfg.seed, "importance", 0))
         batches = None
         if cfg.importance == "grad":
             it = self.ds.batches("train", cfg.batch_size, shuffle=True, generator=gen)
-            batches = self._bar((b for _, b in zip(range(cfg.importance_batches), it)), cfg.importance_batches,
-                                "importance (grad)")
+            batches = self._bar((self._to_device(*b) for _, b in zip(range(cfg.importance_batches), it)),
+                                cfg.importance_batches, "importance (grad)")
         sc = importance_scores(net, cfg.importance, batches, seed=cfg.seed)
         perms = order_by_importance(sc)
         permute_all(net, perms)
@@ -321,26 +427,87 @@ class Trainer:
                       "seconds": round(sum(s["seconds"] for s in sols) if cfg.knapsack != "joint"
                                        else sols[0]["seconds"], 3),
                       "solutions": sols},
-            training={**_jsonable(asdict(cfg)), "seconds": round(seconds, 1),
+            training={**_jsonable(asdict(cfg)), "seconds": round(seconds, 1), "device": self._where(),
                       # absolute: `reds eval` finds the data from any folder
                       "data_dir": str(Path(cfg.data_dir).resolve()) if cfg.data_dir else None,
                       "train_samples": self.ds.size("train"), "val_samples": self.ds.size("val"),
                       "test_samples": self.ds.size("test"), "importance_seconds": round(search["seconds"], 2)},
         )
 
-    def _scratch(self, widths, k) -> float:
-        """The same widths trained alone from scratch, for the same total epochs."""
+    def _scratch(self, widths, k, state: dict | None, save) -> float:
+        """The same widths trained alone from scratch, for the same total epochs; `state`
+        resumes it, `save(epoch, net, opt)` checkpoints it after every epoch."""
         cfg = self.cfg
         torch.manual_seed(hash_seed(cfg.seed, "scratch", k))
         net = NestedNet(self.spec, num_bn=1)
+        net.bn_momentum = cfg.schedule.bn_momentum
+        start = 0
+        if state:
+            net.load_state_dict(state["model"])
+        net.to(self.device)
         opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+        if state:
+            opt.load_state_dict(state["optimizer"])
+            start = self._ckpt_epoch
         epochs = cfg.epochs + cfg.finetune_epochs
-        for e in range(epochs):
-            loss = self._epoch(net, opt, f"scratch{k}", e, [widths], [1.0], epochs, cfg.lr)
+        loss = float("nan")
+        for e in range(start, epochs):
+            loss, _ = self._epoch(net, opt, f"scratch{k}", e, [widths], [1.0], epochs, cfg.lr)
+            self._metric(phase="scratch", submodel=k, epoch=e + 1, loss=loss)
+            self.log(f"scratch baseline, submodel {k}: epoch {e + 1}/{epochs}, loss {loss:.4f}")
+            save(e + 1, net, opt)
         self._calibrate(net, widths, 0)
         acc = self._accuracy(net, "test", widths, 0)
         self.log(f"scratch baseline, submodel {k}: test {acc:.2f} % (final loss {loss:.4f})")
         return round(acc, 3)
+
+
+def prefetch(batches, depth: int = 2):
+    """Iterate `batches` with a helper thread `depth` batches ahead; its errors surface here,
+    and it stops when the consumer does."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def work():
+        try:
+            for b in batches:
+                while not stop.is_set():
+                    try:
+                        q.put(b, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as e:  # handed to the consumer, which raises it
+            q.put(e)
+
+    t = threading.Thread(target=work, daemon=True, name="reds-batches")
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        t.join()
+
+
+def _cpu(state):
+    """A state dict (nested dicts and lists of tensors) on the CPU: checkpoints open anywhere."""
+    if isinstance(state, torch.Tensor):
+        return state.cpu()
+    if isinstance(state, dict):
+        return {k: _cpu(v) for k, v in state.items()}
+    if isinstance(state, (list, tuple)):
+        return type(state)(_cpu(v) for v in state)
+    return state
 
 
 def submodel_weights(spec, widths: list[dict]) -> list[float]:
