@@ -1,12 +1,18 @@
-"""Accuracy of a trained family beside REDS's published numbers and beside the scratch baseline.
+"""Accuracy per budget: reds's default recipe, REDS's recipe, distillation, the same widths
+trained alone (scratch), and REDS's published figure.
 
-    python benchmarks/accuracy.py --arch dscnn-s-img --dataset fmnist --epochs 4 --finetune-epochs 4
+    python benchmarks/accuracy.py                    # the full-length table (hours on a CPU)
+    python benchmarks/accuracy.py --profile quick    # minutes: what `make bench` runs
+    python benchmarks/accuracy.py --runs default     # only some runs
 
-Trains with `reds.train.Trainer` (the same code as `reds train`), then writes
-benchmarks/results/accuracy-<arch>-<dataset>.{json,md}: per budget the MACs, the reds test
-accuracy, the same widths trained alone (scratch), and REDS's figure where published,
-with the epochs and wall time used. Everything in the table is measured by this run,
-except the column marked REDS (ANCHORS: arXiv 2311.13349, bottom-up knapsack).
+Every run is a `reds.train.Trainer` run (the same code as `reds train`) in
+benchmarks/runs/accuracy-<profile>/<run>/, resumed from its checkpoint when there is one:
+kill this script at any point, run it again (here or on another machine, `--device cuda`)
+and it continues where it stopped. A finished run is not trained again. After every run
+(finished or not) it writes results/accuracy-<arch>-<dataset>[-<profile>].{json,md} and a
+plot; an unfinished run shows the phase and epoch it reached and its last validation
+accuracies. Everything in the tables is measured here, except the column REDS
+(ANCHORS: arXiv 2311.13349).
 """
 from __future__ import annotations
 
@@ -16,98 +22,196 @@ import json
 import os
 import platform
 import shlex
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from reds.family import atomic_write  # noqa: E402
-from reds.family import open as open_family  # noqa: E402
-from reds.bench.report import PUBLISHED, report  # noqa: E402
+from reds.bench.report import PUBLISHED  # noqa: E402
+from reds.family import MANIFEST, atomic_write, read_manifest  # noqa: E402
 from reds.tables import markdown as md_table  # noqa: E402
-from reds.train import TrainConfig, Trainer  # noqa: E402
+
+# epochs of pretraining + fine-tuning; REDS fine-tunes 250 epochs (then 10 of batch norm)
+PROFILES = {
+    "full": {"epochs": 30, "finetune_epochs": 30, "reds_finetune_epochs": 250, "limit_train": None,
+             "scratch_budgets": [0.25]},
+    "quick": {"epochs": 3, "finetune_epochs": 3, "reds_finetune_epochs": 3, "limit_train": 10000,
+              "scratch_budgets": [0.25]},
+}
+RUNS = {
+    "default": "reds, default recipe (+ the scratch baseline)",
+    "distill": "reds, default recipe + --distill",
+    "reds": "reds --recipe reds (REDS's schedule)",
+}
+
+
+def config(run: str, args, prof: dict):
+    from reds.train import TrainConfig
+
+    kw = dict(arch=args.arch, dataset=args.dataset, data_dir=args.data_dir, epochs=prof["epochs"],
+              finetune_epochs=prof["finetune_epochs"], limit_train=prof["limit_train"], seed=args.seed)
+    if run == "default":
+        kw.update(baseline="scratch", baseline_budgets=prof["scratch_budgets"])
+    elif run == "distill":
+        kw.update(distill=True)
+    elif run == "reds":
+        kw.update(recipe="reds", finetune_epochs=prof["reds_finetune_epochs"])
+    return TrainConfig(**kw)
+
+
+def progress(folder: Path) -> dict:
+    """Where a run stands: finished (its family) or the last metrics row it wrote."""
+    if (folder / MANIFEST).exists() and not (folder / "checkpoint.pt").exists():
+        fam = read_manifest(folder)
+        return {"status": "finished", "seconds": fam.training["seconds"], "device": fam.training.get("device"),
+                "train_samples": fam.training["train_samples"], "test_samples": fam.training["test_samples"],
+                "submodels": [{"budget": s.budget, "macs": s.macs, "accuracy": s.accuracy,
+                               "scratch_accuracy": s.scratch_accuracy} for s in fam.submodels]}
+    rows = []
+    if (folder / "metrics.jsonl").exists():
+        rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    epochs = [r for r in rows if "epoch" in r]
+    last = epochs[-1] if epochs else None
+    return {"status": "not started" if not rows else f"at {last['phase']} epoch {last['epoch']}" if last
+            else f"at {rows[-1]['phase']}", "val_accuracy": last.get("val_accuracy") if last else None}
+
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--arch", default="dscnn-s-img")
     p.add_argument("--dataset", default="fmnist")
     p.add_argument("--data-dir")
-    p.add_argument("--epochs", type=int, default=4)
-    p.add_argument("--finetune-epochs", type=int, default=4)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--limit-train", type=int)
-    p.add_argument("--limit-eval", type=int)
-    p.add_argument("--width", type=float, default=1.0)
-    p.add_argument("--no-scratch", action="store_true", help="skip the scratch baseline")
-    p.add_argument("--scratch-budgets", help="train the scratch baseline only at these budgets, e.g. 0.25")
+    p.add_argument("--profile", choices=list(PROFILES), default="full")
+    p.add_argument("--runs", nargs="+", choices=list(RUNS), default=list(RUNS), help="which runs, in this order")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--threads", type=int)
+    p.add_argument("--work", type=Path, help="checkpoints and families (default: benchmarks/runs/accuracy-PROFILE)")
     p.add_argument("--out", type=Path, default=HERE / "results")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--report-only", action="store_true", help="write the table from the runs as they stand")
     args = p.parse_args(argv)
+    prof = PROFILES[args.profile]
+    work = args.work or HERE / "runs" / f"accuracy-{args.profile}"
+    stem = f"accuracy-{args.arch}-{args.dataset}" + ("" if args.profile == "full" else f"-{args.profile}")
+    command = "python benchmarks/accuracy.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    if not args.report_only:
+        from reds.train import Trainer
 
-    cfg = TrainConfig(arch=args.arch, dataset=args.dataset, data_dir=args.data_dir, epochs=args.epochs,
-                      finetune_epochs=args.finetune_epochs, batch_size=args.batch_size,
-                      limit_train=args.limit_train, limit_eval=args.limit_eval, width_mult=args.width,
-                      baseline=None if args.no_scratch else "scratch", seed=args.seed,
-                      baseline_budgets=[float(b) for b in args.scratch_budgets.split(",")]
-                      if args.scratch_budgets else None)
-    stem = f"accuracy-{args.arch}-{args.dataset}"
-    t0 = time.time()
-    with tempfile.TemporaryDirectory() as tmp:
-        fam = Trainer(cfg, Path(tmp) / "family").run()
-        wall = time.time() - t0
-        # keep the trained family (a few hundred KB) and its plots beside the numbers
-        args.out.mkdir(parents=True, exist_ok=True)
-        kept = args.out / "families" / stem
-        shutil.rmtree(kept, ignore_errors=True)
-        kept.mkdir(parents=True)
-        for name in ("family.json", "weights.safetensors"):
-            shutil.copy(Path(tmp) / "family" / name, kept / name)
-    # relative paths: the report records where its family lies
-    report(open_family(os.path.relpath(kept)), os.path.relpath(args.out / f"{stem}-report"))
-    reds = PUBLISHED.get((args.arch, args.dataset), {})
-    rows = []
-    for s in reversed(fam.submodels):
-        rows.append({"budget": s.budget, "macs": s.macs, "widths": s.widths, "accuracy": s.accuracy,
-                     "val_accuracy": s.val_accuracy, "scratch_accuracy": s.scratch_accuracy,
-                     "reds_published": reds.get(round(s.budget, 2))})
-    result = {
-        "command": "python benchmarks/accuracy.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
-        "date": datetime.date.today().isoformat(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        "arch": args.arch, "dataset": args.dataset, "epochs": args.epochs,
-        "finetune_epochs": args.finetune_epochs, "train_samples": fam.training["train_samples"],
-        "test_samples": fam.training["test_samples"], "wall_seconds": round(wall, 1),
-        "knapsack": {k: fam.knapsack[k] for k in ("mode", "status", "seconds")}, "submodels": rows,
-        "plot": f"{stem}-report/accuracy.png",
-    }
-    atomic_write(args.out / f"{stem}.json", lambda p: p.write_text(json.dumps(result, indent=2) + "\n"))
-    atomic_write(args.out / f"{stem}.md", lambda p: p.write_text(markdown(result)))
-    print(markdown(result))
+        for run in args.runs:
+            folder = work / run
+            if progress(folder)["status"] == "finished":
+                print(f"== {run}: finished before", flush=True)
+                continue
+            print(f"== {run}: {RUNS[run]}", flush=True)
+            Trainer(config(run, args, prof), folder, device=args.device, threads=args.threads).run(resume=True)
+            write(args, prof, work, stem, command)
+    write(args, prof, work, stem, command)
     return 0
+
+
+def write(args, prof, work: Path, stem: str, command: str) -> None:
+    runs = {run: progress(work / run) for run in RUNS}
+    published = PUBLISHED.get((args.arch, args.dataset), {})
+    result = {
+        "command": command, "date": datetime.date.today().isoformat(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "arch": args.arch, "dataset": args.dataset, "profile": args.profile, **prof, "runs": runs,
+        "reds_published": {str(k): v for k, v in published.items()}, "plot": f"{stem}.png",
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    atomic_write(args.out / f"{stem}.json", lambda p: p.write_text(json.dumps(result, indent=2) + "\n"))
+    plot(result, args.out / f"{stem}.png")
+    text = markdown(result)
+    atomic_write(args.out / f"{stem}.md", lambda p: p.write_text(text))
+    print(text, flush=True)
 
 
 def _f(v):
     return "-" if v is None else f"{v:.2f}"
 
 
+def table_rows(r: dict) -> list[list[str]]:
+    runs, published = r["runs"], r["reds_published"]
+    base = next((v for v in runs.values() if v["status"] == "finished"), None)
+    if base is None:
+        return []
+    out = []
+    for i in reversed(range(len(base["submodels"]))):
+        s = base["submodels"][i]
+
+        def acc(run, key="accuracy"):
+            v = runs[run]
+            return _f(v["submodels"][i][key]) if v["status"] == "finished" else "-"
+        pub = published.get(str(round(s["budget"], 2)))
+        best = max((runs[k]["submodels"][i]["accuracy"] for k in ("default", "distill", "reds")
+                    if runs[k]["status"] == "finished"), default=None)
+        out.append([f"{s['budget']:.0%}", f"{s['macs']:,}", acc("default"), acc("reds"), acc("distill"),
+                    acc("default", "scratch_accuracy"), _f(pub),
+                    "-" if pub is None or best is None else f"{best - pub:+.2f}"])
+    return out
+
+
 def markdown(r: dict) -> str:
-    table = md_table(
-        ["budget", "MACs", "reds test %", "scratch test %", "REDS published %", "reds - REDS"],
-        [[f"{s['budget']:.0%}", f"{s['macs']:,}", _f(s["accuracy"]), _f(s["scratch_accuracy"]),
-          _f(s["reds_published"]),
-          "-" if s["reds_published"] is None else f"{s['accuracy'] - s['reds_published']:+.2f}"]
-         for s in r["submodels"]])
-    return (f"## Accuracy: {r['arch']} on {r['dataset']}\n\n"
-            f"`{r['command']}` ({r['date']}, {r['machine']})\n\n"
-            f"{r['epochs']} pretraining + {r['finetune_epochs']} fine-tuning epochs on {r['train_samples']:,} "
-            f"training samples, tested on {r['test_samples']:,}; wall time {r['wall_seconds'] / 60:.1f} min "
-            f"(scratch baselines included). Knapsack: {r['knapsack']['mode']}, {r['knapsack']['status']}, "
-            f"{r['knapsack']['seconds']:.2f} s.\n\n{table}\n\n"
-            f"![accuracy vs MACs](results/{r['plot']})\n")
+    head = (f"## Accuracy: {r['arch']} on {r['dataset']} ({r['profile']} length)\n\n"
+            f"`{r['command'].strip()}` ({r['date']}, {r['machine']})\n\n")
+    rows = table_rows(r)
+    table = md_table(["budget", "MACs", "reds (default) %", "reds --recipe reds %", "reds --distill %",
+                      "scratch %", "REDS published %", "best reds - REDS"], rows) if rows else \
+        "(no run has finished yet)"
+    runs = []
+    for name, v in r["runs"].items():
+        epochs = (f"{r['epochs']} + {r['reds_finetune_epochs'] if name == 'reds' else r['finetune_epochs']}"
+                  + (" + BN" if name == "reds" else ""))
+        if v["status"] == "finished":
+            runs.append([name, epochs, f"{v['train_samples']:,}", v.get("device") or "-",
+                         f"{v['seconds'] / 60:.1f} min", "finished"])
+        else:
+            val = v.get("val_accuracy")
+            runs.append([name, epochs, "-", "-", "-", v["status"] + (
+                f" (val {' / '.join(f'{a:.2f}' for a in val)} %)" if val else "")])
+    runs_table = md_table(["run", "epochs (pretrain + fine-tune)", "train samples", "device", "wall time",
+                           "status"], runs)
+    return (head + table + "\n\n" + runs_table + "\n\nThe scratch column trains the smallest submodel's widths "
+            "alone for pretraining + fine-tuning epochs. Test accuracy on the 10,000 test images; "
+            "wall time includes the scratch baseline.\n\n"
+            + (f"![accuracy vs MACs](results/{r['plot']})\n" if rows else ""))
+
+
+def plot(r: dict, path: Path) -> None:
+    if not table_rows(r):
+        return
+    import matplotlib
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    styles = {"default": ("reds (default recipe)", "o-"), "reds": ("reds --recipe reds", "s-"),
+              "distill": ("reds --distill", "^-")}
+    for name, (label, style) in styles.items():
+        v = r["runs"][name]
+        if v["status"] == "finished":
+            subs = v["submodels"]
+            ax.plot([s["macs"] / 1e6 for s in subs], [s["accuracy"] for s in subs], style, label=label)
+    base = next(v for v in r["runs"].values() if v["status"] == "finished")["submodels"]
+    scratch = [(s["macs"] / 1e6, s["scratch_accuracy"]) for s in r["runs"]["default"].get("submodels", [])
+               if s["scratch_accuracy"] is not None]
+    if scratch:
+        ax.plot(*zip(*scratch), "D", color="#ff7f0e", label="same widths trained alone")
+    pub = [(s["macs"] / 1e6, r["reds_published"][str(round(s["budget"], 2))]) for s in base
+           if str(round(s["budget"], 2)) in r["reds_published"]]
+    if pub:
+        ax.plot(*zip(*pub), "x--", color="#7f7f7f", label="REDS published")
+    ax.set_xlabel("MACs (millions)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"{r['arch']} on {r['dataset']}: accuracy per submodel")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    atomic_write(path, lambda p: fig.savefig(p, format="png"))
+    plt.close(fig)
 
 
 if __name__ == "__main__":
