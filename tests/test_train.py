@@ -172,3 +172,93 @@ def test_truncated_weights_are_refused(tiny_family):
     w.write_bytes(w.read_bytes()[:100])
     with pytest.raises(RedsError, match="weights.safetensors"):
         fam_io.load(tiny_family)
+
+
+# ---------------------------------------------------------------- recipes, devices, data path
+
+def test_reds_recipe_switches_at_reds_steps():
+    """At REDS's own size (250 epochs of 469 steps) the scaled schedule switches exactly at
+    steps 16,406 and 30,468; batch-norm tuning is 10 of 250 epochs."""
+    from reds.train import RECIPES
+    reds, total = RECIPES["reds"], 250 * 469
+    assert [reds.rate(1e-3, s, total) for s in (0, 16_405, 16_406, 30_467, 30_468, total - 1)] == \
+        pytest.approx([1e-3, 1e-3, 2.5e-4, 2.5e-4, 1e-5, 1e-5])
+    assert reds.bn_only_epochs(250) == 10 and reds.bn_only_epochs(3) == 1 and reds.bn_only_epochs(0) == 0
+    assert reds.batch_size == 128 and reds.bn_momentum == pytest.approx(0.01)  # Keras's 0.99
+    cos = RECIPES["default"]
+    assert cos.rate(5e-4, 0, 100) == pytest.approx(5e-4) and cos.rate(5e-4, 50, 100) == pytest.approx(2.5e-4)
+    assert cos.bn_only_epochs(250) == 0
+    # flags left unset take the recipe's values; given ones win
+    assert TrainConfig(arch="dnn-s", dataset="synth-kws", recipe="reds").batch_size == 128
+    assert TrainConfig(arch="dnn-s", dataset="synth-kws", recipe="reds", batch_size=32).batch_size == 32
+    with pytest.raises(RedsError, match="unknown recipe"):
+        TrainConfig(arch="dnn-s", dataset="synth-kws", recipe="fast")
+
+
+def test_dscnn_s_img_is_reds_vision_network():
+    """REDS's released Fashion-MNIST network: MACs counted by hand, 1,280 features into the
+    classifier (a 2x10 map of 64 channels after the 13x5 stride-1 pool)."""
+    from reds.ir.archs import build_spec
+    from reds.ir.cost import cost
+    spec = build_spec("dscnn-s-img", dataset="fmnist")
+    pool, dense = spec.layers[-3], spec.layers[-1]
+    assert pool.in_hw == (14, 14) and pool.out_hw == (2, 10)
+    assert dense.in_spatial * 64 == 1280 and spec.param_shapes(dense)["weight"] == (10, 1280)
+    conv0, dw, pw = 14 * 14 * 64 * 9, 14 * 14 * 64 * 9, 14 * 14 * 64 * 64
+    assert cost(spec, spec.full_widths()).macs == conv0 + 4 * (dw + pw) + 1280 * 10
+    assert all(l.op.eps == 1e-3 for l in spec.layers if l.kind == "batch_norm")
+
+
+def test_cuda_without_a_gpu_is_one_clear_line(synth_kws, tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    rc = main(["train", "--arch", "dnn-s", "--dataset", "synth-kws", "--data-dir", str(synth_kws),
+               "--device", "cuda", "--out", str(tmp_path / "f")])
+    err = capsys.readouterr().err
+    assert rc != 0 and "sees no CUDA GPU" in err and "--device cpu" in err and "Traceback" not in err
+    assert not (tmp_path / "f").exists()
+
+
+def test_features_precomputed_once_without_augmentation(synth_kws):
+    """Without augmentation the training features are computed once, and the batches are
+    exactly those computed batch by batch."""
+    from reds import data
+    a = data.load("synth-kws", str(synth_kws))
+    b = data.load("synth-kws", str(synth_kws))
+    calls = {"n": 0}
+    real = b.featurize
+
+    def counted(x, augment, gen):
+        calls["n"] += 1
+        return real(x, augment, gen)
+    b.featurize = counted
+    b.precompute("train")
+    n = calls["n"]
+    for _ in range(2):  # two epochs: no featurising at all
+        got = list(b.batches("train", 50, shuffle=True, generator=torch.Generator().manual_seed(1)))
+    assert calls["n"] == n
+    ref = list(a.batches("train", 50, shuffle=True, generator=torch.Generator().manual_seed(1)))
+    assert len(got) == len(ref)
+    for (x1, y1), (x2, y2) in zip(got, ref):
+        assert torch.equal(y1, y2)
+        torch.testing.assert_close(x1, x2, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="cannot be augmented"):
+        next(b.batches("train", 8, augment=True))
+
+
+def test_prefetch_keeps_order_raises_and_stops():
+    import threading
+    from reds.train.trainer import prefetch
+    assert list(prefetch(iter(range(50)))) == list(range(50))
+
+    def broken():
+        yield 1
+        raise OSError("disk gone")
+    it = prefetch(broken())
+    assert next(it) == 1
+    with pytest.raises(OSError, match="disk gone"):
+        next(it)
+    it = prefetch(iter(range(10_000)))
+    assert next(it) == 0
+    it.close()  # the consumer stops early: the helper thread ends too
+    assert not any(t.name == "reds-batches" for t in threading.enumerate())

@@ -29,6 +29,18 @@ class Dataset:
     # raw batch, augment flag, generator -> float32 features (B, C, H, W)
     featurize: Callable[[torch.Tensor, bool, torch.Generator], torch.Tensor] | None = None
     info: dict = field(default_factory=dict)
+    featurized: set[str] = field(default_factory=set)  # splits whose x already holds features
+
+    def precompute(self, split: str) -> None:
+        """Featurise a split once and keep the features (for training without augmentation:
+        MFCCs then cost nothing per epoch)."""
+        s = self.splits[split]
+        if self.featurize is None or split in self.featurized or not len(s):
+            return
+        gen = torch.Generator().manual_seed(0)  # unused without augmentation
+        x = torch.cat([self.featurize(s.x[i:i + 1000], False, gen).float() for i in range(0, len(s), 1000)])
+        self.splits[split] = Split(x, s.y)
+        self.featurized.add(split)
 
     @property
     def num_classes(self) -> int:
@@ -56,6 +68,9 @@ class Dataset:
         for i in range(0, n, batch_size):
             idx = order[i : i + batch_size]
             x = s.x[idx]
-            if self.featurize is not None:
+            if split in self.featurized:
+                if augment:
+                    raise ValueError(f"split {split} holds precomputed features: it cannot be augmented")
+            elif self.featurize is not None:
                 x = self.featurize(x, augment, generator)
             yield x.float(), s.y[idx]

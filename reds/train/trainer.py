@@ -133,6 +133,8 @@ class Trainer:
         arch = get_arch(cfg.arch)
         self.ds = datasets.load(cfg.dataset, cfg.data_dir, kws_stride_ms=arch.kws_stride_ms, seed=cfg.seed)
         self._limit()
+        if not cfg.augment:  # the same features every epoch: compute them once
+            self.ds.precompute("train")
         self.spec = build_spec(cfg.arch, self.ds.input_shape, self.ds.num_classes, width_mult=cfg.width_mult)
         self._eval_cache: dict[str, list] = {}
         self.rows: list[str] = []  # metrics.jsonl lines up to now (kept in the checkpoint)
