@@ -97,6 +97,8 @@ def main(argv=None) -> int:
     work = args.work or HERE / "runs" / f"accuracy-{args.profile}"
     stem = f"accuracy-{args.arch}-{args.dataset}" + ("" if args.profile == "full" else f"-{args.profile}")
     command = "python benchmarks/accuracy.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    if args.report_only and not work.is_dir():
+        raise SystemExit(f"{work}: no runs to report; run without --report-only first")
     if not args.report_only:
         from reds.train import Trainer
 
@@ -129,6 +131,10 @@ def write(args, prof, work: Path, stem: str, command: str) -> None:
     print(text, flush=True)
 
 
+HEADERS = ["budget", "MACs", "reds (default) %", "reds --recipe reds %", "reds --distill %", "scratch %",
+           "REDS published %", "best reds - REDS"]
+
+
 def _f(v):
     return "-" if v is None else f"{v:.2f}"
 
@@ -158,9 +164,7 @@ def markdown(r: dict) -> str:
     head = (f"## Accuracy: {r['arch']} on {r['dataset']} ({r['profile']} length)\n\n"
             f"`{r['command'].strip()}` ({r['date']}, {r['machine']})\n\n")
     rows = table_rows(r)
-    table = md_table(["budget", "MACs", "reds (default) %", "reds --recipe reds %", "reds --distill %",
-                      "scratch %", "REDS published %", "best reds - REDS"], rows) if rows else \
-        "(no run has finished yet)"
+    table = md_table(HEADERS, rows) if rows else "(no run has finished yet)"
     runs = []
     for name, v in r["runs"].items():
         epochs = (f"{r['epochs']} + {r['reds_finetune_epochs'] if name == 'reds' else r['finetune_epochs']}"

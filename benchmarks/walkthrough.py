@@ -57,13 +57,16 @@ def main(argv=None) -> None:
         rows.append({"step": what, "command": cmd.format(w="runs"), "seconds": round(seconds, 1)})
         print(f"{seconds:7.1f} s  {line}", file=sys.stderr, flush=True)
     total = sum(r["seconds"] for r in rows)
+    subs = json.loads((args.work / "family" / "family.json").read_text())["submodels"]
     doc = {"date": datetime.date.today().isoformat(), "machine": describe_machine(), "steps": rows,
-           "total_seconds": round(total, 1)}
+           "total_seconds": round(total, 1),
+           "test_accuracy": {f"{s['budget']:g}": s["accuracy"] for s in subs}}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "walkthrough.json").write_text(json.dumps(doc, indent=2) + "\n")
     md = [f"## Walk-through, timed", "",
           f"`python benchmarks/walkthrough.py` ({doc['date']}, {doc['machine']}): the README's commands, "
-          f"one after the other, {total / 60:.1f} minutes in all.", "",
+          f"one after the other, {total / 60:.1f} minutes in all. Test accuracy of the family, per budget: "
+          + ", ".join(f"{float(b):.0%}: {a:.1f} %" for b, a in doc["test_accuracy"].items()) + ".", "",
           "| step | command | wall time |", "|---|---|---|"]
     md += [f"| {r['step']} | `{r['command']}` | {r['seconds']:.0f} s |" for r in rows]
     (args.out / "walkthrough.md").write_text("\n".join(md) + "\n")
