@@ -115,6 +115,45 @@ print(json.dumps(rows))
 """
 
 
+# Importance from 25 minibatches against 100 (REDS's, and the default), on a network
+# pretrained for one epoch: rank agreement per group and the widths the knapsack then picks.
+IMPORTANCE = r"""
+import json, sys, tempfile
+sys.path.insert(0, sys.argv[1])
+import torch
+from reds.nn.importance import scores
+from reds.nn.nested import NestedNet
+from reds.nn.permute import order_by_importance
+from reds.search.knapsack import Limits, solve
+from reds.train.trainer import TrainConfig, Trainer
+arch, dataset, limit, batch = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+cfg = TrainConfig(arch=arch, dataset=dataset, limit_train=limit, batch_size=batch, epochs=1, finetune_epochs=1)
+t = Trainer(cfg, tempfile.mkdtemp(), progress=False, log=lambda m: None)
+torch.manual_seed(0)
+net = NestedNet(t.spec)
+t._epoch(net, torch.optim.Adam(net.parameters(), lr=1e-3), "pretrain", 0, [t.spec.full_widths()], [1.0], 1, 1e-3)
+t._calibrate(net, t.spec.full_widths(), 0)
+gen = torch.Generator().manual_seed(0)
+batches = list(t.ds.batches("train", 64, shuffle=True, generator=gen))
+batches = (batches * 100)[:100]
+out = {}
+for n in (25, 100):
+    sc = scores(net, "grad", batches[:n])
+    perm = order_by_importance(sc)
+    norm = {g: s[perm[g]] / s.sum() for g, s in sc.items()}
+    sols = solve(t.spec, norm, [0.25, 0.5, 0.75, 1.0], "bottom-up", Limits(None, None, {}), 30.0, 0)
+    out[n] = {"scores": {g: s.tolist() for g, s in sc.items()}, "widths": [s.widths for s in sols]}
+def spearman(a, b):
+    ra, rb = (torch.tensor(v).argsort().argsort().double() for v in (a, b))
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    return float((ra * rb).sum() / (ra.norm() * rb.norm()))
+rho = {g: spearman(out[25]["scores"][g], out[100]["scores"][g]) for g in out[25]["scores"]}
+same = sum(a == b for a, b in zip(out[25]["widths"], out[100]["widths"]))
+print(json.dumps({"spearman": rho, "same_widths": same, "budgets": 4, "widths_25": out[25]["widths"],
+                  "widths_100": out[100]["widths"]}))
+"""
+
+
 def _run(code: str, *argv, cwd=None) -> tuple[str, float]:
     t0 = time.perf_counter()
     r = subprocess.run([sys.executable, "-c", code, *map(str, argv)], capture_output=True, text=True, cwd=cwd)
@@ -133,7 +172,13 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--out", type=Path, default=HERE / "results")
+    p.add_argument("--render", action="store_true", help="only rewrite training.md from training.json")
     args = p.parse_args(argv)
+    if args.render:
+        text = markdown(json.loads((args.out / "training.json").read_text()))
+        atomic_write(args.out / "training.md", lambda p: p.write_text(text))
+        print(text)
+        return 0
 
     old = subprocess.run(["git", "rev-parse", "--short", args.baseline], cwd=ROOT, capture_output=True,
                          text=True)
@@ -163,13 +208,15 @@ def main(argv=None) -> int:
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT)
     line, _ = _run(OVERHEAD, ROOT, args.arch, args.dataset, args.batch_size)
+    imp, _ = _run(IMPORTANCE, ROOT, args.arch, args.dataset, args.limit_train, args.batch_size)
     result = {
         "command": "python benchmarks/training.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
         "date": datetime.date.today().isoformat(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "arch": args.arch, "dataset": args.dataset, "limit_train": args.limit_train,
-        "batch_size": args.batch_size, "baseline": old.stdout.strip(), "new": new_rev,
+        "batch_size": args.batch_size, "baseline_commit": old.stdout.strip(), "new_commit": new_rev,
         "whole_run_flags": " ".join(flags), **results, "overhead": json.loads(line),
+        "importance": json.loads(imp),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write(args.out / "training.json", lambda p: p.write_text(json.dumps(result, indent=2) + "\n"))
@@ -180,6 +227,7 @@ def main(argv=None) -> int:
 
 
 def markdown(r: dict) -> str:
+    imp = r["importance"]
     rows = []
     for ph in ("pretrain", "finetune"):
         o, n = r["old"][ph], r["new"][ph]
@@ -193,13 +241,20 @@ def markdown(r: dict) -> str:
                      for o in r["overhead"]])
     return (f"## Training speed: {r['arch']} on {r['dataset']}\n\n"
             f"`{r['command'].strip()}` ({r['date']}, {r['machine']})\n\n"
-            f"Commit {r['baseline']} against {r['new']}, alternately, best of the repeats; one epoch of "
+            f"Commit {r['baseline_commit']} against {r['new_commit']}, alternately, best of the repeats; one epoch of "
             f"{r['limit_train']:,} samples at batch {r['batch_size']} (samples per second include the epoch's "
             f"validation; the newer trainer also augments the images). The whole run is "
             f"`reds train {r['whole_run_flags']}` with each commit's defaults.\n\n"
             + md_table(["phase", "old samples/s", "new samples/s", "speed-up", "validation s, old / new"], rows)
             + "\n\nThe nested network's weight slicing against a plain PyTorch model of the same widths "
-              "(one training step, batch " + f"{r['batch_size']}, best of 3 x 10):\n\n" + over + "\n")
+              "(one training step, batch " + f"{r['batch_size']}, best of 3 x 10):\n\n" + over
+            + "\n\nImportance from 25 minibatches against 100 (REDS's, `--importance-batches`' default), after "
+              "one pretraining epoch: Spearman rank correlation of the unit scores per group "
+            + ", ".join(f"{g} {v:.3f}" for g, v in imp["spearman"].items())
+            + f"; the knapsack picks the same widths at {imp['same_widths']} of {imp['budgets']} budgets"
+            + ("" if imp["same_widths"] == imp["budgets"] else
+               " (25: " + "; ".join(",".join(str(v) for v in w.values()) for w in imp["widths_25"]) + " / 100: "
+               + "; ".join(",".join(str(v) for v in w.values()) for w in imp["widths_100"]) + ")") + ".\n")
 
 
 if __name__ == "__main__":

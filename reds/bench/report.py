@@ -110,7 +110,7 @@ def collect(family: OpenFamily, bench_path=None) -> dict:
     d = {"format": FORMAT, "version": VERSION, "family": Path(family_dir).name, "arch": fam.arch,
          "dataset": fam.dataset, "width_mult": fam.width_mult, "groups": groups, "full_macs": full,
          "num_classes": fam.num_classes,
-         "training": {k: t.get(k) for k in ("epochs", "finetune_epochs", "train_samples") if k in t},
+         "training": {k: t.get(k) for k in ("epochs", "finetune_epochs", "train_samples", "recipe") if k in t},
          "knapsack": {k: fam.knapsack.get(k) for k in ("mode", "solver", "status", "seconds") if k in fam.knapsack},
          "submodels": subs, "date": datetime.date.today().isoformat(),
          "published": ({"budgets_pct": sorted(100 * b for b in PUBLISHED[key]),
@@ -210,6 +210,7 @@ def plot_accuracy(d: dict, path: Path) -> None:
     how = ""
     if tr.get("epochs") is not None:
         how = (f"\ntrained {tr['epochs']} + {tr.get('finetune_epochs', 0)} epochs"
+               + (f" (recipe {tr['recipe']})" if tr.get("recipe") else "")
                + (f" on {tr['train_samples']:,} samples" if tr.get("train_samples") else "")
                + " (REDS fine-tunes 250 epochs)")
     ax.set_title(f"Accuracy vs MACs: {_title(d)}{how}", fontsize=12)

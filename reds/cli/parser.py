@@ -134,8 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="order of the budgets: bottom-up (REDS: smallest first), top-down, or joint (all at once)")
     t.add_argument("--importance", choices=METHODS, default="grad",
                    help="unit score: grad (REDS: |W x gradient|), l1 (|W|) or random")
-    t.add_argument("--importance-batches", type=_positive(int), default=25,
-                   help="minibatches the grad score sums over (REDS: 100)")
+    t.add_argument("--importance-batches", type=_positive(int), default=100,
+                   help="minibatches the grad score sums over (REDS's 100: seconds, and fewer change the widths)")
     t.add_argument("--importance-norm", choices=["group", "none"], default="group",
                    help="group: weigh the share of each group's importance kept; none: REDS's raw sum")
     t.add_argument("--epochs", type=_nonneg_int, default=10, help="pretraining epochs (full network)")

@@ -123,9 +123,9 @@ class NestedNet(nn.Module):
                 return F.batch_norm(x, mean, var, s.weight[:cout], s.bias[:cout], True, momentum, op.eps)
             return F.batch_norm(x, mean, var, s.weight[:cout], s.bias[:cout], False, 0.0, op.eps)
         if isinstance(op, ReLU):
-            return F.relu(x)
+            return F.relu(x, inplace=layer.index > 0)  # a layer's fresh output: no copy
         if isinstance(op, LeakyReLU):
-            return F.leaky_relu(x, op.slope)
+            return F.leaky_relu(x, op.slope, inplace=layer.index > 0)
         if isinstance(op, AvgPool):
             k = layer.in_hw if op.kernel is None else op.kernel
             return F.avg_pool2d(x, k, op.stride or k)

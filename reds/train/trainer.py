@@ -52,9 +52,9 @@ class TrainConfig:
     budgets: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0])
     knapsack: str = "bottom-up"
     importance: str = "grad"
-    # REDS sums the gradient over 100 minibatches; the ranking it gives is settled long before
-    # (benchmarks/README.md, "Training speed")
-    importance_batches: int = 25
+    # REDS sums the gradient over 100 minibatches: a few seconds of a run, and 25 already pick
+    # other widths (benchmarks/README.md, "Training speed")
+    importance_batches: int = 100
     # "group": each group's scores sum to 1, so the knapsack weighs the share of each layer's
     # importance kept (raw gradient scores differ by orders of magnitude between layers, and
     # REDS's raw sum ("none") can starve a whole layer down to 2 units)
