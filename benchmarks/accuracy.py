@@ -23,7 +23,6 @@ import os
 import platform
 import shlex
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -148,7 +147,7 @@ def table_rows(r: dict) -> list[list[str]]:
     for i in reversed(range(len(base["submodels"]))):
         s = base["submodels"][i]
 
-        def acc(run, key="accuracy"):
+        def acc(run, key="accuracy", i=i):
             v = runs[run]
             return _f(v["submodels"][i][key]) if v["status"] == "finished" else "-"
         pub = published.get(str(round(s["budget"], 2)))

@@ -63,7 +63,7 @@ def main(argv=None) -> None:
            "test_accuracy": {f"{s['budget']:g}": s["accuracy"] for s in subs}}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "walkthrough.json").write_text(json.dumps(doc, indent=2) + "\n")
-    md = [f"## Walk-through, timed", "",
+    md = ["## Walk-through, timed", "",
           f"`python benchmarks/walkthrough.py` ({doc['date']}, {doc['machine']}): the README's commands, "
           f"one after the other, {total / 60:.1f} minutes in all. Test accuracy of the family, per budget: "
           + ", ".join(f"{float(b):.0%}: {a:.1f} %" for b, a in doc["test_accuracy"].items()) + ".", "",

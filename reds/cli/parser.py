@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     from ..ir.archs import ARCHS
     from ..nn import METHODS
     from ..search import MODES
-    from ..train import RECIPES
+    from ..train import DEVICES, RECIPES
 
     layouts = list(abi.layout_names())
     boards = list_boards()
@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "speech: time shift, background noise)")
     t.add_argument("--val-samples", type=_positive(int), default=2000,
                    help="validation samples scored after each epoch (the family records all of them)")
-    t.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+    t.add_argument("--device", choices=DEVICES, default="auto",
                    help="auto: the GPU when PyTorch sees one (bfloat16 autocast), else the CPU")
     t.add_argument("--threads", type=_positive(int),
                    help="CPU threads (default: PyTorch's, at most the CPUs this process may use)")

@@ -1,9 +1,10 @@
 """Training a family: pretrain, importance, permutation, knapsack, joint fine-tuning, and
-the test accuracy of every submodel (`evaluate`). `recipes` (the schedules) imports no
-torch, so the command line can list them quickly; the trainer loads on first use."""
+the test accuracy of every submodel (`evaluate`). `recipes` (the schedules) and `devices`
+import no torch, so the command line lists them quickly; the trainer loads on first use."""
+from .devices import DEVICES
 from .recipes import RECIPES, Recipe
 
-_TRAINER = ("DEVICES", "TrainConfig", "Trainer", "evaluate", "submodel_weights")
+_TRAINER = ("TrainConfig", "Trainer", "evaluate", "submodel_weights")
 
 
 def __getattr__(name):
@@ -13,4 +14,4 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
-__all__ = ["RECIPES", "Recipe", *_TRAINER]
+__all__ = ["DEVICES", "RECIPES", "Recipe", *_TRAINER]

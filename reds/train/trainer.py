@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import queue
 import sys
 import threading
@@ -35,13 +34,12 @@ from ..nn.importance import scores as importance_scores
 from ..nn.nested import NestedNet
 from ..nn.permute import order_by_importance, permute_all
 from ..search.knapsack import Limits, solve
+from .devices import cpus, pick_device, set_threads
 from .recipes import RECIPES, Recipe
 
 CHECKPOINT = "checkpoint.pt"
 BN_RATE = 0.25  # batch-norm-only tuning runs at this share of the fine-tuning rate (REDS's middle stage)
 METRICS = "metrics.jsonl"
-PHASES = ("pretrain", "search", "finetune", "bn", "done")
-DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass
@@ -93,31 +91,6 @@ class TrainConfig:
         return RECIPES[self.recipe]
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    """`auto`: the GPU when PyTorch sees one, else the CPU."""
-    if name not in DEVICES:
-        raise RedsError(f"unknown device '{name}'; choose one of: {', '.join(DEVICES)}")
-    if name == "cuda" and not torch.cuda.is_available():
-        build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
-        raise RedsError(f"--device cuda: PyTorch sees no CUDA GPU (torch {torch.__version__}, {build}); "
-                        "use --device cpu, or install a CUDA build of torch on a machine with a GPU")
-    return torch.device("cuda" if name in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
-
-
-def _cpus() -> int:
-    """The CPUs this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def set_threads(threads: int | None) -> int:
-    """Intra-op threads; by default PyTorch's choice (its physical cores) capped by the CPUs
-    this process may run on (a container's or taskset's share). Returns the number set."""
-    if not threads:
-        threads = max(1, min(torch.get_num_threads(), _cpus()))
-    torch.set_num_threads(threads)
-    return threads
-
-
 class Trainer:
     def __init__(self, cfg: TrainConfig, out_dir: str | Path, *, progress: bool | None = None, log=None,
                  device: str = "auto", threads: int | None = None):
@@ -155,7 +128,7 @@ class Trainer:
         samples/s on 2 cores), so then the batches are made in line."""
         gen = torch.Generator().manual_seed(hash_seed(self.cfg.seed, phase, epoch))
         it = self.ds.batches("train", self.cfg.batch_size, shuffle=True, augment=self.cfg.augment, generator=gen)
-        if self.device.type == "cuda" or self.threads < _cpus():
+        if self.device.type == "cuda" or self.threads < cpus():
             it = prefetch(it)
         return (self._to_device(x, y) for x, y in it)
 
