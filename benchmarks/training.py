@@ -61,7 +61,7 @@ def epoch(ws, phase):
     train = time.perf_counter() - t0
     t0 = time.perf_counter()
     for k, w in enumerate(ws):
-        t._accuracy(net, "val", w, k, cfg.val_samples) if bounded else t._accuracy(net, "val", w, k)
+        t._accuracy(net, "val", w, k, cfg.val_per_epoch) if bounded else t._accuracy(net, "val", w, k)
     return {"train_s": train, "val_s": time.perf_counter() - t0,
             "samples_per_s": t.ds.size("train") / (train + time.perf_counter() - t0)}
 

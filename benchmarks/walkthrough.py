@@ -29,7 +29,7 @@ STEPS = [
     ("make a spoken-keyword data set", "reds data synth-kws --out {w}/data --per-word 400"),
     ("train a family of 4 nested submodels",
      "reds train --arch dscnn-s --dataset synth-kws --data-dir {w}/data --width 0.5 --epochs 10 "
-     "--finetune-epochs 5 --no-augment --out {w}/family"),
+     "--finetune-epochs 10 --no-augment --out {w}/family"),
     ("look at it", "reds info {w}/family"),
     ("export ONNX (checked in onnxruntime)", "reds export {w}/family --format onnx --out {w}/onnx"),
     ("build for the virtual Cortex-M4", "reds build {w}/family --board qemu-m4 --out {w}/build"),

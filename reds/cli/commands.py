@@ -43,7 +43,7 @@ def cmd_train(args) -> None:
         knapsack=args.knapsack, importance=args.importance, importance_batches=args.importance_batches,
         importance_norm=args.importance_norm, epochs=args.epochs, finetune_epochs=args.finetune_epochs,
         recipe=args.recipe, batch_size=args.batch_size, lr=args.lr, finetune_lr=args.finetune_lr,
-        augment=args.augment, val_samples=args.val_samples, distill=args.distill, baseline=args.baseline,
+        augment=args.augment, val_per_epoch=args.val_per_epoch, distill=args.distill, baseline=args.baseline,
         limit_train=args.limit_train, limit_eval=args.limit_eval, width_mult=args.width, seed=args.seed,
         time_limit=args.time_limit, weight_bytes=args.flash, arena_bytes=args.ram, min_units=args.min_units)
     trainer = Trainer(cfg, args.out, progress=False if args.quiet else None, device=args.device,

@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-augment", dest="augment", action="store_false",
                    help="train without the data set's augmentation (images: flip, rotation, crop; "
                         "speech: time shift, background noise)")
-    t.add_argument("--val-samples", type=_positive(int), default=2000,
+    t.add_argument("--val-per-epoch", type=_positive(int), default=2000,
                    help="validation samples scored after each epoch (the family records all of them)")
     t.add_argument("--device", choices=DEVICES, default="auto",
                    help="auto: the GPU when PyTorch sees one (bfloat16 autocast), else the CPU")

@@ -64,7 +64,7 @@ class TrainConfig:
     lr: float | None = None
     finetune_lr: float | None = None
     augment: bool = True  # the data set's training augmentation
-    val_samples: int | None = 2000  # validation samples scored after each epoch (all of them at the end)
+    val_per_epoch: int | None = 2000  # validation samples scored after each epoch (all of them at the end)
     distill: bool = False  # sandwich rule with in-place distillation from the largest submodel
     baseline: str | None = None  # "scratch": train each submodel's widths alone
     baseline_budgets: list[float] | None = None  # only these budgets' baselines (None: all)
@@ -224,7 +224,7 @@ class Trainer:
             t_phase, first = time.time(), epoch
             while epoch < epochs:
                 loss, rate = self._epoch(net, opt, name, epoch, widths, alphas, epochs, base_lr)
-                accs = [self._accuracy(net, "val", w, k if name != "pretrain" else 0, cfg.val_samples)
+                accs = [self._accuracy(net, "val", w, k, cfg.val_per_epoch)
                         for k, w in enumerate(widths)]
                 self._metric(phase=name, epoch=epoch + 1, loss=loss, val_accuracy=accs,
                              samples_per_second=round(rate, 1))
@@ -402,12 +402,19 @@ class Trainer:
                       "seconds": round(sum(s["seconds"] for s in sols) if cfg.knapsack != "joint"
                                        else sols[0]["seconds"], 3),
                       "solutions": sols},
-            training={**_jsonable(asdict(cfg)), "seconds": round(seconds, 1), "device": self._where(),
-                      # absolute: `reds eval` finds the data from any folder
-                      "data_dir": str(Path(cfg.data_dir).resolve()) if cfg.data_dir else None,
-                      "train_samples": self.ds.size("train"), "val_samples": self.ds.size("val"),
-                      "test_samples": self.ds.size("test"), "importance_seconds": round(search["seconds"], 2)},
-        )
+            training=self._training_record(seconds, search))
+
+    def _training_record(self, seconds, search) -> dict:
+        """The settings (all of TrainConfig) and what the run measured, under other names."""
+        settings = _jsonable(asdict(self.cfg))
+        measured = {"seconds": round(seconds, 1), "device": self._where(),
+                    "train_samples": self.ds.size("train"), "val_samples": self.ds.size("val"),
+                    "test_samples": self.ds.size("test"), "importance_seconds": round(search["seconds"], 2)}
+        clash = set(settings) & set(measured)
+        assert not clash, f"a training setting and a measured value share a name: {clash}"
+        # absolute: `reds eval` finds the data from any folder
+        data_dir = str(Path(self.cfg.data_dir).resolve()) if self.cfg.data_dir else None
+        return {**settings, **measured, "data_dir": data_dir}
 
     def _scratch(self, widths, k, state: dict | None, save) -> float:
         """The same widths trained alone from scratch, for the same total epochs; `state`
