@@ -96,6 +96,9 @@ def main(argv=None) -> int:
     work = args.work or HERE / "runs" / f"accuracy-{args.profile}"
     stem = f"accuracy-{args.arch}-{args.dataset}" + ("" if args.profile == "full" else f"-{args.profile}")
     command = "python benchmarks/accuracy.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    previous = args.out / f"{stem}.json"
+    if args.report_only and previous.exists():  # the table still comes from the command that trained
+        command = json.loads(previous.read_text())["command"]
     if args.report_only and not work.is_dir():
         raise SystemExit(f"{work}: no runs to report; run without --report-only first")
     if not args.report_only:
@@ -190,7 +193,7 @@ def plot(r: dict, path: Path) -> None:
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    fig, ax = plt.subplots(figsize=(9.5, 4.8), dpi=120)
     styles = {"default": ("reds (default recipe)", "o-"), "reds": ("reds --recipe reds", "s-"),
               "distill": ("reds --distill", "^-")}
     for name, (label, style) in styles.items():
@@ -202,16 +205,19 @@ def plot(r: dict, path: Path) -> None:
     scratch = [(s["macs"] / 1e6, s["scratch_accuracy"]) for s in r["runs"]["default"].get("submodels", [])
                if s["scratch_accuracy"] is not None]
     if scratch:
-        ax.plot(*zip(*scratch), "D", color="#ff7f0e", label="same widths trained alone")
+        ax.plot(*zip(*scratch), "D", color="black", label="same widths trained alone")
     pub = [(s["macs"] / 1e6, r["reds_published"][str(round(s["budget"], 2))]) for s in base
            if str(round(s["budget"], 2)) in r["reds_published"]]
     if pub:
         ax.plot(*zip(*pub), "x--", color="#7f7f7f", label="REDS published")
     ax.set_xlabel("MACs (millions)")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"{r['arch']} on {r['dataset']}: accuracy per submodel")
+    samples = f"{r['limit_train']:,} samples" if r["limit_train"] else "all training samples"
+    ax.set_title(f"{r['arch']} on {r['dataset']}: accuracy per submodel\n{r['profile']} length: "
+                 f"{r['epochs']} + {r['finetune_epochs']} epochs (REDS's recipe {r['epochs']} + "
+                 f"{r['reds_finetune_epochs']}) on {samples}", fontsize=11)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=9)  # outside: the curves span the plot
     fig.tight_layout()
     atomic_write(path, lambda p: fig.savefig(p, format="png"))
     plt.close(fig)
