@@ -61,20 +61,23 @@ def config(run: str, args, prof: dict):
 
 
 def progress(folder: Path) -> dict:
-    """Where a run stands: finished (its family) or the last metrics row it wrote."""
-    if (folder / MANIFEST).exists() and not (folder / "checkpoint.pt").exists():
-        fam = read_manifest(folder)
-        return {"status": "finished", "seconds": fam.training["seconds"], "device": fam.training.get("device"),
-                "train_samples": fam.training["train_samples"], "test_samples": fam.training["test_samples"],
-                "submodels": [{"budget": s.budget, "macs": s.macs, "accuracy": s.accuracy,
-                               "scratch_accuracy": s.scratch_accuracy} for s in fam.submodels]}
+    """Where a run stands: its family once there is one (a run whose scratch baseline still
+    trains has it too), and the last metrics row it wrote."""
     rows = []
     if (folder / "metrics.jsonl").exists():
         rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    epochs = [r for r in rows if "epoch" in r]
-    last = epochs[-1] if epochs else None
-    return {"status": "not started" if not rows else f"at {last['phase']} epoch {last['epoch']}" if last
-            else f"at {rows[-1]['phase']}", "val_accuracy": last.get("val_accuracy") if last else None}
+    last = rows[-1] if rows else None
+    val = next((r["val_accuracy"] for r in reversed(rows) if r.get("val_accuracy")), None)
+    running, family = (folder / "checkpoint.pt").exists(), (folder / MANIFEST).exists()
+    out = {"status": "finished" if family and not running else "not started" if last is None else
+           f"at {last['phase']}" + (f" epoch {last['epoch']}" if "epoch" in last else ""), "val_accuracy": val}
+    if family:
+        fam = read_manifest(folder)
+        out.update(seconds=fam.training["seconds"], device=fam.training.get("device"),
+                   train_samples=fam.training["train_samples"], test_samples=fam.training["test_samples"],
+                   submodels=[{"budget": s.budget, "macs": s.macs, "accuracy": s.accuracy,
+                               "scratch_accuracy": s.scratch_accuracy} for s in fam.submodels])
+    return out
 
 
 def main(argv=None) -> int:
@@ -106,7 +109,7 @@ def main(argv=None) -> int:
 
         for run in args.runs:
             folder = work / run
-            if progress(folder)["status"] == "finished":
+            if progress(folder)["status"] == "finished":  # else resumed, or started
                 print(f"== {run}: finished before", flush=True)
                 continue
             print(f"== {run}: {RUNS[run]}", flush=True)
@@ -143,7 +146,7 @@ def _f(v):
 
 def table_rows(r: dict) -> list[list[str]]:
     runs, published = r["runs"], r["reds_published"]
-    base = next((v for v in runs.values() if v["status"] == "finished"), None)
+    base = next((v for v in runs.values() if "submodels" in v), None)
     if base is None:
         return []
     out = []
@@ -152,10 +155,10 @@ def table_rows(r: dict) -> list[list[str]]:
 
         def acc(run, key="accuracy", i=i):
             v = runs[run]
-            return _f(v["submodels"][i][key]) if v["status"] == "finished" else "-"
+            return _f(v["submodels"][i][key]) if "submodels" in v else "-"
         pub = published.get(str(round(s["budget"], 2)))
         best = max((runs[k]["submodels"][i]["accuracy"] for k in ("default", "distill", "reds")
-                    if runs[k]["status"] == "finished"), default=None)
+                    if "submodels" in runs[k]), default=None)
         out.append([f"{s['budget']:.0%}", f"{s['macs']:,}", acc("default"), acc("reds"), acc("distill"),
                     acc("default", "scratch_accuracy"), _f(pub),
                     "-" if pub is None or best is None else f"{best - pub:+.2f}"])
@@ -171,18 +174,19 @@ def markdown(r: dict) -> str:
     for name, v in r["runs"].items():
         epochs = (f"{r['epochs']} + {r['reds_finetune_epochs'] if name == 'reds' else r['finetune_epochs']}"
                   + (" + BN" if name == "reds" else ""))
-        if v["status"] == "finished":
+        val = v.get("val_accuracy")
+        status = v["status"] + ("" if v["status"] == "finished" or not val else
+                                f" (last validation {' / '.join(f'{a:.2f}' for a in val)} %)")
+        if "submodels" in v:
             runs.append([name, epochs, f"{v['train_samples']:,}", v.get("device") or "-",
-                         f"{v['seconds'] / 60:.1f} min", "finished"])
+                         f"{v['seconds'] / 60:.1f} min", status])
         else:
-            val = v.get("val_accuracy")
-            runs.append([name, epochs, "-", "-", "-", v["status"] + (
-                f" (val {' / '.join(f'{a:.2f}' for a in val)} %)" if val else "")])
+            runs.append([name, epochs, "-", "-", "-", status])
     runs_table = md_table(["run", "epochs (pretrain + fine-tune)", "train samples", "device", "wall time",
                            "status"], runs)
     return (head + table + "\n\n" + runs_table + "\n\nThe scratch column trains the smallest submodel's widths "
             "alone for pretraining + fine-tuning epochs. Test accuracy on the 10,000 test images; "
-            "wall time includes the scratch baseline.\n\n"
+            "wall time is the family's (the scratch baseline trains after it).\n\n"
             + (f"![accuracy vs MACs](results/{r['plot']})\n" if rows else ""))
 
 
@@ -198,10 +202,10 @@ def plot(r: dict, path: Path) -> None:
               "distill": ("reds --distill", "^-")}
     for name, (label, style) in styles.items():
         v = r["runs"][name]
-        if v["status"] == "finished":
+        if "submodels" in v:
             subs = v["submodels"]
             ax.plot([s["macs"] / 1e6 for s in subs], [s["accuracy"] for s in subs], style, label=label)
-    base = next(v for v in r["runs"].values() if v["status"] == "finished")["submodels"]
+    base = next(v for v in r["runs"].values() if "submodels" in v)["submodels"]
     scratch = [(s["macs"] / 1e6, s["scratch_accuracy"]) for s in r["runs"]["default"].get("submodels", [])
                if s["scratch_accuracy"] is not None]
     if scratch:

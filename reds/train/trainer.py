@@ -3,8 +3,8 @@
 Phases, each checkpointed (`DIR/checkpoint.pt`, written atomically at every epoch end):
   pretrain (full network) -> search (importance, permutation, knapsack) ->
   finetune (all submodels on shared weights, private batch norms) -> [bn: batch norm
-  alone, recipe `reds`] -> calibrate + evaluate -> [scratch baseline] -> family.json +
-  weights.safetensors.
+  alone, recipe `reds`] -> calibrate + evaluate -> family.json + weights.safetensors ->
+  [scratch baseline, then family.json again with its accuracies].
 Every epoch's data order comes from (seed, phase, epoch) and every learning rate from
 (phase, step), so `--resume` after a kill at any point continues to the same result as
 an uninterrupted run, on this machine or another (the device is not part of the config).
@@ -268,6 +268,8 @@ class Trainer:
             self._calibrate(net, w, k)
         family = self._family(net, search, widths, elapsed + time.time() - t_start)
         if cfg.baseline == "scratch":  # checkpointed per epoch too: the "scratch" phase
+            # the family is usable while its baseline trains (the checkpoint says it is not done)
+            fam_io.save(self.out, family, net.cpu())
             scratch = ck.get("scratch") if ck and phase == "scratch" else None
             done = dict(scratch["done"]) if scratch else {}
             for k, (s, w) in enumerate(zip(family.submodels, widths)):
