@@ -1,9 +1,9 @@
 """Training recipes: the optimiser settings and learning-rate schedules a run can follow.
 
-`default` is reds's own: Adam with a cosine decay per step in both phases, batch 64. At the
-same compute it ends higher than `reds` (see benchmarks/README.md, "Recipes"), because
-REDS's rate drops to 1e-5 after about a quarter of its steps and the rest of the run
-barely moves.
+`default` is reds's own: Adam with a cosine decay per step in both phases, batch 64. For
+the same epochs it ends higher than `reds` (benchmarks/README.md, the accuracy tables run
+both), because REDS's rate drops to 1e-5 after about a quarter of its steps and the rest
+of the run barely moves.
 
 `reds` is REDS's released schedule (its vision code): batch 128, Adam at 1e-3, 2.5e-4 and
 1e-5, switching at steps 16,406 and 30,468 of 250 epochs of 469 steps (Fashion-MNIST at
