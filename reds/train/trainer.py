@@ -203,7 +203,6 @@ class Trainer:
             self.rows = list(ck["metrics"])
             text = "".join(r + "\n" for r in self.rows)
             fam_io.atomic_write(self.out / METRICS, lambda p: p.write_text(text))
-            self._ckpt_epoch = epoch
             self.log(f"resuming at {phase}" + (f" (submodel {ck['scratch']['k']})" if phase == "scratch" else "")
                      + f", epoch {epoch}")
         net.to(self.device)
@@ -276,7 +275,8 @@ class Trainer:
                 if cfg.baseline_budgets is not None and all(abs(s.budget - b) > 1e-9 for b in cfg.baseline_budgets):
                     continue
                 if str(k) not in done:
-                    state = scratch if scratch and scratch["k"] == k else None
+                    # resumed in this submodel's baseline: the checkpoint's epoch is the baseline's
+                    state = dict(scratch, epoch=epoch) if scratch and scratch["k"] == k else None
 
                     def save(e, net_k, opt_k, k=k):
                         checkpoint("scratch", e, None, {"k": k, "model": _cpu(net_k.state_dict()),
@@ -432,7 +432,7 @@ class Trainer:
         opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
         if state:
             opt.load_state_dict(state["optimizer"])
-            start = self._ckpt_epoch
+            start = state["epoch"]
         epochs = cfg.epochs + cfg.finetune_epochs
         loss = float("nan")
         for e in range(start, epochs):
