@@ -27,6 +27,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `reds` does: it runs beside other work
 
 from reds.bench.report import PUBLISHED  # noqa: E402
 from reds.family import MANIFEST, atomic_write, read_manifest  # noqa: E402
