@@ -206,7 +206,9 @@ class Trainer:
             self.log(f"resuming at {phase}" + (f" (submodel {ck['scratch']['k']})" if phase == "scratch" else "")
                      + f", epoch {epoch}")
         net.to(self.device)
-        self.log(f"training on {self._where()}")
+        self.log(f"training on {self._where()}: recipe {cfg.recipe}, batch {cfg.batch_size}, Adam at "
+                 f"{cfg.lr:g} / {cfg.finetune_lr:g} ({cfg.schedule.schedule}), "
+                 + ("augmented" if cfg.augment else "not augmented"))
 
         def checkpoint(phase_, epoch_, opt, scratch=None):
             self._save_ckpt({"phase": phase_, "epoch": epoch_, "search": search, "model": _cpu(net.state_dict()),
