@@ -99,10 +99,9 @@ def main(argv=None) -> int:
     prof = PROFILES[args.profile]
     work = args.work or HERE / "runs" / f"accuracy-{args.profile}"
     stem = f"accuracy-{args.arch}-{args.dataset}" + ("" if args.profile == "full" else f"-{args.profile}")
-    command = "python benchmarks/accuracy.py " + shlex.join(argv if argv is not None else sys.argv[1:])
-    previous = args.out / f"{stem}.json"
-    if args.report_only and previous.exists():  # the table still comes from the command that trained
-        command = json.loads(previous.read_text())["command"]
+    # the table comes from the command that trains (--report-only only reads its runs)
+    given = argv if argv is not None else sys.argv[1:]
+    command = "python benchmarks/accuracy.py " + shlex.join(a for a in given if a != "--report-only")
     if args.report_only and not work.is_dir():
         raise SystemExit(f"{work}: no runs to report; run without --report-only first")
     if not args.report_only:
