@@ -92,8 +92,8 @@ def headline() -> str:
                      "counts. Host runtime ratios on an x86 host: above 1, reds is faster.")
     from accuracy import HEADERS, table_rows
 
-    for acc in sorted(RESULTS.glob("accuracy-*.json")):
-        d = json.loads(acc.read_text())
+    tables = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("accuracy-*.json"))]
+    for d in sorted(tables, key=lambda d: d["profile"] != "full"):  # the full-length table first
         done = [name for name, v in d["runs"].items() if v["status"] == "finished"]
         length = (f"{d['epochs']} + {d['finetune_epochs']} epochs (REDS's recipe: {d['epochs']} + "
                   f"{d['reds_finetune_epochs']} + BN)" + (f" on {d['limit_train']:,} samples" if d["limit_train"]
