@@ -20,7 +20,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import shlex
 import sys
 from pathlib import Path
@@ -29,6 +28,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `reds` does: it runs beside other work
 
+from machine import describe as describe_machine  # noqa: E402
+from publish import publish  # noqa: E402
 from reds.bench.report import PUBLISHED  # noqa: E402
 from reds.family import MANIFEST, atomic_write, read_manifest  # noqa: E402
 from reds.tables import markdown as md_table  # noqa: E402
@@ -124,16 +125,13 @@ def write(args, prof, work: Path, stem: str, command: str) -> None:
     published = PUBLISHED.get((args.arch, args.dataset), {})
     result = {
         "command": command, "date": datetime.date.today().isoformat(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": describe_machine(),
         "arch": args.arch, "dataset": args.dataset, "profile": args.profile, **prof, "runs": runs,
         "reds_published": {str(k): v for k, v in published.items()}, "plot": f"{stem}.png",
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write(args.out / f"{stem}.json", lambda p: p.write_text(json.dumps(result, indent=2) + "\n"))
     plot(result, args.out / f"{stem}.png")
-    text = markdown(result)
-    atomic_write(args.out / f"{stem}.md", lambda p: p.write_text(text))
-    print(text, flush=True)
+    publish(args.out, stem, result, markdown)
 
 
 HEADERS = ["budget", "MACs", "reds (default) %", "reds --recipe reds %", "reds --distill %", "scratch %",

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import shlex
 import shutil
 import statistics
@@ -54,7 +53,7 @@ import numpy as np  # noqa: E402
 from machine import describe as describe_machine  # noqa: E402
 from reds.build import firmware  # noqa: E402
 from reds.build.boards import get_board  # noqa: E402
-from reds.family import atomic_write  # noqa: E402
+from publish import publish  # noqa: E402
 from reds.family import open as open_family  # noqa: E402
 from reds.tables import markdown as md_table  # noqa: E402
 
@@ -436,11 +435,7 @@ def main(argv=None) -> int:
         "min_runs": args.min_runs, "seconds": args.seconds, "wall_seconds": round(time.time() - t0, 1),
         "archs": archs,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write(args.out / "runtime.json", lambda p: p.write_text(json.dumps(result, indent=2) + "\n"))
-    text = markdown(result)
-    atomic_write(args.out / "runtime.md", lambda p: p.write_text(text))
-    print(text)
+    publish(args.out, "runtime", result, markdown)
     return 0
 
 

@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -31,6 +29,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
+from machine import describe as describe_machine  # noqa: E402
+from publish import publish  # noqa: E402
 from reds.family import atomic_write  # noqa: E402
 from reds.tables import markdown as md_table  # noqa: E402
 
@@ -211,17 +211,13 @@ def main(argv=None) -> int:
     result = {
         "command": "python benchmarks/training.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
         "date": datetime.date.today().isoformat(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": describe_machine(),
         "arch": args.arch, "dataset": args.dataset, "limit_train": args.limit_train,
         "batch_size": args.batch_size, "baseline_commit": old.stdout.strip(), "new_commit": new_rev,
         "whole_run_flags": " ".join(flags), **results, "overhead": json.loads(line),
         "importance": json.loads(imp),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write(args.out / "training.json", lambda p: p.write_text(json.dumps(result, indent=2) + "\n"))
-    text = markdown(result)
-    atomic_write(args.out / "training.md", lambda p: p.write_text(text))
-    print(text)
+    publish(args.out, "training", result, markdown)
     return 0
 
 
