@@ -104,6 +104,14 @@ class OpenFamily:
         self._net: NestedNet | None = None
 
     @property
+    def arch(self):
+        """The family's architecture (`reds.ir.archs.Arch`), from the document it recorded."""
+        from .ir.archs import from_doc, get_arch
+
+        doc = self.manifest.architecture
+        return from_doc(doc) if doc is not None else get_arch(self.manifest.arch)
+
+    @property
     def submodels(self) -> list[Submodel]:
         return self.manifest.submodels
 

@@ -7,7 +7,9 @@ budgets distinct and increasing), and every derived number (MACs, params, weight
 bytes) recomputed from the spec and refused when it differs. Strings are short and
 printable. The file is at most MAX_BYTES, its JSON at most MAX_DEPTH deep, NaN and
 Infinity refused. Version 2 records the sha256 of `weights.safetensors` (checked when the
-weights are read); version 1 files, which have none, are still read.
+weights are read); version 3 also the architecture document itself (`reds.ir.archfile`),
+so a family of a user's own network is complete without its file. Versions 1 and 2 (the
+built-in architectures by name) are still read.
 """
 from __future__ import annotations
 
@@ -18,12 +20,13 @@ from dataclasses import asdict, dataclass, field
 
 from . import __version__
 from .errors import RedsError
-from .ir.archs import ARCHS, build_spec
+from .ir import archfile
+from .ir.archs import ARCHS, build_spec, from_doc
 from .ir.cost import cost
 from .ir.spec import Spec
 
 FORMAT = "reds-family"
-VERSION = 2
+VERSION = 3
 MAX_BYTES = 1 << 20  # a 32-submodel family of the largest architecture takes a few KB
 MAX_DEPTH = 16  # the schema nests 4 deep
 MAX_SUBMODELS = 256
@@ -57,12 +60,14 @@ class Family:
     width_mult: float = 1.0
     classes: list[str] = field(default_factory=list)
     weights_sha256: str | None = None  # of weights.safetensors (version 2)
+    architecture: dict | None = None  # the architecture document (version 3)
     reds_version: str = __version__
     format: str = FORMAT
     version: int = VERSION
 
     def spec(self) -> Spec:
-        return build_spec(self.arch, tuple(self.input_shape), self.num_classes, width_mult=self.width_mult)
+        arch = from_doc(self.architecture) if self.architecture is not None else self.arch
+        return build_spec(arch, tuple(self.input_shape), self.num_classes, width_mult=self.width_mult)
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -127,7 +132,7 @@ SUBMODEL_FIELDS = {"budget", "widths", "macs", "params", "weight_bytes", "arena_
 ACCURACIES = ("accuracy", "val_accuracy", "scratch_accuracy")
 FAMILY_FIELDS = {"format", "version", "reds_version", "arch", "dataset", "input_shape", "num_classes", "groups",
                  "submodels", "knapsack", "training"}
-OPTIONAL_FIELDS = {"width_mult", "classes", "weights_sha256"}
+OPTIONAL_FIELDS = {"width_mult", "classes", "weights_sha256", "architecture"}
 
 
 def _submodel(s, k: int, spec: Spec) -> Submodel:
@@ -154,13 +159,24 @@ def parse(d) -> Family:
     d = _dict(d, "the manifest")
     _keys(d, "the manifest", FAMILY_FIELDS, OPTIONAL_FIELDS)
     arch = d["arch"]
-    if arch not in ARCHS:
+    doc = d.get("architecture")
+    if doc is not None:
+        try:
+            doc = archfile.check(doc, "its architecture")
+        except RedsError as e:
+            raise Invalid(str(e)) from None
+        _text(doc["description"], "the architecture's description")
+        if doc["name"] != arch:
+            raise Invalid(f"arch {arch!r:.40} differs from its architecture's name {doc['name']!r:.40}")
+    elif d.get("version", 0) >= 3:
+        raise Invalid("a version 3 manifest must record its architecture")
+    elif arch not in ARCHS:
         raise Invalid(f"arch {arch!r:.40} is not one of {', '.join(ARCHS)}")
     shape = [_int(v, "input_shape", 1, 4096) for v in _list(d["input_shape"], "input_shape", 3, 3)]
     classes_n = _int(d["num_classes"], "num_classes", 1, 65535)
     width_mult = _num(d.get("width_mult", 1.0), "width_mult", 0.0, 1.0, lo_open=True)
     try:
-        spec = build_spec(arch, tuple(shape), classes_n, width_mult=width_mult)
+        spec = build_spec(from_doc(doc) if doc is not None else arch, tuple(shape), classes_n, width_mult=width_mult)
     except RedsError as e:
         raise Invalid(str(e)) from None
     groups = [_dict(g, "a group") for g in _list(d["groups"], "groups", 1, 1000)]
@@ -190,7 +206,7 @@ def parse(d) -> Family:
     return Family(arch=arch, dataset=_text(d["dataset"], "dataset"), input_shape=shape, num_classes=classes_n,
                   groups=[{"name": g.name, "units": g.units} for g in spec.groups], submodels=subs,
                   knapsack=_dict(d["knapsack"], "knapsack"), training=training, width_mult=width_mult,
-                  classes=classes, weights_sha256=sha, reds_version=_text(d["reds_version"], "reds_version"),
+                  classes=classes, weights_sha256=sha, architecture=doc, reds_version=_text(d["reds_version"], "reds_version"),
                   format=FORMAT, version=version)
 
 

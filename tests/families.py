@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from reds.family import Family, Submodel, save
-from reds.ir.archs import ARCHS, build_spec
+from reds.ir.archs import build_spec, get_arch
 from reds.ir.cost import cost
 from reds.ir.spec import BatchNorm, Spec
 from reds.nn.nested import NestedNet
@@ -78,12 +78,13 @@ def make_family(tmp_path, arch: str, width_mult: float = 0.25, budgets=BUDGETS, 
         c = cost(spec, w)
         subs.append(Submodel(budget=b, widths=w, macs=c.macs, params=c.params,
                              weight_bytes=c.weight_bytes, arena_bytes=c.arena_bytes))
-    fam = Family(arch=arch, dataset=ARCHS[arch].default_dataset, input_shape=list(spec.input_shape),
+    a = get_arch(arch)  # a built-in name, or an architecture file
+    fam = Family(arch=a.name, architecture=a.doc, dataset=a.default_dataset, input_shape=list(spec.input_shape),
                  num_classes=spec.num_classes,
                  groups=[{"name": g.name, "units": g.units} for g in spec.groups],
                  submodels=subs, knapsack={"mode": "test"}, training={"seed": seed},
                  width_mult=width_mult)
-    out = Path(tmp_path) / (name or f"family-{arch}@{width_mult:g}")
+    out = Path(tmp_path) / (name or f"family-{a.name}@{width_mult:g}")
     save(out, fam, net)
     return out
 

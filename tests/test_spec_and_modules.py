@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 import torch
@@ -24,15 +25,17 @@ from reds.ir.cost import cost
 from reds.ir.spec import AvgPool, BatchNorm, Conv2d, Dense, DepthwiseConv2d, Flatten, Group, MaxPool, ReLU, Spec
 from reds.nn.nested import NestedNet
 from reds.nn.permute import permute_all, permute_group
-from reds.nn.plain import plain_model
+from reds.nn.plain import Residual, plain_model
 
-ALL = list(ARCHS)
+# a residual network from an architecture file: its adds tie groups across blocks
+RESIDUAL = str(Path(__file__).resolve().parent.parent / "examples" / "mobilenetv2-tiny.yaml")
+ALL = list(ARCHS) + [RESIDUAL]
 # Full width as well for all: the largest (dscnn-l, 28 M MACs) runs a batch of 2 in well
 # under a second on CPU. width 0.25 keeps groups small (>= 4 units) and the tests fast.
 SIZES = [(a, wm) for a in ALL for wm in (0.25, 1.0)]
 SMALL = [(a, 0.25) for a in ALL]
 # The cheap ones also get their permutations checked at full width.
-PERM_SIZES = SMALL + [(a, 1.0) for a in ("dnn-s", "cnn-s", "dscnn-s", "dscnn-s-img", "mobilenetv1-025")]
+PERM_SIZES = SMALL + [(a, 1.0) for a in ("dnn-s", "cnn-s", "dscnn-s", "dscnn-s-img", "mobilenetv1-025", RESIDUAL)]
 
 ANCHORS = {  # full-size MACs at the default data sets (REDS, tables 1-2 / MLPerf Tiny)
     "dnn-l": 494_424, "cnn-s": 2.50e6, "cnn-l": 12.64e6, "dscnn-s": 2.66e6, "dscnn-l": 28.3e6,
@@ -50,7 +53,7 @@ def _one_thread():
 
 
 def _ids(p):
-    return f"{p[0]}@{p[1]:g}"
+    return f"{Path(p[0]).stem}@{p[1]:g}"
 
 
 def _randomize_bn(net: NestedNet, gen: torch.Generator) -> None:
@@ -250,6 +253,9 @@ def _independent_costs(model: nn.Sequential, input_shape) -> tuple[int, int, int
             params += 2 * m.num_features
     live = [x.numel()]
     pending = {}
+    mods = list(model.layers if isinstance(model, Residual) else model)
+    adds = model.adds if isinstance(model, Residual) else {}
+    sizes = {}  # module index -> numel of its output
 
     def pad_hook(m, inp, out):
         pending["in"] = inp[0].numel()
@@ -258,20 +264,26 @@ def _independent_costs(model: nn.Sequential, input_shape) -> tuple[int, int, int
         n_in = pending.pop("in", None) if isinstance(m, nn.Conv2d) else None
         live.append((n_in if n_in is not None else inp[0].numel()) + out.numel())
 
+    def size_hook(i):
+        return lambda m, inp, out: sizes.__setitem__(i, out.numel())
+
     handles = []
-    for m in model:
+    for i, m in enumerate(mods):
+        handles.append(m.register_forward_hook(size_hook(i)))
         if isinstance(m, nn.ZeroPad2d):
             handles.append(m.register_forward_hook(pad_hook))
         elif isinstance(m, (nn.Conv2d, nn.Linear, nn.AvgPool2d, nn.MaxPool2d)):
             handles.append(m.register_forward_hook(hook))
-        else:  # everything else in these models runs in place
-            assert isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.LeakyReLU, nn.Flatten)), m
+        else:  # everything else in these models runs in place (an add: an Identity here)
+            assert isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.LeakyReLU, nn.Flatten, nn.Identity)), m
     with torch.no_grad():
         model(x)
     for h in handles:
         h.remove()
     assert not pending, "a ZeroPad2d not followed by a conv"
-    return macs2 // 2, params, 4 * max(live)
+    # outputs kept for a residual add: live from the module after their source to the add
+    kept = [sum(sizes[s] for a, s in adds.items() if s < i <= a) for i in range(len(mods))]
+    return macs2 // 2, params, 4 * (max(live) + max(kept, default=0))
 
 
 @pytest.mark.parametrize("arch_wm", SIZES, ids=_ids)

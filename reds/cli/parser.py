@@ -81,6 +81,16 @@ def _nonneg_int(text):
     return v
 
 
+def _arch(text: str) -> str:
+    """A built-in architecture's name, or the path of an architecture file (read later)."""
+    from ..ir.archs import ARCHS, is_file
+
+    if text in ARCHS or is_file(text):
+        return text
+    raise argparse.ArgumentTypeError(f"unknown architecture '{text}'; choose one of: {', '.join(ARCHS)}, "
+                                     "or an architecture file (.json, .yaml)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ..build.boards import list_boards
     from ..data import DATASETS
@@ -101,8 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     a = sub.add_parser("arch", help="show an architecture: layers, unit groups, MACs, params",
-                       description="Print an architecture's layers, unit groups, full MACs and parameters.")
-    a.add_argument("name", choices=list(ARCHS), metavar="NAME", help=f"one of: {', '.join(ARCHS)}")
+                       description="Print an architecture's layers, unit groups (inferred from how the layers "
+                                   "connect), full MACs and parameters. NAME is a built-in architecture or an "
+                                   "architecture file (JSON or YAML; the schema: docs/architecture-files.md).")
+    a.add_argument("name", type=_arch, metavar="NAME|FILE", help=f"one of: {', '.join(ARCHS)}; or a .json/.yaml file")
     a.add_argument("--dataset", choices=DATASETS, help="data set whose input shape and classes to use "
                    "(default: the architecture's own)")
     a.add_argument("--width", type=float, default=1.0, help="scale every group's units (default 1.0)")
@@ -124,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Pretrain the full network, score and permute its units, pick each "
                                    "submodel's widths with a knapsack (OR-Tools CP-SAT, exact MACs), fine-tune "
                                    "all submodels together and write the family to --out.")
-    t.add_argument("--arch", required=True, choices=list(ARCHS), metavar="ARCH", help=", ".join(ARCHS))
+    t.add_argument("--arch", required=True, type=_arch, metavar="ARCH|FILE",
+                   help=", ".join(ARCHS) + "; or an architecture file (.json, .yaml: docs/architecture-files.md)")
     t.add_argument("--dataset", required=True, choices=DATASETS, help="the data set (see --data-dir)")
     t.add_argument("--data-dir", help="data set folder (fmnist defaults to the Debian package's folder)")
     t.add_argument("--out", required=True, help="output folder (family.json, weights.safetensors, metrics.jsonl)")

@@ -1,116 +1,59 @@
-"""The architectures REDS evaluates, with REDS's sizes, as specs.
+"""The architectures: REDS's eight, shipped as architecture files, and any file a user writes.
 
-Input shape and class count come from the data set; `ARCHS[name].kws_stride_ms` tells a
-keyword-spotting data set which MFCC stride the architecture expects (DNNs read 25x10).
+The built-in ones live in `reds/ir/builtin/<name>.json`, in the format every user file
+uses (`reds.ir.archfile`). `get_arch(name_or_path)` returns an `Arch`: a built-in by name,
+or the file at a path (`.json`, `.yaml`, `.yml`). Input shape and class count come from the
+data set; `Arch.kws_stride_ms` tells a keyword-spotting data set which MFCC stride the
+architecture expects (the DNNs read 25x10).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Callable
+from pathlib import Path
 
 from ..errors import RedsError
-from .spec import (AvgPool, BatchNorm, Conv2d, Dense, DepthwiseConv2d, Flatten, Group, LeakyReLU, Op,
-                   ReLU, Spec)
+from . import archfile
+from .spec import Spec
 
-# REDS keeps at least two units in every layer.
-MIN_UNITS = 2
-
-
-def _dnn(name: str, hidden: int):
-    def build(input_shape, num_classes) -> Spec:
-        groups = tuple(Group(f"fc{i}", hidden, MIN_UNITS) for i in (1, 2, 3))
-        ops: list[Op] = [Flatten("flatten")]
-        for i in (1, 2, 3):
-            ops += [Dense(f"fc{i}", f"fc{i}"), ReLU(f"relu{i}")]
-        ops.append(Dense("logits", num_classes))
-        return Spec(name, tuple(input_shape), num_classes, groups, tuple(ops))
-    return build
-
-
-def _cnn(name: str, c1: int, c2: int, linear: int, dense: int):
-    def build(input_shape, num_classes) -> Spec:
-        groups = (Group("conv1", c1, MIN_UNITS), Group("conv2", c2, MIN_UNITS),
-                  Group("linear", linear, MIN_UNITS), Group("fc", dense, MIN_UNITS))
-        ops = (
-            Conv2d("conv1", "conv1", (10, 4)), BatchNorm("bn1"), ReLU("relu1"),
-            Conv2d("conv2", "conv2", (10, 4), (2, 1)), BatchNorm("bn2"), ReLU("relu2"),
-            Flatten("flatten"),
-            Dense("linear", "linear", bias=False),  # low-rank bottleneck: no bias, no activation
-            Dense("fc", "fc"), BatchNorm("bn3"), ReLU("relu3"),
-            Dense("logits", num_classes),
-        )
-        return Spec(name, tuple(input_shape), num_classes, groups, ops)
-    return build
-
-
-def _ds_cnn(name: str, filters: int, strides: list[tuple[int, int]], first_kernel, act=None, pool=None,
-            eps: float = 1e-5):
-    """Conv + BN + act, then one depthwise-separable block per entry of strides[1:], then an
-    average pool (global, or `pool` = (kernel, stride)) and the classifier.
-
-    Each block's depthwise conv runs on the channels of the group before it; its pointwise
-    conv produces the next group. That ties the depthwise channels to the pointwise outputs
-    that feed them (REDS permutes them apart and must retrain to recover)."""
-    act = act or (lambda n: ReLU(n))
-
-    def build(input_shape, num_classes) -> Spec:
-        blocks = len(strides) - 1
-        groups = tuple(Group(f"g{i}", filters, MIN_UNITS) for i in range(blocks + 1))
-        ops: list[Op] = [Conv2d("conv0", "g0", first_kernel, strides[0], "same"),
-                         BatchNorm("bn0", eps), act("act0")]
-        for b in range(1, blocks + 1):
-            ops += [DepthwiseConv2d(f"dw{b}", (3, 3), strides[b], "same"), BatchNorm(f"bn_dw{b}", eps),
-                    act(f"act_dw{b}"),
-                    Conv2d(f"pw{b}", f"g{b}", (1, 1)), BatchNorm(f"bn_pw{b}", eps), act(f"act_pw{b}")]
-        ops += [AvgPool("pool", *(pool or ())), Flatten("flatten"), Dense("logits", num_classes)]
-        return Spec(name, tuple(input_shape), num_classes, groups, tuple(ops))
-    return build
-
-
-def _mobilenet_v1(name: str, alpha: float):
-    # (output channels at alpha 1, stride of the depthwise conv) for the 13 blocks
-    blocks = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
-              (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1)]
-
-    def build(input_shape, num_classes) -> Spec:
-        chans = [int(32 * alpha)] + [int(c * alpha) for c, _ in blocks]
-        groups = tuple(Group(f"g{i}", c, MIN_UNITS) for i, c in enumerate(chans))
-        ops: list[Op] = [Conv2d("conv0", "g0", (3, 3), (2, 2), "same"), BatchNorm("bn0"), ReLU("relu0")]
-        for b, (_, s) in enumerate(blocks, start=1):
-            ops += [DepthwiseConv2d(f"dw{b}", (3, 3), (s, s), "same"), BatchNorm(f"bn_dw{b}"), ReLU(f"relu_dw{b}"),
-                    Conv2d(f"pw{b}", f"g{b}", (1, 1)), BatchNorm(f"bn_pw{b}"), ReLU(f"relu_pw{b}")]
-        ops += [AvgPool("pool"), Flatten("flatten"), Dense("logits", num_classes)]
-        return Spec(name, tuple(input_shape), num_classes, groups, tuple(ops))
-    return build
+BUILTIN_DIR = Path(__file__).with_name("builtin")
 
 
 @dataclass(frozen=True)
 class Arch:
     name: str
-    build: Callable[[tuple[int, int, int], int], Spec]
-    default_dataset: str
-    description: str
-    kws_stride_ms: int = 20  # MFCC stride when trained on a keyword-spotting set
+    doc: dict  # the checked architecture document
+    source: str = "built-in"  # or the file it was read from
+
+    @property
+    def description(self) -> str:
+        return self.doc["description"]
+
+    @property
+    def default_dataset(self) -> str | None:
+        return self.doc.get("default_dataset")
+
+    @property
+    def kws_stride_ms(self) -> int:
+        return self.doc["kws_stride_ms"]
+
+    def build(self, input_shape, num_classes) -> Spec:
+        return archfile.to_spec(self.doc, input_shape, num_classes)
 
 
-ARCHS: dict[str, Arch] = {a.name: a for a in [
-    Arch("dnn-s", _dnn("dnn-s", 144), "synth-kws", "REDS DNN-S: 3 dense layers of 144 (KWS, 25x10 MFCC)", 40),
-    Arch("dnn-l", _dnn("dnn-l", 436), "synth-kws", "REDS DNN-L: 3 dense layers of 436 (KWS, 25x10 MFCC)", 40),
-    Arch("cnn-s", _cnn("cnn-s", 28, 30, 16, 128), "synth-kws", "REDS CNN-S: conv 28, conv 30, linear 16, dense 128"),
-    Arch("cnn-l", _cnn("cnn-l", 60, 76, 58, 128), "synth-kws", "REDS CNN-L: conv 60, conv 76, linear 58, dense 128"),
-    Arch("dscnn-s", _ds_cnn("dscnn-s", 64, [(2, 2)] + [(1, 1)] * 4, (10, 4)), "synth-kws",
-         "REDS DS-CNN-S: conv 64 (10x4, stride 2x2) + 4 depthwise-separable blocks of 64"),
-    Arch("dscnn-l", _ds_cnn("dscnn-l", 276, [(2, 1), (2, 2)] + [(1, 1)] * 4, (10, 4)), "synth-kws",
-         "REDS DS-CNN-L: conv 276 (10x4, stride 2x1) + 5 depthwise-separable blocks of 276"),
-    # REDS's released Fashion-MNIST network: the pool keeps a 2x10 map (1,280 features at
-    # 28x28), batch norms with Keras's eps
-    Arch("dscnn-s-img", _ds_cnn("dscnn-s-img", 64, [(2, 2)] + [(1, 1)] * 4, (3, 3),
-                                act=lambda n: LeakyReLU(n, 0.3), pool=((13, 5), (1, 1)), eps=1e-3), "fmnist",
-         "REDS vision DS-CNN-S: conv 64 (3x3, stride 2) + 4 DS blocks of 64, LeakyReLU(0.3), "
-         "avg pool 13x5 stride 1, dense"),
-    Arch("mobilenetv1-025", _mobilenet_v1("mobilenetv1-025", 0.25), "cifar10",
-         "MobileNetV1 at width 0.25 (Visual Wake Words size; any image data set)"),
-]}
+# REDS's order (keyword spotting small to large, then vision): how `--help` lists them
+BUILTIN = ("dnn-s", "dnn-l", "cnn-s", "cnn-l", "dscnn-s", "dscnn-l", "dscnn-s-img", "mobilenetv1-025")
+
+
+def _builtin() -> dict[str, Arch]:
+    out = {}
+    for name in BUILTIN:
+        doc = archfile.load(BUILTIN_DIR / f"{name}.json")
+        out[name] = Arch(name, doc)
+    return out
+
+
+ARCHS: dict[str, Arch] = _builtin()
+
 
 # Shape and classes of each data set, so `reds arch` works without the data on disk.
 DATASET_SHAPES = {
@@ -122,7 +65,7 @@ DATASET_SHAPES = {
 KWS = ("speech-commands", "synth-kws")
 
 
-def dataset_shape(arch: str, dataset: str) -> tuple[tuple[int, int, int], int]:
+def dataset_shape(arch: str | Arch, dataset: str) -> tuple[tuple[int, int, int], int]:
     """Input shape and class count of `dataset` as `arch` sees it."""
     if dataset not in DATASET_SHAPES:
         raise RedsError(f"unknown dataset '{dataset}'; choose one of: {', '.join(DATASET_SHAPES)}")
@@ -133,13 +76,31 @@ def dataset_shape(arch: str, dataset: str) -> tuple[tuple[int, int, int], int]:
     return shape, classes
 
 
-def get_arch(name: str) -> Arch:
-    if name not in ARCHS:
-        raise RedsError(f"unknown architecture '{name}'; choose one of: {', '.join(ARCHS)}")
-    return ARCHS[name]
+def is_file(name: str) -> bool:
+    """Whether `name` names an architecture file rather than a built-in architecture."""
+    return name not in ARCHS and (Path(name).suffix.lower() in archfile.SUFFIXES or "/" in name)
 
 
-def build_spec(arch: str, input_shape=None, num_classes=None, dataset: str | None = None,
+def get_arch(name: str | Arch) -> Arch:
+    """A built-in architecture by name, or the architecture file at a path."""
+    if isinstance(name, Arch):
+        return name
+    if name in ARCHS:
+        return ARCHS[name]
+    if is_file(name):
+        doc = archfile.load(name)
+        return Arch(doc["name"], doc, str(name))
+    raise RedsError(f"unknown architecture '{name}'; choose one of: {', '.join(ARCHS)}, "
+                    "or pass an architecture file (.json or .yaml)")
+
+
+def from_doc(doc: dict) -> Arch:
+    """The architecture a family recorded (a checked document)."""
+    return ARCHS[doc["name"]] if doc["name"] in ARCHS and ARCHS[doc["name"]].doc == doc else Arch(doc["name"], doc,
+                                                                                                  "family")
+
+
+def build_spec(arch: str | Arch, input_shape=None, num_classes=None, dataset: str | None = None,
                width_mult: float = 1.0) -> Spec:
     """The spec of `arch` for a data set (by name) or an explicit input shape and classes.
 
@@ -147,7 +108,9 @@ def build_spec(arch: str, input_shape=None, num_classes=None, dataset: str | Non
     and tests; the spec's name says so (e.g. "dscnn-s@0.25")."""
     a = get_arch(arch)
     if input_shape is None:
-        input_shape, num_classes = dataset_shape(arch, dataset or a.default_dataset)
+        if not (dataset or a.default_dataset):
+            raise RedsError(f"{a.name} names no default data set: pass --dataset")
+        input_shape, num_classes = dataset_shape(a, dataset or a.default_dataset)
     if not 0 < width_mult <= 1:
         raise RedsError(f"--width must be in (0, 1], got {width_mult:g}")
     try:
@@ -157,4 +120,4 @@ def build_spec(arch: str, input_shape=None, num_classes=None, dataset: str | Non
             spec = Spec(f"{spec.name}@{width_mult:g}", spec.input_shape, spec.num_classes, groups, spec.ops)
         return spec
     except ValueError as e:
-        raise RedsError(f"{arch} does not fit input {tuple(input_shape)}: {e}") from None
+        raise RedsError(f"{a.name} does not fit input {tuple(input_shape)}: {e}") from None

@@ -12,7 +12,9 @@ Conventions:
   what remains after folding the statistics into a per-channel scale and bias).
 - weight_bytes: params as float32.
 - arena_bytes: float32 activations with two live buffers: the largest input + output of
-  any layer that cannot run in place (batch norm, activations and flatten run in place).
+  any layer that cannot run in place (batch norm, activations, flatten and adds run in
+  place), plus, for residual networks, a region that keeps the outputs a later add reads:
+  the largest total of such outputs live at one layer (the C runtime's skip slots).
 """
 from __future__ import annotations
 
@@ -87,6 +89,17 @@ def spec_terms(spec: Spec) -> list[LayerTerms]:
     return [layer_terms(spec, l) for l in spec.layers]
 
 
+def skip_terms(spec: Spec) -> list[tuple[Term, ...]]:
+    """Per layer, the outputs kept for a later residual add while the layer runs (floats):
+    a source's output is live from the layer after it up to its add."""
+    live: list[list[Term]] = [[] for _ in spec.layers]
+    for src, add in spec.skips:
+        oh, ow = src.out_hw
+        for i in range(src.index + 1, add.index + 1):
+            live[i].append(_mono(oh * ow, src.out_ch))
+    return [tuple(t) for t in live]
+
+
 def _sum(terms, widths) -> int:
     return sum(t.value(widths) for t in terms)
 
@@ -128,7 +141,8 @@ def cost(spec: Spec, widths: dict[str, int]) -> Cost:
     params = sum(l.params for l in layers)
     # A network of in-place ops only still needs its input buffer.
     first = spec_terms(spec)[0].act_in.value(widths) * BYTES_PER_FLOAT
-    arena = max([first] + [l.act_bytes for l in layers])
+    skips = max([0] + [BYTES_PER_FLOAT * _sum(t, widths) for t in skip_terms(spec)])
+    arena = max([first] + [l.act_bytes for l in layers]) + skips
     return Cost(macs, params, params * BYTES_PER_FLOAT, arena, tuple(layers))
 
 

@@ -88,15 +88,25 @@ class Flatten:
     name: str
 
 
-Op = Union[Conv2d, DepthwiseConv2d, Dense, BatchNorm, ReLU, LeakyReLU, AvgPool, MaxPool, Flatten]
+@dataclass(frozen=True)
+class Add:
+    """A residual add: the output of the earlier op `source` is added to this op's input.
+    Both must have one shape, so their channels are one group (an architecture file's
+    groups are inferred so: the add ties its two inputs' groups)."""
+
+    name: str
+    source: str
+
+
+Op = Union[Conv2d, DepthwiseConv2d, Dense, BatchNorm, ReLU, LeakyReLU, AvgPool, MaxPool, Flatten, Add]
 
 OP_KIND = {
     Conv2d: "conv2d", DepthwiseConv2d: "depthwise_conv2d", Dense: "dense",
     BatchNorm: "batch_norm", ReLU: "relu", LeakyReLU: "leaky_relu",
-    AvgPool: "avg_pool", MaxPool: "max_pool", Flatten: "flatten",
+    AvgPool: "avg_pool", MaxPool: "max_pool", Flatten: "flatten", Add: "add",
 }
 # Ops that may overwrite their input (no second activation buffer needed).
-IN_PLACE = (BatchNorm, ReLU, LeakyReLU, Flatten)
+IN_PLACE = (BatchNorm, ReLU, LeakyReLU, Flatten, Add)
 
 
 @dataclass(frozen=True)
@@ -158,6 +168,18 @@ class Spec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", tuple(self._resolve()))
+
+    # ---- residual adds --------------------------------------------------------------
+    @property
+    def skips(self) -> list[tuple[Layer, Layer]]:
+        """(source, add) for every residual add: the source's output stays live until the add."""
+        by_name = {l.name: l for l in self.layers}
+        return [(by_name[l.op.source], l) for l in self.layers if isinstance(l.op, Add)]
+
+    @property
+    def saved(self) -> set[str]:
+        """Names of the layers whose output a later add reads."""
+        return {l.op.source for l in self.layers if isinstance(l.op, Add)}
 
     # ---- widths -------------------------------------------------------------------
     @property
@@ -233,6 +255,14 @@ class Spec:
             raise ValueError(f"{self.name}: duplicate group names")
         seen_ops: set[str] = set()
         produced: set[str] = set()
+        twice: set[str] = set()  # groups produced by more than one layer: an add must tie them
+        added: set[str] = set()
+        outputs: dict[str, tuple] = {}  # op name -> (channels, hw, flat) of its output
+        open_skips: list[str] = []  # sources whose add is still to come, innermost last
+        sources: dict[str, int] = {}
+        for op in self.ops:
+            if isinstance(op, Add):
+                sources[op.source] = sources.get(op.source, 0) + 1
         ch: Dim = self.input_shape[0]
         hw = tuple(self.input_shape[1:])
         flat, spatial = False, 1
@@ -274,16 +304,39 @@ class Spec:
                 if not flat:
                     spatial = hw[0] * hw[1]
                 flat, hw = True, (1, 1)
+            elif isinstance(op, Add):
+                if op.source not in outputs:
+                    raise ValueError(f"{self.name}: {op.name} adds '{op.source}', which is not an earlier op")
+                if outputs[op.source] != (ch, hw, flat):
+                    raise ValueError(f"{self.name}: {op.name} adds {op.source}'s output ({outputs[op.source][0]} x "
+                                     f"{outputs[op.source][1]}) to a tensor of another shape ({ch} x {hw})")
+                if flat:
+                    raise ValueError(f"{self.name}: {op.name}: residual adds run on spatial tensors")
+                if open_skips[-1] != op.source:
+                    raise ValueError(f"{self.name}: {op.name}: residual connections must nest "
+                                     f"(it closes {op.source} while {open_skips[-1]} is open)")
+                if isinstance(ch, str):
+                    added.add(ch)
             if isinstance(ch, str):
                 if ch not in names:
                     raise ValueError(f"{self.name}: {op.name} uses unknown group '{ch}'")
                 if isinstance(op, (Conv2d, Dense)):
                     if ch in produced:
-                        raise ValueError(f"{self.name}: group '{ch}' is produced twice")
+                        twice.add(ch)
                     produced.add(ch)
+            if isinstance(op, Add):
+                open_skips.pop()
+            outputs[op.name] = (ch, hw, flat)
             yield Layer(i, op, in_ch, ch, in_hw, hw, pads, flat_in, flat, in_spatial)
+            if sources.get(op.name, 0) > 1:
+                raise ValueError(f"{self.name}: the output of {op.name} feeds {sources[op.name]} adds; one at most")
+            if op.name in sources:
+                open_skips.append(op.name)
         if ch != self.num_classes or not flat:
             raise ValueError(f"{self.name}: the last layer must be a dense layer with {self.num_classes} outputs")
+        if twice - added:
+            raise ValueError(f"{self.name}: group(s) {sorted(twice - added)} produced twice without an add "
+                             "that joins them")
         unused = set(names) - produced
         if unused:
             raise ValueError(f"{self.name}: groups never produced: {sorted(unused)}")

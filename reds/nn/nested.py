@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ir.spec import (AvgPool, BatchNorm, Conv2d, Dense, DepthwiseConv2d, Flatten, Layer, LeakyReLU, MaxPool,
+from ..ir.spec import (Add, AvgPool, BatchNorm, Conv2d, Dense, DepthwiseConv2d, Flatten, Layer, LeakyReLU, MaxPool,
                       ReLU, Spec)
 
 
@@ -85,11 +85,19 @@ class NestedNet(nn.Module):
         spec = self.spec
         if widths is None:
             widths = spec.full_widths()
+        saved, kept = spec.saved, {}
         for layer in spec.layers:
-            x = self._run(layer, x, widths, bn)
+            if isinstance(layer.op, Add):
+                x = x + kept.pop(layer.op.source)
+            else:
+                # in place only on a fresh tensor: never the input, never an output kept for an add
+                fresh = layer.index > 0 and not any(t is x for t in kept.values())
+                x = self._run(layer, x, widths, bn, inplace=fresh)
+            if layer.name in saved:
+                kept[layer.name] = x
         return x
 
-    def _run(self, layer: Layer, x, widths, bn):
+    def _run(self, layer: Layer, x, widths, bn, inplace: bool = True):
         op, spec = layer.op, self.spec
         cin = spec.size(layer.in_ch, widths)
         cout = spec.size(layer.out_ch, widths)
@@ -123,9 +131,9 @@ class NestedNet(nn.Module):
                 return F.batch_norm(x, mean, var, s.weight[:cout], s.bias[:cout], True, momentum, op.eps)
             return F.batch_norm(x, mean, var, s.weight[:cout], s.bias[:cout], False, 0.0, op.eps)
         if isinstance(op, ReLU):
-            return F.relu(x, inplace=layer.index > 0)  # a layer's fresh output: no copy
+            return F.relu(x, inplace=inplace)  # a layer's fresh output: no copy
         if isinstance(op, LeakyReLU):
-            return F.leaky_relu(x, op.slope, inplace=layer.index > 0)
+            return F.leaky_relu(x, op.slope, inplace=inplace)
         if isinstance(op, AvgPool):
             k = layer.in_hw if op.kernel is None else op.kernel
             return F.avg_pool2d(x, k, op.stride or k)

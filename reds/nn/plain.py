@@ -9,12 +9,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..ir.spec import AvgPool, BatchNorm, Conv2d, Dense, DepthwiseConv2d, Flatten, LeakyReLU, MaxPool, ReLU
+from ..ir.spec import Add, AvgPool, BatchNorm, Conv2d, Dense, DepthwiseConv2d, Flatten, LeakyReLU, MaxPool, ReLU
 from .nested import BNState, NestedNet
 
 
-def plain_model(net: NestedNet, widths: dict[str, int], bn: int = 0, fold_bn: bool = False) -> nn.Sequential:
-    """The submodel `widths` as an nn.Sequential of standard layers, weights copied.
+def plain_model(net: NestedNet, widths: dict[str, int], bn: int = 0, fold_bn: bool = False) -> nn.Module:
+    """The submodel `widths` as standard layers, weights copied: an nn.Sequential, or for a
+    residual network a `Residual` (the same layers, with the adds).
 
     fold_bn: replace each batch norm by its eval-mode per-channel affine (scale, shift),
     the form the exporters emit. Outputs are the same in eval mode.
@@ -22,9 +23,16 @@ def plain_model(net: NestedNet, widths: dict[str, int], bn: int = 0, fold_bn: bo
     spec = net.spec
     widths = spec.check_widths(widths)
     mods: list[nn.Module] = []
+    adds: dict[int, int] = {}  # module index of an add -> module index of its source
+    ends: dict[str, int] = {}  # layer name -> index of the module that ends it
     with torch.no_grad():
         for layer in spec.layers:
             op = layer.op
+            if isinstance(op, Add):
+                adds[len(mods)] = ends[op.source]
+                mods.append(nn.Identity())
+                ends[layer.name] = len(mods) - 1
+                continue
             cin = spec.size(layer.in_ch, widths)
             cout = spec.size(layer.out_ch, widths)
             p = net.layers[layer.name] if layer.name in net.layers else None
@@ -74,7 +82,29 @@ def plain_model(net: NestedNet, widths: dict[str, int], bn: int = 0, fold_bn: bo
             else:
                 raise TypeError(type(op).__name__)
             mods.append(m)
+            ends[layer.name] = len(mods) - 1
+    if adds:
+        return Residual(mods, adds).eval()
     return nn.Sequential(*mods).eval()
+
+
+class Residual(nn.Module):
+    """Standard layers run in order; at module i in `adds`, the output of module adds[i]
+    is added (a residual connection). Traces to plain Add nodes for ONNX and TFLite."""
+
+    def __init__(self, mods: list[nn.Module], adds: dict[int, int]):
+        super().__init__()
+        self.layers = nn.ModuleList(mods)
+        self.adds = dict(adds)
+        self.keep = set(adds.values())
+
+    def forward(self, x):
+        kept = {}
+        for i, m in enumerate(self.layers):
+            x = m(x + kept.pop(self.adds[i])) if i in self.adds else m(x)  # an add's module: Identity
+            if i in self.keep:
+                kept[i] = x
+        return x
 
 
 def bn_scale_shift(s: BNState, c: int, eps: float) -> tuple[torch.Tensor, torch.Tensor]:

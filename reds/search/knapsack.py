@@ -33,7 +33,7 @@ import torch
 from ortools.sat.python import cp_model
 
 from ..errors import RedsError
-from ..ir.cost import BYTES_PER_FLOAT, spec_terms
+from ..ir.cost import BYTES_PER_FLOAT, skip_terms, spec_terms
 from ..ir.spec import Spec
 from . import MODES
 from .lagrangian import Filtered, lagrangian_domains
@@ -137,9 +137,13 @@ class _Model:
             if limits.weight_bytes is not None:
                 self.m.Add(BYTES_PER_FLOAT * expr([t for lt in terms for t in lt.params]) <= limits.weight_bytes)
             if limits.arena_bytes is not None:
+                # the cost model's arena: the largest in + out of a layer, plus the largest
+                # total of outputs kept for residual adds (no adds: that total is 0)
+                kept = {t for t in skip_terms(spec) if t} or {()}
                 for layer, lt in zip(spec.layers, terms):
                     if not layer.in_place:
-                        self.m.Add(BYTES_PER_FLOAT * expr([lt.act_in, lt.act_out]) <= limits.arena_bytes)
+                        for live in kept:
+                            self.m.Add(BYTES_PER_FLOAT * expr([lt.act_in, lt.act_out, *live]) <= limits.arena_bytes)
         for k in range(len(budgets) - 1):
             for g in spec.groups:
                 self.m.Add(self.w[k][g.name] <= self.w[k + 1][g.name])

@@ -42,6 +42,8 @@ class Filtered:
 def _chain(spec: Spec):
     """Groups in production order, or None if some two-group cost term does not join
     neighbours in that order (the sequential IR never does that; kept as a guard)."""
+    if spec.skips:  # a residual's kept outputs join groups far apart in the chain
+        return None
     order = []
     for layer in spec.layers:
         if isinstance(layer.out_ch, str) and layer.out_ch not in order:

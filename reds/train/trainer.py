@@ -103,12 +103,12 @@ class Trainer:
         self.threads = set_threads(threads)
         if self.device.type == "cuda":  # seeded runs repeat on the same GPU
             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-        arch = get_arch(cfg.arch)
+        self.arch = arch = get_arch(cfg.arch)  # a file is read once: the family keeps its document
         self.ds = datasets.load(cfg.dataset, cfg.data_dir, kws_stride_ms=arch.kws_stride_ms, seed=cfg.seed)
         self._limit()
         if not cfg.augment:  # the same features every epoch: compute them once
             self.ds.precompute("train")
-        self.spec = build_spec(cfg.arch, self.ds.input_shape, self.ds.num_classes, width_mult=cfg.width_mult)
+        self.spec = build_spec(arch, self.ds.input_shape, self.ds.num_classes, width_mult=cfg.width_mult)
         self._eval_cache: dict[str, list] = {}
         self.rows: list[str] = []  # metrics.jsonl lines up to now (kept in the checkpoint)
 
@@ -397,7 +397,8 @@ class Trainer:
         sols = search["solutions"]
         statuses = {s["status"] for s in sols}
         return fam_io.Family(
-            arch=cfg.arch, dataset=cfg.dataset, input_shape=list(self.spec.input_shape),
+            arch=self.arch.name, architecture=self.arch.doc, dataset=cfg.dataset,
+            input_shape=list(self.spec.input_shape),
             num_classes=self.spec.num_classes,
             groups=[{"name": g.name, "units": g.units} for g in self.spec.groups],
             submodels=subs, width_mult=cfg.width_mult, classes=list(self.ds.classes),
@@ -524,7 +525,7 @@ def evaluate(family: fam_io.OpenFamily, data_dir: str | None = None, limit: int 
     """Test accuracy of every submodel, written back to family.json."""
     fam, net = family.manifest, family.net
     ds = datasets.load(fam.dataset, data_dir or fam.training.get("data_dir"),
-                       kws_stride_ms=get_arch(fam.arch).kws_stride_ms, seed=fam.training.get("seed", 0))
+                       kws_stride_ms=family.arch.kws_stride_ms, seed=fam.training.get("seed", 0))
     if list(ds.input_shape) != list(fam.input_shape) or ds.num_classes != fam.num_classes:
         raise RedsError(f"data set {fam.dataset} gives inputs {ds.input_shape} x {ds.num_classes} classes, "
                         f"but the family expects {tuple(fam.input_shape)} x {fam.num_classes}")
