@@ -3,7 +3,8 @@
 Layout: one folder per word of 1 s, 16 kHz, mono, 16-bit WAVs; `_background_noise_/` with
 long noise recordings; `validation_list.txt` and `testing_list.txt` naming `word/file.wav`
 (everything else is training). The 12 classes follow REDS / Hello Edge / the TensorFlow
-speech example: silence, unknown, then ten keywords. As in that example, each split gets
+speech example: silence, unknown, then ten keywords (`words=` replaces the ten: every other
+word folder then counts as unknown). As in that example, each split gets
 unknown and silence examples amounting to 10% of its keyword examples each: unknown drawn
 (seeded) from the other words, silence made of 1 s background-noise crops (seeded per split).
 
@@ -42,6 +43,27 @@ def _hint(name: str, folder: str | Path) -> str:
             return f"re-create it: remove {folder}, then run `reds data synth-kws --out {folder}`"
         return f"for synth-kws run `reds data synth-kws --out {folder}`"
     return f"for speech-commands download {GSC_URL} and extract it into {folder}"
+
+
+def parse_words(words: str | list[str] | tuple[str, ...] | None) -> list[str] | None:
+    """Keywords from `--words a,b,c` (or a list), checked; None stays None (REDS's ten).
+
+    A keyword is a word folder's name, so it may not be empty, start with `_` or `.`
+    (reserved for `_silence_`, `_unknown_`, `_background_noise_` and hidden folders),
+    hold a path separator, or repeat."""
+    if words is None:
+        return None
+    items = [w.strip() for w in (words.split(",") if isinstance(words, str) else words)]
+    items = [w for w in items if w]
+    if not items:
+        raise RedsError("--words needs at least one keyword, e.g. --words yes,no,stop")
+    for w in items:
+        if w.startswith(("_", ".")) or "/" in w or "\\" in w:
+            raise RedsError(f"keyword {w!r} cannot be a word folder's name (no leading _ or ., no / or \\)")
+    dup = sorted({w for w in items if items.count(w) > 1})
+    if dup:
+        raise RedsError(f"--words names {', '.join(dup)} more than once")
+    return items
 
 
 def _read_list(path: Path, fix: str) -> set[str]:
@@ -118,17 +140,27 @@ class Featurizer:
         return (mfcc(x, self.stride_ms) - self.mean) / self.std
 
 
-def _scan(folder: Path, fix: str) -> dict[str, list[str]]:
-    """word -> sorted WAV file names, for every word folder (not `_background_noise_`)."""
+def _scan(folder: Path, fix: str, keywords: list[str], chosen: bool) -> dict[str, list[str]]:
+    """word -> sorted WAV file names, for every word folder (not `_background_noise_`).
+
+    `chosen`: the keywords were asked for by name (`--words`), so each must have its folder
+    with WAVs; REDS's ten need only be present in part (a subset of Speech Commands)."""
     words = {}
     for d in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
         words[d.name] = sorted(f.name for f in d.iterdir() if f.suffix.lower() == ".wav")
-    if not any(words.get(w) for w in WORDS):
-        raise RedsError(f"no keyword WAVs ({', '.join(WORDS)}) found in {folder}; {fix}")
+    if chosen:
+        for w in keywords:
+            if not words.get(w):
+                have = ", ".join(words) or "none"
+                what = "holds no WAV files" if w in words else "has no folder"
+                raise RedsError(f"keyword {w!r} {what} in {folder} (word folders: {have}); "
+                                f"choose --words among the word folders, or add {folder / w}")
+    elif not any(words.get(w) for w in keywords):
+        raise RedsError(f"no keyword WAVs ({', '.join(keywords)}) found in {folder}; {fix}")
     return words
 
 
-def _plan(words: dict[str, list[str]], val: set[str], test: set[str], seed: int):
+def _plan(words: dict[str, list[str]], val: set[str], test: set[str], seed: int, classes: list[str]):
     """split -> [(relative path, label)] of its keyword files plus its seeded share of
     unknown-word files; and split -> number of silence clips to make."""
     known = {s: [] for s in SPLITS}
@@ -137,10 +169,10 @@ def _plan(words: dict[str, list[str]], val: set[str], test: set[str], seed: int)
         for f in files:
             rel = f"{word}/{f}"
             split = "val" if rel in val else "test" if rel in test else "train"
-            if word in WORDS:
-                known[split].append((rel, CLASSES.index(word)))
+            if word in classes:
+                known[split].append((rel, classes.index(word)))
             else:
-                unknown[split].append((rel, CLASSES.index(UNKNOWN)))
+                unknown[split].append((rel, classes.index(UNKNOWN)))
     plan, n_silence = {}, {}
     for i, split in enumerate(SPLITS):
         extra = math.ceil(len(known[split]) * EXTRA_FRACTION)
@@ -152,12 +184,27 @@ def _plan(words: dict[str, list[str]], val: set[str], test: set[str], seed: int)
     return plan, n_silence
 
 
+def manifest_words(folder: Path) -> list[str] | None:
+    """The keywords a `reds data synth-kws --words` folder was made with (its manifest), if any."""
+    import json
+
+    try:
+        words = json.loads((folder / "synth_kws.json").read_text()).get("words")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if isinstance(words, list) and words and all(isinstance(w, str) for w in words):
+        return words
+    return None
+
+
 def load_speech_commands(data_dir: str | None, name: str = "speech-commands", stride_ms: int = 20,
-                         *, seed: int = 0) -> Dataset:
-    """Load a Speech-Commands-layout folder as 12-class keyword spotting.
+                         *, seed: int = 0, words: str | list[str] | None = None) -> Dataset:
+    """Load a Speech-Commands-layout folder as keyword spotting: silence, unknown, keywords.
 
     `stride_ms` sets the MFCC frame stride (20 -> input 1x49x10, 40 -> 1x25x10); `seed` fixes
-    which unknown-word files and which noise crops make up each split.
+    which unknown-word files and which noise crops make up each split. `words`: the keywords
+    (default REDS's ten, or for synth-kws the words its manifest records); every other word
+    folder counts as unknown. A keyword asked for by name must have its word folder.
     """
     if not data_dir:
         how = ("create one with `reds data synth-kws --out DIR`" if name == "synth-kws"
@@ -167,6 +214,9 @@ def load_speech_commands(data_dir: str | None, name: str = "speech-commands", st
         raise RedsError(f"MFCC stride must be a positive number of milliseconds, got {stride_ms}")
     fix = _hint(name, data_dir)
     folder = require_dir(data_dir, fix)
+    chosen = parse_words(words)
+    keywords = chosen or (name == "synth-kws" and manifest_words(folder)) or list(WORDS)
+    classes = [SILENCE, UNKNOWN, *keywords]
     val = _read_list(folder / "validation_list.txt", fix)
     test = _read_list(folder / "testing_list.txt", fix)
     noise_dir = require_dir(folder / NOISE_DIR, fix)
@@ -175,7 +225,7 @@ def load_speech_commands(data_dir: str | None, name: str = "speech-commands", st
     if not noise:
         raise RedsError(f"{noise_dir} holds no WAV of at least 1 s; {fix}")
 
-    plan, n_silence = _plan(_scan(folder, fix), val, test, seed)
+    plan, n_silence = _plan(_scan(folder, fix, keywords, chosen is not None), val, test, seed, classes)
     bar = tqdm(total=sum(len(v) for v in plan.values()), desc=f"reading {folder.name}", unit="wav",
                file=sys.stderr, disable=None, leave=False)  # disable=None: only on a terminal
     splits = {}
@@ -196,10 +246,12 @@ def load_speech_commands(data_dir: str | None, name: str = "speech-commands", st
     train = splits["train"].x
     featurizer.fit_normalisation(train[torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:4000]])
     return Dataset(
-        name=name, input_shape=(1, num_frames(stride_ms), N_MFCC), classes=list(CLASSES),
+        name=name, input_shape=(1, num_frames(stride_ms), N_MFCC), classes=classes,
         splits=splits, featurize=featurizer,
-        info={"data_dir": str(folder), "stride_ms": stride_ms, "seed": seed,
+        info={"data_dir": str(folder), "kind": "audio", "stride_ms": stride_ms, "seed": seed, "words": keywords,
               "mfcc_mean": featurizer.mean.tolist(), "mfcc_std": featurizer.std.tolist(),
+              "normalize": {"mean": featurizer.mean.tolist(), "std": featurizer.std.tolist(),
+                            "axis": "coefficient"},
               "noise_files": [p.name for p in noise_files],
-              "counts": {s: np.bincount(splits[s].y.numpy(), minlength=len(CLASSES)).tolist()
+              "counts": {s: np.bincount(splits[s].y.numpy(), minlength=len(classes)).tolist()
                          for s in SPLITS}})

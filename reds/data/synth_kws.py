@@ -42,7 +42,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import RedsError
-from .speech_commands import NOISE_DIR, WORDS
+from .speech_commands import NOISE_DIR, WORDS, parse_words
 
 UNKNOWN_WORDS = ["bed", "bird", "cat", "dog", "happy", "house", "marvin", "sheila", "tree", "wow"]
 # espeak-ng's own English accents (the mbrola "mb/" voices need an extra program).
@@ -99,16 +99,26 @@ def speaker_hash(voice: str) -> str:
     return hashlib.sha1(voice.encode()).hexdigest()[:8]
 
 
-def plan(per_word: int, seed: int, voices: list[str]) -> tuple[list[dict], dict[str, str]]:
+def vocabulary(words: list[str] | None = None) -> tuple[list[str], list[str]]:
+    """(keywords, unknown words): REDS's ten keywords, or `words`, and the unknown words
+    not among them."""
+    keywords = list(words) if words else list(WORDS)
+    return keywords, [w for w in UNKNOWN_WORDS if w not in keywords]
+
+
+def plan(per_word: int, seed: int, voices: list[str], words: list[str] | None = None
+         ) -> tuple[list[dict], dict[str, str]]:
     """The utterances to make (word, voice, prosody, placement, file) and speaker -> split.
 
     Each word cycles through a seeded shuffle of the voices, so every word is spread over
     as many speakers as possible; held-out speakers are drawn among those actually used.
+    `words`: the keywords (default REDS's ten).
     """
+    keywords, unknown = vocabulary(words)
     rng = np.random.default_rng(seed)
     jobs, count = [], {}
-    for word in WORDS + UNKNOWN_WORDS:
-        n = per_word if word in WORDS else max(1, per_word // 3)
+    for word in keywords + unknown:
+        n = per_word if word in keywords else max(1, per_word // 3)
         order = rng.permutation(len(voices))
         for k in range(n):
             voice = voices[order[k % len(voices)]]
@@ -266,7 +276,7 @@ def _make_noise(root: Path) -> None:
               str(root / NOISE_DIR / name), *effects])
 
 
-def _existing(out: Path, per_word: int, seed: int) -> dict | None:
+def _existing(out: Path, per_word: int, seed: int, words: list[str]) -> dict | None:
     """The manifest of a complete data set already in `out`, or None if `out` is absent/empty."""
     if not out.exists() or (out.is_dir() and not any(out.iterdir())):
         return None
@@ -275,10 +285,13 @@ def _existing(out: Path, per_word: int, seed: int) -> dict | None:
     except (OSError, ValueError):
         raise RedsError(f"{out} exists and is not an empty folder;"
                         " pass a new or empty folder to --out") from None
-    if (manifest.get("per_word"), manifest.get("seed")) != (per_word, seed):
+    found = manifest.get("words", WORDS)
+    if (manifest.get("per_word"), manifest.get("seed"), found) != (per_word, seed, words):
+        have = "" if found == words else f", words={','.join(map(str, found))}"
+        want = "" if found == words else f", words={','.join(words)}"
         raise RedsError(f"{out} already holds a complete synth-kws data set (per_word="
-                        f"{manifest.get('per_word')}, seed={manifest.get('seed')}); use it with --data-dir"
-                        f" {out}, or pass another --out to make one with per_word={per_word}, seed={seed}")
+                        f"{manifest.get('per_word')}, seed={manifest.get('seed')}{have}); use it with --data-dir"
+                        f" {out}, or pass another --out to make one with per_word={per_word}, seed={seed}{want}")
     return manifest
 
 
@@ -297,11 +310,13 @@ def _sigterm_exits():
 
 
 def generate(out_dir: str | os.PathLike, per_word: int = 120, seed: int = 0, jobs: int | None = None,
-             progress: bool = True) -> dict:
+             progress: bool = True, words: str | list[str] | None = None) -> dict:
     """Write a synth-kws data set to `out_dir` and return a summary.
 
-    per_word: utterances of each of the 10 keywords (each of the 10 unknown words gets
-    per_word // 3); jobs: worker processes (default: all CPUs). If `out_dir` already holds a
+    per_word: utterances of each keyword (each unknown word gets per_word // 3); jobs:
+    worker processes (default: all CPUs). words: the keywords to speak (any words espeak-ng
+    can say; default REDS's ten); the unknown words are UNKNOWN_WORDS less those keywords,
+    and the manifest records both, so `--dataset synth-kws` reads them back. If `out_dir` already holds a
     complete set with the same per_word and seed, nothing is written and the summary says
     created=False; a different complete set, or any other non-empty folder, is a RedsError.
     """
@@ -309,26 +324,27 @@ def generate(out_dir: str | os.PathLike, per_word: int = 120, seed: int = 0, job
         raise RedsError(f"per_word must be at least 1, got {per_word}")
     if jobs is not None and jobs < 1:
         raise RedsError(f"jobs must be at least 1, got {jobs}")
+    keywords, unknown = vocabulary(parse_words(words))
     _tools()
     out = Path(out_dir).expanduser().absolute()
-    manifest = _existing(out, per_word, seed)
+    manifest = _existing(out, per_word, seed, keywords)
     if manifest is not None:
         return {"out_dir": str(out), "created": False, "utterances": manifest["utterances"],
                 "splits": manifest["splits"], "message": f"{out} already holds this synth-kws data set"}
 
     voices = speakers()
-    work, split_of = plan(per_word, seed, voices)
+    work, split_of = plan(per_word, seed, voices, keywords)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     t0 = time.perf_counter()
     try:
         with _sigterm_exits():
-            for word in WORDS + UNKNOWN_WORDS:
+            for word in keywords + unknown:
                 (tmp / word).mkdir()
             _make_noise(tmp)
             speech = _synthesize_all(work, tmp, jobs or os.cpu_count() or 1, progress)
             elapsed = time.perf_counter() - t0
-            summary = _finish(tmp, work, split_of, voices, per_word, seed, speech)
+            summary = _finish(tmp, work, split_of, voices, per_word, seed, speech, keywords, unknown)
             os.chmod(tmp, 0o755)  # mkdtemp made it private
             if out.exists():
                 out.rmdir()  # empty (checked above); rename cannot replace a folder portably
@@ -341,7 +357,7 @@ def generate(out_dir: str | os.PathLike, per_word: int = 120, seed: int = 0, job
 
 
 def _finish(root: Path, work: list[dict], split_of: dict[str, str], voices: list[str], per_word: int,
-            seed: int, speech: list[float]) -> dict:
+            seed: int, speech: list[float], keywords: list[str], unknown: list[str]) -> dict:
     """Write the split lists and, last, the manifest that marks the set complete."""
     lists = {"train": [], "val": [], "test": []}
     for job in work:
@@ -354,7 +370,7 @@ def _finish(root: Path, work: list[dict], split_of: dict[str, str], voices: list
     version = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True).stdout
     manifest = {"generator": "reds synth-kws", "per_word": per_word, "seed": seed,
                 "espeak_ng": version.split("Data at")[0].strip(),  # not the install path
-                "words": WORDS, "unknown_words": UNKNOWN_WORDS, **summary,
+                "words": keywords, "unknown_words": unknown, **summary,
                 "speaker_voices": {h: v for v in voices if (h := speaker_hash(v)) in split_of}}
     (root / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return summary

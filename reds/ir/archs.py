@@ -55,7 +55,8 @@ def _builtin() -> dict[str, Arch]:
 ARCHS: dict[str, Arch] = _builtin()
 
 
-# Shape and classes of each data set, so `reds arch` works without the data on disk.
+# Shape and classes of each data set, so `reds arch` works without the data on disk (the
+# data sets of reds.data.FROM_DATA, your own folder or npz, have no fixed shape).
 DATASET_SHAPES = {
     "fmnist": ((1, 28, 28), 10),
     "cifar10": ((3, 32, 32), 10),
@@ -65,14 +66,30 @@ DATASET_SHAPES = {
 KWS = ("speech-commands", "synth-kws")
 
 
-def dataset_shape(arch: str | Arch, dataset: str) -> tuple[tuple[int, int, int], int]:
-    """Input shape and class count of `dataset` as `arch` sees it."""
+def dataset_shape(arch: str | Arch, dataset: str, words=None) -> tuple[tuple[int, int, int], int]:
+    """Input shape and class count of `dataset` as `arch` sees it.
+
+    words: keyword-spotting sets only, the keywords replacing REDS's ten (silence and
+    unknown are the other two classes). Your own data sets (folder, npz) have no shape
+    without their files: a RedsError says to pass them."""
+    from ..data import DATASETS, FROM_DATA
+
+    if dataset in FROM_DATA:
+        name = get_arch(arch).name if isinstance(arch, Arch) else arch
+        raise RedsError(f"the {dataset} data set's input shape and classes come from its files: pass --data-dir "
+                        f"(`reds arch {name} --dataset {dataset} --data-dir {'FILE.npz' if dataset == 'npz' else 'DIR'}`)"
+                        "; a family trained on it records them (`reds info FAMILY`)")
     if dataset not in DATASET_SHAPES:
-        raise RedsError(f"unknown dataset '{dataset}'; choose one of: {', '.join(DATASET_SHAPES)}")
+        raise RedsError(f"unknown dataset '{dataset}'; choose one of: {', '.join(DATASETS)}")
     shape, classes = DATASET_SHAPES[dataset]
     if dataset in KWS:
         frames = 1 + (16000 - 640) // (16 * get_arch(arch).kws_stride_ms)
         shape = (1, frames, 10)
+        if words is not None:
+            from ..data.speech_commands import parse_words
+            classes = 2 + len(parse_words(words))
+    elif words is not None:
+        raise RedsError(f"--words applies to {' and '.join(KWS)} only, not to {dataset}")
     return shape, classes
 
 
@@ -101,8 +118,9 @@ def from_doc(doc: dict) -> Arch:
 
 
 def build_spec(arch: str | Arch, input_shape=None, num_classes=None, dataset: str | None = None,
-               width_mult: float = 1.0) -> Spec:
-    """The spec of `arch` for a data set (by name) or an explicit input shape and classes.
+               width_mult: float = 1.0, words=None) -> Spec:
+    """The spec of `arch` for a data set (by name; `words`: its keywords, see dataset_shape)
+    or an explicit input shape and classes.
 
     width_mult scales every group's units (at least MIN_UNITS + 2), for quick experiments
     and tests; the spec's name says so (e.g. "dscnn-s@0.25")."""
@@ -110,7 +128,7 @@ def build_spec(arch: str | Arch, input_shape=None, num_classes=None, dataset: st
     if input_shape is None:
         if not (dataset or a.default_dataset):
             raise RedsError(f"{a.name} names no default data set: pass --dataset")
-        input_shape, num_classes = dataset_shape(a, dataset or a.default_dataset)
+        input_shape, num_classes = dataset_shape(a, dataset or a.default_dataset, words)
     if not 0 < width_mult <= 1:
         raise RedsError(f"--width must be in (0, 1], got {width_mult:g}")
     try:
