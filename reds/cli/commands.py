@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+from ..errors import RedsError
+
 
 def open_family(folder):
     from ..family import open as open_
@@ -11,10 +13,22 @@ def open_family(folder):
 
 
 def cmd_arch(args) -> None:
-    from ..ir.archs import build_spec
+    from ..ir.archs import build_spec, get_arch
     from ..ir.describe import describe
 
-    d = describe(build_spec(args.name, dataset=args.dataset, width_mult=args.width))
+    if args.data_dir:  # the shape and classes of the data itself (the only way for folder and npz)
+        from .. import data
+
+        arch = get_arch(args.name)
+        dataset = args.dataset or arch.default_dataset
+        ds = data.load(dataset, args.data_dir, kws_stride_ms=arch.kws_stride_ms, words=args.words,
+                       image_size=args.image_size)
+        spec = build_spec(arch, ds.input_shape, ds.num_classes, width_mult=args.width)
+    else:
+        if args.image_size is not None:
+            raise RedsError("--image-size needs the folder of images: pass --dataset folder --data-dir DIR")
+        spec = build_spec(args.name, dataset=args.dataset, width_mult=args.width, words=args.words)
+    d = describe(spec)
     if args.json:
         print(json.dumps(d, indent=2))
         return
@@ -25,7 +39,7 @@ def cmd_arch(args) -> None:
 def cmd_data(args) -> None:
     from ..data.synth_kws import generate
 
-    summary = generate(args.out, per_word=args.per_word, seed=args.seed, jobs=args.jobs)
+    summary = generate(args.out, per_word=args.per_word, seed=args.seed, jobs=args.jobs, words=args.words)
     if not summary.get("created", True):
         print(summary.get("message", f"{args.out} already holds this data set"))
         return
@@ -39,7 +53,8 @@ def cmd_train(args) -> None:
     from ..train import TrainConfig, Trainer
 
     cfg = TrainConfig(
-        arch=args.arch, dataset=args.dataset, data_dir=args.data_dir, budgets=args.budgets,
+        arch=args.arch, dataset=args.dataset, data_dir=args.data_dir, words=args.words,
+        image_size=args.image_size, budgets=args.budgets,
         knapsack=args.knapsack, importance=args.importance, importance_batches=args.importance_batches,
         importance_norm=args.importance_norm, epochs=args.epochs, finetune_epochs=args.finetune_epochs,
         recipe=args.recipe, batch_size=args.batch_size, lr=args.lr, finetune_lr=args.finetune_lr,

@@ -81,6 +81,34 @@ def _nonneg_int(text):
     return v
 
 
+def _words(text: str) -> list[str]:
+    """Comma-separated keywords (checked further when the data set is read)."""
+    words = [w.strip() for w in text.split(",") if w.strip()]
+    if not words:
+        raise argparse.ArgumentTypeError(f"expected comma-separated keywords, e.g. yes,no,stop; got {text!r}")
+    return words
+
+
+def _image_size(text: str) -> list[int]:
+    """HxW (e.g. 32x32, 28x40) or one number for a square."""
+    parts = text.lower().replace(" ", "").split("x")
+    try:
+        hw = [int(parts[0])] * 2 if len(parts) == 1 else [int(p) for p in parts]
+    except ValueError:
+        hw = []
+    if len(hw) != 2 or min(hw) <= 0:
+        raise argparse.ArgumentTypeError(f"expected HxW in pixels (e.g. 32x32) or one number, got {text!r}")
+    return hw
+
+
+WORDS_HELP = ("comma-separated keywords replacing REDS's ten (speech-commands, synth-kws): the classes become "
+              "silence, unknown, these; every other word folder counts as unknown (default: REDS's ten, or "
+              "those a synth-kws folder was made with)")
+IMAGE_SIZE_HELP = "folder of images: resize every image to HxW (default: the first training image's size)"
+DATA_DIR_HELP = ("data set folder, or the .npz file for npz (fmnist defaults to the Debian package's folder; "
+                 "folder and npz: README 'Your own data')")
+
+
 def _arch(text: str) -> str:
     """A built-in architecture's name, or the path of an architecture file (read later)."""
     from ..ir.archs import ARCHS, is_file
@@ -118,6 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--dataset", choices=DATASETS, help="data set whose input shape and classes to use "
                    "(default: the architecture's own)")
     a.add_argument("--width", type=float, default=1.0, help="scale every group's units (default 1.0)")
+    a.add_argument("--data-dir", help="read the input shape and classes from this data (needed for the folder "
+                   "and npz data sets, whose shape only their files know)")
+    a.add_argument("--words", type=_words, help=WORDS_HELP)
+    a.add_argument("--image-size", type=_image_size, metavar="HxW", help=IMAGE_SIZE_HELP)
     a.add_argument("--json", action="store_true", help="print JSON (top-level macs, params, groups)")
 
     d = sub.add_parser("data", help="make a data set", description="Make a data set on disk.")
@@ -130,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--per-word", type=_positive(int), default=120, help="utterances per keyword (default 120)")
     s.add_argument("--seed", type=int, default=0, help="seed of the voices, words and noise drawn")
     s.add_argument("--jobs", type=_positive(int), help="worker processes (default: all cores)")
+    s.add_argument("--words", type=_words, help="comma-separated keywords to speak instead of REDS's ten (any words "
+                   "espeak-ng can say; the unknown words are REDS's ten others less these; default: REDS's ten)")
 
     t = sub.add_parser("train", help="train a family of nested submodels",
                        formatter_class=DefaultsFormatter,
@@ -139,7 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--arch", required=True, type=_arch, metavar="ARCH|FILE",
                    help=", ".join(ARCHS) + "; or an architecture file (.json, .yaml: docs/architecture-files.md)")
     t.add_argument("--dataset", required=True, choices=DATASETS, help="the data set (see --data-dir)")
-    t.add_argument("--data-dir", help="data set folder (fmnist defaults to the Debian package's folder)")
+    t.add_argument("--data-dir", help=DATA_DIR_HELP)
+    t.add_argument("--words", type=_words, help=WORDS_HELP)
+    t.add_argument("--image-size", type=_image_size, metavar="HxW", help=IMAGE_SIZE_HELP)
     t.add_argument("--out", required=True, help="output folder (family.json, weights.safetensors, metrics.jsonl)")
     t.add_argument("--budgets", type=_budgets, default=[0.25, 0.5, 0.75, 1.0],
                    help="MAC budgets as fractions of the full model")

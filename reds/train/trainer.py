@@ -40,6 +40,8 @@ from .recipes import RECIPES, Recipe
 CHECKPOINT = "checkpoint.pt"
 BN_RATE = 0.25  # batch-norm-only tuning runs at this share of the fine-tuning rate (REDS's middle stage)
 METRICS = "metrics.jsonl"
+# settings added since checkpoints were first written, at their defaults: older checkpoints resume
+NEW_SETTINGS = {"words": None, "image_size": None}
 
 
 @dataclass
@@ -47,6 +49,8 @@ class TrainConfig:
     arch: str
     dataset: str
     data_dir: str | None = None
+    words: list[str] | None = None  # speech-commands / synth-kws: the keywords (None: REDS's ten)
+    image_size: list[int] | None = None  # folder of images: [H, W] (None: the first image's size)
     budgets: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0])
     knapsack: str = "bottom-up"
     importance: str = "grad"
@@ -82,6 +86,12 @@ class TrainConfig:
         if self.recipe not in RECIPES:
             raise RedsError(f"unknown recipe '{self.recipe}'; choose one of: {', '.join(RECIPES)}")
         r = RECIPES[self.recipe]
+        if self.words is not None:
+            from ..data.speech_commands import parse_words
+            self.words = parse_words(self.words)
+        if self.image_size is not None:
+            from ..data.folder import parse_image_size
+            self.image_size = list(parse_image_size(self.image_size))
         self.batch_size = self.batch_size or r.batch_size
         self.lr = self.lr or r.lr
         self.finetune_lr = self.finetune_lr or r.finetune_lr
@@ -104,7 +114,8 @@ class Trainer:
         if self.device.type == "cuda":  # seeded runs repeat on the same GPU
             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
         self.arch = arch = get_arch(cfg.arch)  # a file is read once: the family keeps its document
-        self.ds = datasets.load(cfg.dataset, cfg.data_dir, kws_stride_ms=arch.kws_stride_ms, seed=cfg.seed)
+        self.ds = datasets.load(cfg.dataset, cfg.data_dir, kws_stride_ms=arch.kws_stride_ms, seed=cfg.seed,
+                                words=cfg.words, image_size=cfg.image_size)
         self._limit()
         if not cfg.augment:  # the same features every epoch: compute them once
             self.ds.precompute("train")
@@ -183,7 +194,7 @@ class Trainer:
             (self.out / METRICS).unlink(missing_ok=True)
             if resume:
                 self.log(f"no checkpoint in {self.out}: starting a new run")
-        elif ck["config"] != _jsonable(asdict(cfg)):
+        elif {**NEW_SETTINGS, **ck["config"]} != _jsonable(asdict(cfg)):
             raise RedsError(f"{self.out}: the checkpoint was made with other settings; "
                             "resume with the same flags or choose another --out")
         torch.manual_seed(cfg.seed)
@@ -419,7 +430,10 @@ class Trainer:
         assert not clash, f"a training setting and a measured value share a name: {clash}"
         # absolute: `reds eval` finds the data from any folder
         data_dir = str(Path(self.cfg.data_dir).resolve()) if self.cfg.data_dir else None
-        return {**settings, **measured, "data_dir": data_dir}
+        # what `evaluate` needs to reload the same data: a folder of images' size even when
+        # it came from the first image
+        image_size = self.ds.info.get("image_size", self.cfg.image_size)
+        return {**settings, **measured, "data_dir": data_dir, "image_size": image_size}
 
     def _scratch(self, widths, k, state: dict | None, save) -> float:
         """The same widths trained alone from scratch, for the same total epochs; `state`
@@ -519,16 +533,31 @@ def _jsonable(d: dict) -> dict:
     return json.loads(json.dumps(d))
 
 
+def reload_settings(family: fam_io.OpenFamily) -> dict:
+    """The `reds.data.load` settings that give back the data set a family was trained on
+    (a folder of images records the size it was resized to, so that a separate test folder,
+    `reds eval --data-dir`, whose first image differs gets the same size)."""
+    t = family.manifest.training
+    kw = {"kws_stride_ms": family.arch.kws_stride_ms, "seed": t.get("seed", 0)}
+    if t.get("words") is not None:
+        kw["words"] = t["words"]
+    if family.manifest.dataset == "folder" and t.get("image_size") is not None:
+        kw["image_size"] = t["image_size"]
+    return kw
+
+
 @torch.no_grad()
 def evaluate(family: fam_io.OpenFamily, data_dir: str | None = None, limit: int | None = None,
              progress: bool | None = None) -> fam_io.Family:
     """Test accuracy of every submodel, written back to family.json."""
     fam, net = family.manifest, family.net
-    ds = datasets.load(fam.dataset, data_dir or fam.training.get("data_dir"),
-                       kws_stride_ms=family.arch.kws_stride_ms, seed=fam.training.get("seed", 0))
+    ds = datasets.load(fam.dataset, data_dir or fam.training.get("data_dir"), **reload_settings(family))
     if list(ds.input_shape) != list(fam.input_shape) or ds.num_classes != fam.num_classes:
         raise RedsError(f"data set {fam.dataset} gives inputs {ds.input_shape} x {ds.num_classes} classes, "
                         f"but the family expects {tuple(fam.input_shape)} x {fam.num_classes}")
+    if fam.classes and list(ds.classes) != list(fam.classes):
+        raise RedsError(f"data set {fam.dataset} has the classes {', '.join(ds.classes)}, but the family was "
+                        f"trained on {', '.join(fam.classes)}; pass the family's data with --data-dir")
     batches = list(ds.batches("test", 500, limit=limit))
     for k, s in enumerate(tqdm(fam.submodels, desc="evaluating", disable=True if progress is False else None,
                                file=sys.stderr, leave=False)):
