@@ -23,7 +23,7 @@
 extern "C" {
 #endif
 
-#define REDS_ABI_VERSION 1
+#define REDS_ABI_VERSION 2
 /* The exporter refuses families with more submodels (a row of weights has at most one
  * segment per submodel; kernels keep that many segment descriptors on the stack). */
 #define REDS_MAX_SUBMODELS 32
@@ -37,7 +37,8 @@ typedef enum {
     REDS_OP_LEAKY_RELU = 6,
     REDS_OP_AVG_POOL = 7,
     REDS_OP_MAX_POOL = 8,
-    REDS_OP_FLATTEN = 9
+    REDS_OP_FLATTEN = 9,
+    REDS_OP_ADD = 10 /* residual: x += the output kept in the layer's skip slot, in place */
 } reds_op_t;
 
 typedef enum {
@@ -61,6 +62,8 @@ typedef struct {
     const float *bias;      /* [out], or NULL */
     const float *scale;     /* SCALE_BIAS: submodel 0's widths[0] values, then submodel 1's, ... */
     const float *shift;     /* SCALE_BIAS: laid out as scale */
+    uint8_t keep;           /* 1: a later ADD reads this layer's output: copy it to the skip slot */
+    uint32_t skip;          /* keep / ADD: the skip slot's offset in the arena, in floats */
 } reds_layer_t;
 
 /* A whole family: constant, lives in flash. */
@@ -74,6 +77,7 @@ typedef struct {
     uint32_t input_size;        /* floats */
     uint32_t output_size;       /* floats (classes) */
     uint32_t arena_floats;      /* of the largest submodel */
+    uint32_t skip_floats;       /* the arena's first floats: skip slots of residual adds (0: none) */
     const reds_layer_t *layers;
     /* [num_submodels][num_layers + 1]: column 0 is the input's channels, column l + 1
      * the output channels of layer l. Nested: no column grows from one row to the next. */
@@ -87,7 +91,8 @@ typedef struct {
 /* A model instance: the only mutable state is the active submodel and the arena. */
 typedef struct {
     const reds_net_t *net;
-    float *arena;   /* net->arena_floats floats: input at the start, ping-pong between ends */
+    float *arena;   /* net->arena_floats floats: the skip slots, then the input, ping-pong between
+                       the ends of the rest */
     uint8_t active; /* submodel that reds_run() runs */
 } reds_model_t;
 
@@ -163,6 +168,8 @@ void reds_relu_f32(float *x, uint32_t n);
 void reds_leaky_relu_f32(float *x, uint32_t n, float slope);
 void reds_avg_pool_f32(const reds_layer_t *L, uint32_t c, const float *x, float *y);
 void reds_max_pool_f32(const reds_layer_t *L, uint32_t c, const float *x, float *y);
+/* x[i] += skip[i], in place (a residual add). */
+void reds_add_f32(float *x, const float *skip, uint32_t n);
 
 #ifdef __cplusplus
 }

@@ -3,8 +3,10 @@
  *
  * The arena is used ping-pong: a layer that cannot run in place reads its input at one
  * end and writes its output at the other, so the arena needs max(in + out) floats over
- * the layers of the largest submodel (exactly the family's arena_bytes); batch norm,
- * activations and flatten overwrite their input.
+ * the layers of the largest submodel; batch norm, activations, flatten and adds overwrite
+ * their input. A residual network's arena starts with its skip slots (skip_floats): the
+ * output of a layer a later add reads is copied there. Together that is exactly the
+ * family's arena_bytes.
  */
 #include <string.h>
 
@@ -22,7 +24,7 @@ int reds_select(reds_model_t *m, unsigned k)
 
 unsigned reds_active(const reds_model_t *m) { return m->active; }
 unsigned reds_num_submodels(const reds_model_t *m) { return m->net->num_submodels; }
-float *reds_input(reds_model_t *m) { return m->arena; }
+float *reds_input(reds_model_t *m) { return m->arena + m->net->skip_floats; }
 uint32_t reds_input_size(const reds_model_t *m) { return m->net->input_size; }
 uint32_t reds_output_size(const reds_model_t *m) { return m->net->output_size; }
 
@@ -61,17 +63,20 @@ const float *reds_run(reds_model_t *m, const float *input)
     const uint32_t k = m->active, stride = (uint32_t)net->num_layers + 1u;
     const uint16_t *row = net->widths + k * stride;
     const uint16_t *last = net->widths + ((uint32_t)net->num_submodels - 1u) * stride;
-    float *x = m->arena;
-    int at_start = 1; /* x is at the start of the arena (else it ends at the arena's end) */
+    float *const base = m->arena + net->skip_floats; /* the ping-pong region */
+    const uint32_t floats = net->arena_floats - net->skip_floats;
+    float *x = base;
+    int at_start = 1; /* x is at the start of the region (else it ends at the region's end) */
     uint32_t l, j;
 
-    if (input != 0 && input != m->arena)
-        memcpy(m->arena, input, net->input_size * sizeof(float));
+    if (input != 0 && input != base)
+        memcpy(base, input, net->input_size * sizeof(float));
     for (l = 0; l < net->num_layers; ++l) {
         const reds_layer_t *L = &net->layers[l];
         const uint32_t cin = row[l], cout = row[l + 1];
         const uint32_t out_n = cout * L->out_h * L->out_w;
-        float *y = at_start ? m->arena + net->arena_floats - out_n : m->arena;
+        float *y = at_start ? base + floats - out_n : base;
+        int moved = 1; /* the output is in y (else the layer ran in place on x) */
         reds_weights_t w;
         w.base = L->weight;
         w.in_w = net->widths + l;
@@ -99,8 +104,9 @@ const float *reds_run(reds_model_t *m, const float *input)
             break;
         case REDS_OP_SCALE_BIAS: {
             /* Submodel k's vectors follow those of submodels 0 .. k-1. The activation that
-             * follows, if any, is fused in (and then skipped). */
-            const uint8_t next = l + 1 < net->num_layers ? net->layers[l + 1].op : 0u;
+             * follows, if any, is fused in (and then skipped), unless an add needs the
+             * batch norm's own output. */
+            const uint8_t next = l + 1 < net->num_layers && !L->keep ? net->layers[l + 1].op : 0u;
             const uint8_t act = next == REDS_OP_RELU         ? REDS_ACT_RELU
                                 : next == REDS_OP_LEAKY_RELU ? REDS_ACT_LEAKY_RELU
                                                              : REDS_ACT_NONE;
@@ -111,19 +117,31 @@ const float *reds_run(reds_model_t *m, const float *input)
                                 act == REDS_ACT_LEAKY_RELU ? net->layers[l + 1].slope : 0.0f);
             if (act != REDS_ACT_NONE)
                 ++l;
-            continue;
+            moved = 0;
+            break;
         }
         case REDS_OP_RELU:
             reds_relu_f32(x, out_n);
-            continue;
+            moved = 0;
+            break;
         case REDS_OP_LEAKY_RELU:
             reds_leaky_relu_f32(x, out_n, L->slope);
-            continue;
+            moved = 0;
+            break;
+        case REDS_OP_ADD:
+            reds_add_f32(x, m->arena + L->skip, out_n);
+            moved = 0;
+            break;
         default: /* REDS_OP_FLATTEN: C x H x W is already the flat order */
-            continue;
+            moved = 0;
+            break;
         }
-        x = y;
-        at_start = !at_start;
+        if (moved) {
+            x = y;
+            at_start = !at_start;
+        }
+        if (net->layers[l].keep) /* l: the last layer run (a fused activation) */
+            memcpy(m->arena + net->layers[l].skip, x, out_n * sizeof(float));
     }
     return x;
 }

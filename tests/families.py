@@ -21,6 +21,13 @@ from reds.ir.spec import BatchNorm, Spec
 from reds.nn.nested import NestedNet
 
 BUDGETS = (0.25, 0.5, 1.0)
+# A residual network from an architecture file (its adds tie groups across blocks): the
+# export and runtime tests run it with the built-in architectures.
+RESIDUAL = str(Path(__file__).resolve().parent.parent / "examples" / "mobilenetv2-tiny.yaml")
+
+
+def arch_id(arch: str) -> str:
+    return Path(arch).stem
 VAR_FLOOR = 0.1
 
 

@@ -29,7 +29,7 @@ import pytest
 import torch
 
 from csources import ARM_CC, CC, CFLAGS, KERNELS, M4, ROOT, kernels_id, runtime
-from families import make_family, make_net, shared_family
+from families import RESIDUAL, arch_id, make_family, make_net, shared_family
 from reds.cli import main
 from reds.errors import RedsError
 from reds.export import c as cexport, export
@@ -46,7 +46,7 @@ from reds.nn.plain import bn_scale_shift
 HARNESS = ROOT / "tests" / "c" / "harness.c"
 ARM_NM = shutil.which("arm-none-eabi-nm")
 ATOL = 1e-4
-ALL = list(ARCHS)
+ALL = [*ARCHS, RESIDUAL]
 WIDTH = {a: 0.25 for a in ALL} | {"dscnn-l": 0.125, "dnn-l": 0.125}  # small and fast
 
 # Under pytest-xdist (-n 2 on 2 cores) two intra-op threads per worker oversubscribe the
@@ -105,7 +105,7 @@ def check_against_pytorch(family_dir: Path, out_root: Path, x: np.ndarray) -> fl
 
 
 @needs_cc
-@pytest.mark.parametrize("arch", ALL)
+@pytest.mark.parametrize("arch", ALL, ids=arch_id)
 def test_c_matches_pytorch(arch, tmp_path, tmp_path_factory):
     d = shared_family(tmp_path_factory, arch, WIDTH[arch])
     fam, _ = load(d)
@@ -146,7 +146,7 @@ def expected_array_bytes(fam: Family, spec: Spec) -> int:
 
 @pytest.mark.skipif(ARM_CC is None or ARM_NM is None,
                     reason="needs arm-none-eabi-gcc (apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi)")
-@pytest.mark.parametrize("arch", ALL)
+@pytest.mark.parametrize("arch", ALL, ids=arch_id)
 def test_cortex_m4_build_and_sizes(arch, tmp_path, tmp_path_factory):
     d = shared_family(tmp_path_factory, arch, WIDTH[arch])
     fam, net = load(d)

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from families import shared_family
+from families import RESIDUAL, arch_id, shared_family
 from reds.errors import RedsError
 from reds.export import export
 from reds.export.onnx import run_onnx
@@ -29,7 +29,7 @@ from reds.ir.archs import ARCHS
 torch.set_num_threads(1)  # one intra-op thread per xdist worker (see test_export_c.py)
 
 ATOL = 1e-5
-ALL = list(ARCHS)
+ALL = [*ARCHS, RESIDUAL]
 WIDTH = {a: 0.25 for a in ALL} | {"dscnn-l": 0.125, "dnn-l": 0.125}
 
 
@@ -60,7 +60,7 @@ def check_onnx(family_dir, out, x: np.ndarray) -> list[float]:
     return diffs
 
 
-@pytest.mark.parametrize("arch", ALL)
+@pytest.mark.parametrize("arch", ALL, ids=arch_id)
 def test_onnx_matches_pytorch(arch, tmp_path, tmp_path_factory):
     d = shared_family(tmp_path_factory, arch, WIDTH[arch])
     fam, _ = load(d)

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from families import shared_family
+from families import RESIDUAL, arch_id, shared_family
 from reds import DISTRIBUTION
 from reds.cli import main
 from reds.errors import RedsError
@@ -30,7 +30,7 @@ from reds.ir.archs import ARCHS
 torch.set_num_threads(1)  # one intra-op thread per xdist worker (see test_export_c.py)
 
 ATOL = 1e-4
-ALL = list(ARCHS)
+ALL = [*ARCHS, RESIDUAL]
 WIDTH = {a: 0.25 for a in ALL} | {"dscnn-l": 0.125, "dnn-l": 0.125}
 BUDGETS = (0.4, 1.0)
 
@@ -60,7 +60,7 @@ def tflm_run(path, x: np.ndarray, arena_size: int) -> np.ndarray:
 
 
 @needs_extra
-@pytest.mark.parametrize("arch", ALL)
+@pytest.mark.parametrize("arch", ALL, ids=arch_id)
 def test_tflite_matches_pytorch(arch, tmp_path, tmp_path_factory):
     from reds.export.tflite import interpreter_class, run_tflite
 

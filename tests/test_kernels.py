@@ -38,7 +38,7 @@ pytestmark = pytest.mark.skipif(CC is None, reason="needs a C compiler (apt-get 
 @dataclass(frozen=True)
 class Case:
     name: str
-    op: str  # conv2d, depthwise_conv2d, dense, scale_bias, relu, leaky_relu, avg_pool, max_pool
+    op: str  # conv2d, depthwise_conv2d, dense, scale_bias, relu, leaky_relu, avg_pool, max_pool, add
     seed: int
     ins: tuple[int, ...]  # input width per submodel (nested)
     outs: tuple[int, ...]  # output width per submodel (channels; = ins for per-channel ops)
@@ -91,10 +91,11 @@ CASES = [
     Case("avg-pool-global", "avg_pool", 24, W3, W3, (5, 4), (5, 4), (5, 4)),
     Case("avg-pool-2x2-s1", "avg_pool", 25, W3, W3, (4, 5), (2, 2)),
     Case("max-pool-2x2", "max_pool", 26, W3, W3, (6, 5), (2, 2), (2, 2)),
+    Case("add", "add", 27, W3, W3, (3, 4)),
 ]
 OPCODE = {"conv2d": "REDS_OP_CONV2D", "depthwise_conv2d": "REDS_OP_DEPTHWISE_CONV2D", "dense": "REDS_OP_DENSE",
           "scale_bias": "REDS_OP_SCALE_BIAS", "relu": "REDS_OP_RELU", "leaky_relu": "REDS_OP_LEAKY_RELU",
-          "avg_pool": "REDS_OP_AVG_POOL", "max_pool": "REDS_OP_MAX_POOL"}
+          "avg_pool": "REDS_OP_AVG_POOL", "max_pool": "REDS_OP_MAX_POOL", "add": "REDS_OP_ADD"}
 
 
 @dataclass
@@ -116,6 +117,8 @@ def tensors(c: Case) -> Tensors:
         w = rng.normal(size=(O, 1, kh, kw)) / np.sqrt(kh * kw)
     elif c.op == "dense":
         w = rng.normal(size=(O, I * c.elem)) / np.sqrt(I * c.elem)
+    elif c.op == "add":  # the kept tensor a residual adds: the harness reads it as the weights
+        w = rng.normal(size=(I, *c.in_hw))
     else:
         w = np.zeros(0)
     shape = (I * c.elem,) if c.op == "dense" else (I, *c.in_hw)
@@ -141,6 +144,8 @@ def reference(c: Case, t: Tensors, k: int) -> np.ndarray:
         y = F.relu(x)
     elif c.op == "leaky_relu":
         y = F.leaky_relu(x, c.slope)
+    elif c.op == "add":
+        y = x + torch.from_numpy(t.weight[:cin])[None]
     elif c.op == "avg_pool":
         y = F.avg_pool2d(x, c.kernel, c.stride)
     else:

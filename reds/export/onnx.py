@@ -20,7 +20,7 @@ from ..nn.plain import plain_model
 from .source import Source, check_ops, steps
 
 SUPPORTED = {"conv2d", "depthwise_conv2d", "dense", "batch_norm", "relu", "leaky_relu", "avg_pool",
-             "max_pool", "flatten"}
+             "max_pool", "flatten", "add"}
 OPSET = 17
 INPUT, OUTPUT = "input", "logits"
 SELF_CHECK_ATOL = 1e-4  # onnxruntime vs PyTorch on one random batch, at export time

@@ -24,7 +24,7 @@ from ..nn.plain import plain_model
 from .source import Source, check_ops, steps
 
 SUPPORTED = {"conv2d", "depthwise_conv2d", "dense", "batch_norm", "relu", "leaky_relu", "avg_pool",
-             "max_pool", "flatten"}
+             "max_pool", "flatten", "add"}
 EXTRA = (f"TFLite export needs litert-torch: pip install litert-torch ai-edge-litert (or, in reds's source "
          f"tree, pip install '.[tflite]': the tflite extra of {DISTRIBUTION})")
 SELF_CHECK_ATOL = 1e-4

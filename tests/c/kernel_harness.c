@@ -121,6 +121,12 @@ int main(void)
         reds_leaky_relu_f32(x, out_n, slope);
         memcpy(y, x, out_n * sizeof(float));
         break;
+    case REDS_OP_ADD: /* the skip tensor travels as the weight array */
+        if (nw < out_n)
+            return 4;
+        reds_add_f32(x, weight, out_n);
+        memcpy(y, x, out_n * sizeof(float));
+        break;
     default:
         return 5;
     }

@@ -79,13 +79,14 @@ def emit(src: Source, m: Lowered) -> CModel:
     body.append(f"static const reds_layer_t layers[{nl}] = {{\n" + "\n".join(
         f"    /* {lc.index} {lc.name} */ {{" + ", ".join(f".{k} = {v}" for k, v in lc.init.items()) + "},"
         for lc in m.layers) + "\n};\n")
-    body.append(f"/* The largest submodel needs max(input + output) over its layers: {arena_floats} floats. */\n"
+    kept = f" + {m.skip_floats} floats of skip slots" if m.skip_floats else ""
+    body.append(f"/* The largest submodel needs max(input + output) over its layers{kept}: {arena_floats} floats. */\n"
                 f"static float arena[{up}_ARENA_BYTES / sizeof(float)];\n")
     body.append(f"static const reds_net_t net = {{\n    .name = \"{name}\", .family_hash = {up}_FAMILY_HASH,\n"
                 f"    .num_submodels = {K}, .layout = {up}_LAYOUT, .num_layers = {nl},\n"
                 f"    .in_c = {up}_INPUT_C, .in_h = {up}_INPUT_H, .in_w = {up}_INPUT_W,\n"
                 f"    .input_size = {up}_INPUT_SIZE, .output_size = {up}_OUTPUT_SIZE,\n"
-                f"    .arena_floats = {up}_ARENA_BYTES / sizeof(float),\n"
+                f"    .arena_floats = {up}_ARENA_BYTES / sizeof(float), .skip_floats = {m.skip_floats},\n"
                 f"    .layers = layers, .widths = &widths[0][0], .macs = macs, .weight_bytes = weight_bytes,\n"
                 f"    .arena_bytes = arena_bytes, .budgets = budgets,\n}};\n")
     body.append(f"reds_model_t {name} = {{&net, arena, {K - 1}}};\n")

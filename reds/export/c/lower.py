@@ -20,7 +20,7 @@ import torch
 
 from ...errors import RedsError
 from ...ir.cost import BYTES_PER_FLOAT
-from ...ir.spec import (AvgPool, BatchNorm, Conv2d, Dense, DepthwiseConv2d, Flatten, Layer, LeakyReLU, MaxPool,
+from ...ir.spec import (Add, AvgPool, BatchNorm, Conv2d, Dense, DepthwiseConv2d, Flatten, Layer, LeakyReLU, MaxPool,
                         ReLU, Spec)
 from ...nn.plain import bn_scale_shift
 from .. import abi
@@ -28,11 +28,11 @@ from ..source import Source
 from .literals import c_float
 
 SUPPORTED = {"conv2d", "depthwise_conv2d", "dense", "batch_norm", "relu", "leaky_relu", "avg_pool",
-             "max_pool", "flatten"}
+             "max_pool", "flatten", "add"}
 # Each spec op as the runtime's reds_op_t (tests/test_layout.py checks these against reds.h).
 OP_ENUM = {Conv2d: "REDS_OP_CONV2D", DepthwiseConv2d: "REDS_OP_DEPTHWISE_CONV2D", Dense: "REDS_OP_DENSE",
            BatchNorm: "REDS_OP_SCALE_BIAS", ReLU: "REDS_OP_RELU", LeakyReLU: "REDS_OP_LEAKY_RELU",
-           AvgPool: "REDS_OP_AVG_POOL", MaxPool: "REDS_OP_MAX_POOL", Flatten: "REDS_OP_FLATTEN"}
+           AvgPool: "REDS_OP_AVG_POOL", MaxPool: "REDS_OP_MAX_POOL", Flatten: "REDS_OP_FLATTEN", Add: "REDS_OP_ADD"}
 
 
 # ---- layouts -------------------------------------------------------------------------
@@ -89,6 +89,7 @@ class Lowered:
     arrays: list[Array]
     layers: list[LayerC]
     widths: list[list[int]]  # [submodel][layer + 1]: input channels, then each layer's outputs
+    skip_floats: int = 0  # the arena's skip slots (residual adds)
     info: dict = field(default_factory=dict)  # sizes, as the export's manifest records them
 
 
@@ -133,6 +134,7 @@ def lower(src: Source, layout: str, name: str) -> Lowered:
     arrays: list[Array] = []
     layers: list[LayerC] = []
     absorbed_bytes = 0
+    slots, skip_floats = skip_slots(spec, big)
     for li, layer in enumerate(spec.layers):
         op = layer.op
         L = re.sub(r"\W", "_", layer.name).upper()
@@ -188,6 +190,11 @@ def lower(src: Source, layout: str, name: str) -> Lowered:
             init.update(scale=f"{layer.name}_scale", shift=f"{layer.name}_shift")
         if isinstance(op, LeakyReLU):
             init["slope"] = c_float(op.slope)
+        if layer.name in slots:
+            init.update(keep=1, skip=slots[layer.name])
+            desc += f"\n   output kept for a residual add in the arena's floats {slots[layer.name]}.."
+        if isinstance(op, Add):
+            init["skip"] = slots[op.source]
         layers.append(LayerC(li, layer.name, init, enum, desc))
 
     # ---- sizes -------------------------------------------------------------------------
@@ -216,7 +223,24 @@ def lower(src: Source, layout: str, name: str) -> Lowered:
         "overhead_pct": round(100.0 * overhead / largest.weight_bytes, 3),
         "separate_bytes": sum(s.weight_bytes for s in fam.submodels),
     }
-    return Lowered(name, layout, arrays, layers, cols, info)
+    return Lowered(name, layout, arrays, layers, cols, skip_floats, info)
+
+
+def skip_slots(spec: Spec, widths: dict[str, int]) -> tuple[dict[str, int], int]:
+    """Each kept output's offset (floats) in the arena's skip region, at `widths` (the
+    largest submodel's), and the region's size. Residual connections nest, so the slots
+    stack: a source's slot follows those of the connections still open around it; the
+    region is the largest total live at once, as the cost model counts it."""
+    slots, stack, top, region = {}, [], 0, 0
+    for src, add in sorted(spec.skips, key=lambda sa: sa[0].index):
+        while stack and stack[-1][0] <= src.index:  # closed before (or where) this one opens
+            stack.pop()
+        top = stack[-1][1] if stack else 0
+        size = spec.size(src.out_ch, widths) * src.out_hw[0] * src.out_hw[1]
+        slots[src.name] = top
+        stack.append((add.index, top + size))
+        region = max(region, top + size)
+    return slots, region
 
 
 def _describe(spec: Spec, layer: Layer, widths: list[dict[str, int]]) -> str:
