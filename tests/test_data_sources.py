@@ -163,11 +163,18 @@ def test_png_folder_resizes_to_the_first_image_and_normalises(tmp_path):
 
 def test_png_folder_trains_end_to_end(tmp_path):
     png_folder(tmp_path / "data")
-    fam = tiny("folder", tmp_path / "data", tmp_path / "fam", image_size=[8, 8])
-    assert fam.classes == ["circle", "line", "square"] and list(fam.input_shape) == [1, 8, 8]
-    assert fam.training["image_size"] == [8, 8]
+    fam = tiny("folder", tmp_path / "data", tmp_path / "fam")
+    assert fam.classes == ["circle", "line", "square"] and list(fam.input_shape) == [1, 12, 10]
+    assert fam.training["image_size"] == [12, 10]  # recorded though it came from the first image
     again = evaluate(fam_io.open(tmp_path / "fam"), progress=False)
     assert [s.accuracy for s in again.submodels] == [s.accuracy for s in fam.submodels]
+    # another folder whose first image is 16x16 is resized to the family's size
+    other = tmp_path / "other"
+    for k, c in enumerate(["circle", "line", "square"]):
+        (other / c).mkdir(parents=True)
+        for i in range(3):
+            Image.new("L", (16, 16), 40 * k + i).save(other / c / f"{i}.png")
+    assert len(evaluate(fam_io.open(tmp_path / "fam"), data_dir=str(other), progress=False).submodels) == 2
 
 
 # ---------------------------------------------------------------- npz
