@@ -46,6 +46,12 @@ typedef enum {
     REDS_LAYOUT_NESTED = 1    /* submodel k's weights are one contiguous prefix, shell by shell */
 } reds_layout_t;
 
+typedef enum {
+    REDS_AXIS_NONE = 0,    /* the input is used as it is */
+    REDS_AXIS_CHANNEL = 1, /* one scale and shift per channel (images) */
+    REDS_AXIS_WIDTH = 2    /* one per column of the H x W map (MFCC coefficients) */
+} reds_axis_t;
+
 /* One layer. Channel counts are not here: they come from the widths table. Activations
  * are channel-major (C x H x W), as in PyTorch. */
 typedef struct {
@@ -78,6 +84,11 @@ typedef struct {
     uint32_t output_size;       /* floats (classes) */
     uint32_t arena_floats;      /* of the largest submodel */
     uint32_t skip_floats;       /* the arena's first floats: skip slots of residual adds (0: none) */
+    /* Input normalisation (x * scale[a] + shift[a], a along in_axis): reds_run applies it,
+     * so the input is the raw features the family was trained on before standardising. */
+    uint8_t in_axis;            /* reds_axis_t */
+    const float *in_scale;      /* 1 / std: in_c values (channel) or in_w values (width) */
+    const float *in_shift;      /* -mean / std */
     const reds_layer_t *layers;
     /* [num_submodels][num_layers + 1]: column 0 is the input's channels, column l + 1
      * the output channels of layer l. Nested: no column grows from one row to the next. */
@@ -108,8 +119,9 @@ float *reds_input(reds_model_t *m);
 uint32_t reds_input_size(const reds_model_t *m);
 uint32_t reds_output_size(const reds_model_t *m);
 
-/* One inference of the active submodel. `input` (C x H x W floats) is copied into the
- * arena unless it is NULL or reds_input(m) already. Returns the outputs (logits) inside
+/* One inference of the active submodel. `input` (C x H x W floats, raw features) is copied
+ * into the arena unless it is NULL or reds_input(m) already, then normalised there as the
+ * family recorded (so write raw features to reds_input(m) before each NULL run). Returns the outputs (logits) inside
  * the arena, valid until the next run. */
 const float *reds_run(reds_model_t *m, const float *input);
 

@@ -57,6 +57,26 @@ int reds_pick_macs(const reds_model_t *m, uint32_t max_macs)
     return -1;
 }
 
+/* x = x * scale + shift along the family's input axis, in place. */
+static void normalise(const reds_net_t *net, float *x)
+{
+    const uint32_t hw = (uint32_t)net->in_h * net->in_w;
+    uint32_t c, p, i = 0;
+    for (c = 0; c < net->in_c; ++c) {
+        if (net->in_axis == REDS_AXIS_CHANNEL) {
+            const float s = net->in_scale[c], t = net->in_shift[c];
+            for (p = 0; p < hw; ++p, ++i)
+                x[i] = x[i] * s + t;
+        } else {
+            for (p = 0; p < net->in_h; ++p) {
+                uint32_t j;
+                for (j = 0; j < net->in_w; ++j, ++i)
+                    x[i] = x[i] * net->in_scale[j] + net->in_shift[j];
+            }
+        }
+    }
+}
+
 const float *reds_run(reds_model_t *m, const float *input)
 {
     const reds_net_t *net = m->net;
@@ -71,6 +91,8 @@ const float *reds_run(reds_model_t *m, const float *input)
 
     if (input != 0 && input != base)
         memcpy(base, input, net->input_size * sizeof(float));
+    if (net->in_axis != REDS_AXIS_NONE)
+        normalise(net, base);
     for (l = 0; l < net->num_layers; ++l) {
         const reds_layer_t *L = &net->layers[l];
         const uint32_t cin = row[l], cout = row[l + 1];

@@ -112,6 +112,22 @@ class OpenFamily:
         return from_doc(doc) if doc is not None else get_arch(self.manifest.arch)
 
     @property
+    def input_norm(self):
+        """The input normalisation (`reds.ir.inputs.InputNorm`) the family recorded, or None."""
+        from .ir.inputs import InputNorm
+
+        d = self.manifest.input_norm
+        return InputNorm.from_json(d) if d is not None else None
+
+    def logits(self, x, k: int):
+        """Submodel k's logits (torch, eval mode) for *raw* features x (B, C, H, W): the
+        family's input normalisation first, as every export applies it."""
+        norm = self.input_norm
+        if norm is not None:
+            x = norm.apply(x)
+        return self.net(x, self.submodels[k].widths, bn=k)
+
+    @property
     def submodels(self) -> list[Submodel]:
         return self.manifest.submodels
 

@@ -23,6 +23,7 @@ from .errors import RedsError
 from .ir import archfile
 from .ir.archs import ARCHS, build_spec, from_doc
 from .ir.cost import cost
+from .ir.inputs import InputNorm
 from .ir.spec import Spec
 
 FORMAT = "reds-family"
@@ -61,6 +62,7 @@ class Family:
     classes: list[str] = field(default_factory=list)
     weights_sha256: str | None = None  # of weights.safetensors (version 2)
     architecture: dict | None = None  # the architecture document (version 3)
+    input_norm: dict | None = None  # raw features -> network input (reds.ir.inputs), if any
     reds_version: str = __version__
     format: str = FORMAT
     version: int = VERSION
@@ -132,7 +134,7 @@ SUBMODEL_FIELDS = {"budget", "widths", "macs", "params", "weight_bytes", "arena_
 ACCURACIES = ("accuracy", "val_accuracy", "scratch_accuracy")
 FAMILY_FIELDS = {"format", "version", "reds_version", "arch", "dataset", "input_shape", "num_classes", "groups",
                  "submodels", "knapsack", "training"}
-OPTIONAL_FIELDS = {"width_mult", "classes", "weights_sha256", "architecture"}
+OPTIONAL_FIELDS = {"width_mult", "classes", "weights_sha256", "architecture", "input_norm"}
 
 
 def _submodel(s, k: int, spec: Spec) -> Submodel:
@@ -198,6 +200,14 @@ def parse(d) -> Family:
     version = d["version"]
     if version >= 2 and sha is None:
         raise Invalid("a version 2 manifest must record weights_sha256")
+    norm = d.get("input_norm")
+    if norm is not None:
+        try:
+            parsed = InputNorm.from_json(norm)
+            parsed.check(spec.input_shape)
+        except ValueError as e:
+            raise Invalid(str(e)) from None
+        norm = parsed.to_json()
     training = _dict(d["training"], "training")
     if training.get("data_dir") is not None and not isinstance(training["data_dir"], str):
         raise Invalid("training.data_dir must be a path (text)")
@@ -206,7 +216,7 @@ def parse(d) -> Family:
     return Family(arch=arch, dataset=_text(d["dataset"], "dataset"), input_shape=shape, num_classes=classes_n,
                   groups=[{"name": g.name, "units": g.units} for g in spec.groups], submodels=subs,
                   knapsack=_dict(d["knapsack"], "knapsack"), training=training, width_mult=width_mult,
-                  classes=classes, weights_sha256=sha, architecture=doc, reds_version=_text(d["reds_version"], "reds_version"),
+                  classes=classes, weights_sha256=sha, architecture=doc, input_norm=norm, reds_version=_text(d["reds_version"], "reds_version"),
                   format=FORMAT, version=version)
 
 

@@ -37,7 +37,8 @@ from reds.export.c import lower as clower
 from reds.export.c.literals import c_float
 from reds.export.source import Source
 from reds.family import Family, Submodel, load, open as open_family
-from reds.ir.archs import ARCHS
+from reds.ir.archs import ARCHS, build_spec
+from reds.ir.inputs import InputNorm
 from reds.ir.cost import cost
 from reds.ir.spec import (AvgPool, BatchNorm, Conv2d, Dense, DepthwiseConv2d, Flatten, Group, LeakyReLU, MaxPool, ReLU,
                           Spec)
@@ -76,15 +77,17 @@ def compile_run(out: Path, x: np.ndarray, name: str = "reds_model", kernels="cor
     return costs, {k: np.stack(v) for k, v in outs.items()}
 
 
-def reference(net, fam, x: np.ndarray) -> dict[int, np.ndarray]:
+def reference(family_dir: Path, x: np.ndarray) -> dict[int, np.ndarray]:
+    """PyTorch's logits for raw inputs x (the family's input normalisation first)."""
+    f = open_family(family_dir)
     with torch.no_grad():
         t = torch.from_numpy(x)
-        return {k: net(t, s.widths, bn=k).numpy() for k, s in enumerate(fam.submodels)}
+        return {k: f.logits(t, k).numpy() for k in range(len(f.submodels))}
 
 
 def check_against_pytorch(family_dir: Path, out_root: Path, x: np.ndarray) -> float:
     fam, net = load(family_dir)
-    ref = reference(net, fam, x)
+    ref = reference(family_dir, x)
     results = {}
     for layout in ("nested", "rowmajor"):
         out = out_root / layout
@@ -125,6 +128,25 @@ def test_c_fmnist_real_inputs(tmp_path, tmp_path_factory):
     d = shared_family(tmp_path_factory, "dscnn-s-img", WIDTH["dscnn-s-img"])
     worst = check_against_pytorch(d, tmp_path, x)
     print(f"dscnn-s-img on Fashion-MNIST: max |C - PyTorch| = {worst:.3g}")
+
+
+@needs_cc
+@pytest.mark.parametrize("arch, axis", [("dscnn-s", "width"), ("mobilenetv1-025", "channel")])
+def test_c_normalises_raw_inputs(arch, axis, tmp_path):
+    """A family that records its input normalisation takes raw features: the runtime
+    standardises them (per MFCC coefficient, per image channel) as PyTorch's data did."""
+    shape = build_spec(arch).input_shape
+    n = shape[2] if axis == "width" else shape[0]
+    rng = np.random.default_rng(5)
+    norm = {"axis": axis, "mean": rng.normal(0, 5, n).tolist(), "std": rng.uniform(0.5, 4, n).tolist()}
+    d = make_family(tmp_path, arch, WIDTH[arch], input_norm=norm)
+    raw = InputNorm.from_json(norm).invert(rng.normal(size=(4, *shape)).astype(np.float32))
+    worst = check_against_pytorch(d, tmp_path / "out", raw)
+    # the normalisation is not a no-op: the raw inputs alone give other logits
+    fam, net = load(d)
+    with torch.no_grad():
+        plain = net(torch.from_numpy(raw), fam.submodels[-1].widths, bn=len(fam.submodels) - 1).numpy()
+    assert np.abs(plain - reference(d, raw)[len(fam.submodels) - 1]).max() > 100 * max(worst, 1e-6)
 
 
 # ---------------------------------------------------------------------------------------
@@ -312,6 +334,7 @@ class Opened:
     def __init__(self, manifest, spec, net, folder):
         self.manifest, self.spec, self.net, self.dir, self.hash = manifest, spec, net, folder, "0" * 64
         self.submodels = manifest.submodels
+        self.input_norm = None
 
 
 @needs_cc
@@ -324,7 +347,8 @@ def test_kernels_on_custom_spec(layout, kernels, tmp_path):
     cexport.write(src, out, layout, "custom_model")
     x = np.random.default_rng(1).normal(size=(5, *src.spec.input_shape)).astype(np.float32)
     costs, outs = compile_run(out, x, "custom_model", kernels)
-    ref = reference(src.net, src.family, x)
+    with torch.no_grad():
+        ref = [src.net(torch.from_numpy(x), s.widths, bn=k).numpy() for k, s in enumerate(src.family.submodels)]
     for k, s in enumerate(src.family.submodels):
         assert costs[k][2] == s.arena_bytes
         diff = float(np.abs(outs[k] - ref[k]).max())

@@ -19,12 +19,13 @@ import numpy as np
 import pytest
 import torch
 
-from families import RESIDUAL, arch_id, shared_family
+from families import RESIDUAL, arch_id, make_family, shared_family
 from reds.errors import RedsError
 from reds.export import export
 from reds.export.onnx import run_onnx
 from reds.family import load, open as open_family
-from reds.ir.archs import ARCHS
+from reds.ir.archs import ARCHS, build_spec
+from reds.ir.inputs import InputNorm
 
 torch.set_num_threads(1)  # one intra-op thread per xdist worker (see test_export_c.py)
 
@@ -39,6 +40,8 @@ def check_onnx(family_dir, out, x: np.ndarray) -> list[float]:
     fam, net = load(family_dir)
     net64 = copy.deepcopy(net).double()
     m = json.loads((out / "manifest.json").read_text())
+    norm = open_family(family_dir).input_norm  # the graphs take raw features
+    xin = torch.from_numpy(x) if norm is None else norm.apply(torch.from_numpy(x).double())
     diffs = []
     for k, s in enumerate(fam.submodels):
         path = out / f"submodel_{k}.onnx"
@@ -49,8 +52,8 @@ def check_onnx(family_dir, out, x: np.ndarray) -> list[float]:
         assert model.opset_import[0].version == 17
         got = run_onnx(path, x)
         with torch.no_grad():
-            ref = net(torch.from_numpy(x), s.widths, bn=k).numpy()
-            exact = net64(torch.from_numpy(x).double(), s.widths, bn=k).numpy()
+            ref = net(xin.float(), s.widths, bn=k).numpy()
+            exact = net64(xin.double(), s.widths, bn=k).numpy()
         tol = max(ATOL, 2 * float(np.abs(ref - exact).max()))
         diff = float(np.abs(got - ref).max())
         assert diff <= tol, f"submodel {k}: max |onnxruntime - PyTorch| = {diff:.3g} > {tol:.3g}"
@@ -73,6 +76,23 @@ def test_onnx_matches_pytorch(arch, tmp_path, tmp_path_factory):
     x = np.random.default_rng(0).normal(size=(8, *fam.input_shape)).astype(np.float32)
     diffs = check_onnx(d, out, x)
     print(f"{arch}: max |onnxruntime - PyTorch| per submodel: " + ", ".join(f"{v:.2g}" for v in diffs))
+
+
+@pytest.mark.parametrize("arch, axis", [("dscnn-s", "width"), ("mobilenetv1-025", "channel")])
+def test_onnx_normalises_raw_inputs(arch, axis, tmp_path):
+    """The graphs of a family with an input normalisation start with it: raw features in."""
+    shape = build_spec(arch).input_shape
+    n = shape[2] if axis == "width" else shape[0]
+    rng = np.random.default_rng(5)
+    norm = {"axis": axis, "mean": rng.normal(0, 5, n).tolist(), "std": rng.uniform(0.5, 4, n).tolist()}
+    d = make_family(tmp_path, arch, WIDTH[arch], input_norm=norm)
+    export(open_family(d), "onnx", tmp_path / "onnx")
+    raw = InputNorm.from_json(norm).invert(rng.normal(size=(4, *shape)).astype(np.float32))
+    check_onnx(d, tmp_path / "onnx", raw)
+    fam, net = load(d)
+    with torch.no_grad():  # not a no-op: the raw inputs alone give other logits
+        plain = net(torch.from_numpy(raw), fam.submodels[0].widths, bn=0).numpy()
+    assert np.abs(plain - run_onnx(tmp_path / "onnx" / "submodel_0.onnx", raw)).max() > 1e-2
 
 
 def test_onnx_fmnist_real_inputs(tmp_path, tmp_path_factory):

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from families import RESIDUAL, arch_id, shared_family
+from families import RESIDUAL, arch_id, make_family, shared_family
 from reds import DISTRIBUTION
 from reds.cli import main
 from reds.errors import RedsError
@@ -59,12 +59,21 @@ def tflm_run(path, x: np.ndarray, arena_size: int) -> np.ndarray:
     return np.stack(out)
 
 
+# every architecture, and one family whose graphs start with its input normalisation
+NORMALISED = "dscnn-s+norm"
+
+
 @needs_extra
-@pytest.mark.parametrize("arch", ALL, ids=arch_id)
+@pytest.mark.parametrize("arch", [*ALL, NORMALISED], ids=arch_id)
 def test_tflite_matches_pytorch(arch, tmp_path, tmp_path_factory):
     from reds.export.tflite import interpreter_class, run_tflite
 
-    d = shared_family(tmp_path_factory, arch, WIDTH[arch], budgets=BUDGETS)
+    if arch == NORMALISED:
+        rng = np.random.default_rng(5)
+        norm = {"axis": "width", "mean": rng.normal(0, 5, 10).tolist(), "std": rng.uniform(0.5, 4, 10).tolist()}
+        d = make_family(tmp_path, "dscnn-s", WIDTH["dscnn-s"], budgets=BUDGETS, input_norm=norm)
+    else:
+        d = shared_family(tmp_path_factory, arch, WIDTH[arch], budgets=BUDGETS)
     fam, net = load(d)
     out = tmp_path / "tflite"
     m = export(open_family(d), "tflite", out)
@@ -76,9 +85,12 @@ def test_tflite_matches_pytorch(arch, tmp_path, tmp_path_factory):
     if litert is None and not have_tflm:
         pytest.skip("no TFLite interpreter: pip install ai-edge-litert tflite-micro")
     report = []
+    opened = open_family(d)
+    if opened.input_norm is not None:  # raw features in, of the family's own range
+        x = opened.input_norm.invert(x)
     for k, s in enumerate(fam.submodels):
         with torch.no_grad():
-            ref = net(torch.from_numpy(x), s.widths, bn=k).numpy()
+            ref = opened.logits(torch.from_numpy(x), k).numpy()
         path = out / f"submodel_{k}.tflite"
         runs = {}
         if litert is not None:

@@ -34,14 +34,13 @@ TOLERANCE = 1e-4
 
 # ---- the reference -------------------------------------------------------------------------
 def reference_outputs(family: OpenFamily, x: np.ndarray) -> list[np.ndarray]:
-    """Every submodel's logits for one input (C x H x W), from PyTorch."""
+    """Every submodel's logits for one raw input (C x H x W), from PyTorch."""
     import torch
 
-    net = family.net
     out = []
     with torch.no_grad():
-        for k, s in enumerate(family.submodels):
-            y = net(torch.from_numpy(x[None]), s.widths, bn=k)
+        for k in range(len(family.submodels)):
+            y = family.logits(torch.from_numpy(x[None]), k)
             out.append(y[0].double().numpy())
     return out
 
@@ -68,6 +67,8 @@ def run_bench(link: Link, family: OpenFamily, runs: int = 20, seed: int = 0, boa
     clock_hz = int(info.get("clock_hz", 0)) or (board.clock_hz if board else 0)
 
     x = np.random.default_rng(seed).standard_normal(tuple(fam.input_shape)).astype(np.float32)
+    if family.input_norm is not None:  # raw features of the family's range: the device normalises them
+        x = family.input_norm.invert(x)
     link.load(x.astype("<f4").tobytes(), int(info.get("line", 160)))
     refs = reference_outputs(family, x)
 

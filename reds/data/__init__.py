@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # torch only when a data set is loaded: `reds --help` stays fast
     from .base import Dataset
 
-DATASETS = ("fmnist", "cifar10", "speech-commands", "synth-kws", "folder", "npz")
-KWS = ("speech-commands", "synth-kws")  # take `words`
-FROM_DATA = ("folder", "npz")  # input shape and classes known only from the data itself
+from ..ir.archs import FROM_DATA, KWS  # KWS take `words`; FROM_DATA: shape and classes from the files
+
+DATASETS = ("fmnist", "cifar10", "speech-commands", "synth-kws", *FROM_DATA)
 
 
 def load(name: str, data_dir: str | None = None, *, kws_stride_ms: int = 20,

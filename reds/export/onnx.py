@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..errors import RedsError
-from ..nn.plain import plain_model
+from ..nn.plain import plain_model, with_input_norm
 from .source import Source, check_ops, steps
 
 SUPPORTED = {"conv2d", "depthwise_conv2d", "dense", "batch_norm", "relu", "leaky_relu", "avg_pool",
@@ -60,16 +60,15 @@ def write(src: Source, folder: Path) -> dict:
     check_ops(src.spec, "onnx", SUPPORTED)
     files, checks = [], []
     prov = "\n".join(src.provenance())
-    gen = torch.Generator().manual_seed(CHECK_SEED)
-    x = torch.randn(4, *src.spec.input_shape, generator=gen)
+    x = src.check_inputs(4, CHECK_SEED)
     for k, sub in enumerate(steps(src.family.submodels, "exporting ONNX")):
-        module = plain_model(src.net, sub.widths, bn=k, fold_bn=True)
+        module = with_input_norm(plain_model(src.net, sub.widths, bn=k, fold_bn=True), src.opened.input_norm)
         meta = {"provenance": prov, "reds_family_hash": src.hash, "reds_submodel": str(k),
                 "reds_budget": f"{sub.budget:g}", "reds_macs": str(sub.macs),
                 "reds_widths": " ".join(f"{g}={w}" for g, w in sub.widths.items())}
         data = to_onnx(module, src.spec.input_shape, meta)
         with torch.no_grad():
-            ref = src.net(x, sub.widths, bn=k).numpy()
+            ref = src.opened.logits(x, k).numpy()
         diff = float(np.abs(run_onnx(data, x.numpy()) - ref).max())
         if not diff <= SELF_CHECK_ATOL:
             raise RedsError(f"ONNX submodel {k} differs from PyTorch by {diff:.3g} (> {SELF_CHECK_ATOL:g}); "

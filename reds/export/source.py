@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from .. import __version__
 from ..errors import RedsError
 from ..family import Family, OpenFamily
@@ -38,6 +40,13 @@ class Source:
     @property
     def widths(self) -> list[dict[str, int]]:
         return [s.widths for s in self.family.submodels]
+
+    def check_inputs(self, n: int, seed: int) -> torch.Tensor:
+        """n seeded raw inputs whose normalised values are standard normal (for the
+        exporters' self-checks: raw features in the family's own range)."""
+        x = torch.randn(n, *self.spec.input_shape, generator=torch.Generator().manual_seed(seed))
+        norm = self.opened.input_norm
+        return x if norm is None else norm.invert(x)
 
     def provenance(self) -> list[str]:
         """Lines every exported file starts with (as a comment, or as metadata)."""

@@ -20,7 +20,7 @@ import torch
 
 from .. import DISTRIBUTION
 from ..errors import RedsError
-from ..nn.plain import plain_model
+from ..nn.plain import plain_model, with_input_norm
 from .source import Source, check_ops, steps
 
 SUPPORTED = {"conv2d", "depthwise_conv2d", "dense", "batch_norm", "relu", "leaky_relu", "avg_pool",
@@ -117,16 +117,15 @@ def write(src: Source, folder: Path) -> dict:
     litert_torch = require_converter()
     interp = interpreter_class()
     files, checks = [], []
-    gen = torch.Generator().manual_seed(CHECK_SEED)
-    x = torch.randn(4, *src.spec.input_shape, generator=gen)
+    x = src.check_inputs(4, CHECK_SEED)
     for k, sub in enumerate(steps(src.family.submodels, "converting to TFLite")):
-        module = plain_model(src.net, sub.widths, bn=k, fold_bn=True)
+        module = with_input_norm(plain_model(src.net, sub.widths, bn=k, fold_bn=True), src.opened.input_norm)
         name = f"submodel_{k}.tflite"
         convert(litert_torch, module, src.spec.input_shape, folder / name)
         check = {"runtime": None}
         if interp is not None:
             with torch.no_grad():
-                ref = src.net(x, sub.widths, bn=k).numpy()
+                ref = src.opened.logits(x, k).numpy()
             with _silenced():  # "INFO: Created TensorFlow Lite XNNPACK delegate"
                 got = run_tflite(folder / name, x.numpy(), interp)
             diff = float(np.abs(got - ref).max())

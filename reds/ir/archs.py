@@ -56,7 +56,7 @@ ARCHS: dict[str, Arch] = _builtin()
 
 
 # Shape and classes of each data set, so `reds arch` works without the data on disk (the
-# data sets of reds.data.FROM_DATA, your own folder or npz, have no fixed shape).
+# data sets of FROM_DATA, your own folder or npz, have no fixed shape).
 DATASET_SHAPES = {
     "fmnist": ((1, 28, 28), 10),
     "cifar10": ((3, 32, 32), 10),
@@ -64,6 +64,7 @@ DATASET_SHAPES = {
     "synth-kws": ((1, 49, 10), 12),
 }
 KWS = ("speech-commands", "synth-kws")
+FROM_DATA = ("folder", "npz")  # input shape and classes known only from the data itself
 
 
 def dataset_shape(arch: str | Arch, dataset: str, words=None) -> tuple[tuple[int, int, int], int]:
@@ -72,22 +73,19 @@ def dataset_shape(arch: str | Arch, dataset: str, words=None) -> tuple[tuple[int
     words: keyword-spotting sets only, the keywords replacing REDS's ten (silence and
     unknown are the other two classes). Your own data sets (folder, npz) have no shape
     without their files: a RedsError says to pass them."""
-    from ..data import DATASETS, FROM_DATA
-
     if dataset in FROM_DATA:
         name = get_arch(arch).name if isinstance(arch, Arch) else arch
         raise RedsError(f"the {dataset} data set's input shape and classes come from its files: pass --data-dir "
                         f"(`reds arch {name} --dataset {dataset} --data-dir {'FILE.npz' if dataset == 'npz' else 'DIR'}`)"
                         "; a family trained on it records them (`reds info FAMILY`)")
     if dataset not in DATASET_SHAPES:
-        raise RedsError(f"unknown dataset '{dataset}'; choose one of: {', '.join(DATASETS)}")
+        raise RedsError(f"unknown dataset '{dataset}'; choose one of: {', '.join([*DATASET_SHAPES, *FROM_DATA])}")
     shape, classes = DATASET_SHAPES[dataset]
     if dataset in KWS:
         frames = 1 + (16000 - 640) // (16 * get_arch(arch).kws_stride_ms)
         shape = (1, frames, 10)
-        if words is not None:
-            from ..data.speech_commands import parse_words
-            classes = 2 + len(parse_words(words))
+        if words is not None:  # silence, unknown and the keywords (checked when the data is read)
+            classes = 2 + len([w for w in (words.split(",") if isinstance(words, str) else words) if w.strip()])
     elif words is not None:
         raise RedsError(f"--words applies to {' and '.join(KWS)} only, not to {dataset}")
     return shape, classes

@@ -113,6 +113,25 @@ def bn_scale_shift(s: BNState, c: int, eps: float) -> tuple[torch.Tensor, torch.
     return scale.detach().clone(), (s.bias[:c] - s.running_mean[:c] * scale).detach().clone()
 
 
+class Normalize(nn.Module):
+    """The family's input normalisation (`reds.ir.inputs.InputNorm`) as the first module of
+    an exported graph: raw features in, (x - mean) / std along one axis."""
+
+    def __init__(self, norm):
+        super().__init__()
+        shape = norm.shape(4)
+        self.register_buffer("mean", torch.tensor(norm.mean, dtype=torch.float32).reshape(shape))
+        self.register_buffer("std", torch.tensor(norm.std, dtype=torch.float32).reshape(shape))
+
+    def forward(self, x):
+        return (x - self.mean) / self.std
+
+
+def with_input_norm(model: nn.Module, norm) -> nn.Module:
+    """`model` reading raw features: Normalize(norm) first (or `model` itself for None)."""
+    return model if norm is None else nn.Sequential(Normalize(norm), model).eval()
+
+
 class ChannelAffine(nn.Module):
     """y = x * scale + shift per channel: a batch norm with its statistics folded in."""
 

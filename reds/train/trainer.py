@@ -29,6 +29,7 @@ from ..data.base import Split
 from .. import family as fam_io
 from ..errors import RedsError
 from ..ir.archs import build_spec, get_arch
+from ..ir.inputs import InputNorm
 from ..ir.cost import cost
 from ..nn.importance import scores as importance_scores
 from ..nn.nested import NestedNet
@@ -408,7 +409,7 @@ class Trainer:
         sols = search["solutions"]
         statuses = {s["status"] for s in sols}
         return fam_io.Family(
-            arch=self.arch.name, architecture=self.arch.doc, dataset=cfg.dataset,
+            arch=self.arch.name, architecture=self.arch.doc, dataset=cfg.dataset, input_norm=self._input_norm(),
             input_shape=list(self.spec.input_shape),
             num_classes=self.spec.num_classes,
             groups=[{"name": g.name, "units": g.units} for g in self.spec.groups],
@@ -419,6 +420,10 @@ class Trainer:
                                        else sols[0]["seconds"], 3),
                       "solutions": sols},
             training=self._training_record(seconds, search))
+
+    def _input_norm(self) -> dict | None:
+        norm = InputNorm.from_info(self.ds.info, self.spec.input_shape)
+        return norm.to_json() if norm is not None else None
 
     def _training_record(self, seconds, search) -> dict:
         """The settings (all of TrainConfig) and what the run measured, under other names."""

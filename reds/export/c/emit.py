@@ -68,6 +68,13 @@ def emit(src: Source, m: Lowered) -> CModel:
             note = f" /* {a.comment} */" if a.comment else ""
             body.append(f"static const float {a.name}[{a.size_expr}] = {{{note}\n{c_floats(a.values)}\n}};")
         body.append("")
+    inputs = [a for a in arrays if a.kind == "input"]
+    if inputs:
+        body.append(f"/* Input normalisation along the {m.input_axis}: reds_run computes x * scale + shift on "
+                    "the raw features. */")
+        body += [f"static const float {a.name}[{a.size_expr}] = {{ /* {a.comment} */\n{c_floats(a.values)}\n}};"
+                 for a in inputs]
+        body.append("")
     col_names = ", ".join(["input"] + [l.name for l in spec.layers])
     rows = "\n".join(f"    {{{c_ints(c)}}}, /* {k}: budget {fam.submodels[k].budget:g} */" for k, c in enumerate(cols))
     body.append(f"/* Output channels per submodel (rows) and layer (columns: {col_names}). */\n"
@@ -88,7 +95,9 @@ def emit(src: Source, m: Lowered) -> CModel:
                 f"    .input_size = {up}_INPUT_SIZE, .output_size = {up}_OUTPUT_SIZE,\n"
                 f"    .arena_floats = {up}_ARENA_BYTES / sizeof(float), .skip_floats = {m.skip_floats},\n"
                 f"    .layers = layers, .widths = &widths[0][0], .macs = macs, .weight_bytes = weight_bytes,\n"
-                f"    .arena_bytes = arena_bytes, .budgets = budgets,\n}};\n")
+                f"    .arena_bytes = arena_bytes, .budgets = budgets,\n"
+                + (f"    .in_axis = REDS_AXIS_{m.input_axis.upper()}, .in_scale = input_scale, .in_shift = input_shift,\n"
+                   if inputs else "    .in_axis = REDS_AXIS_NONE,\n") + "};\n")
     body.append(f"reds_model_t {name} = {{&net, arena, {K - 1}}};\n")
     return CModel(header, "\n".join(body), info)
 

@@ -61,7 +61,7 @@ class Array:
     name: str
     size_expr: str
     values: np.ndarray  # float32, already in the layout's order
-    kind: str  # "weight", "bias", "scale", "shift"
+    kind: str  # "weight", "bias", "scale", "shift", "input"
     comment: str = ""
 
     @property
@@ -91,6 +91,7 @@ class Lowered:
     widths: list[list[int]]  # [submodel][layer + 1]: input channels, then each layer's outputs
     skip_floats: int = 0  # the arena's skip slots (residual adds)
     info: dict = field(default_factory=dict)  # sizes, as the export's manifest records them
+    input_axis: str | None = None  # the input normalisation's axis (arrays input_scale, input_shift)
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -223,7 +224,16 @@ def lower(src: Source, layout: str, name: str) -> Lowered:
         "overhead_pct": round(100.0 * overhead / largest.weight_bytes, 3),
         "separate_bytes": sum(s.weight_bytes for s in fam.submodels),
     }
-    return Lowered(name, layout, arrays, layers, cols, skip_floats, info)
+    norm = src.opened.input_norm
+    if norm is not None:  # raw features in: reds_run normalises them (x * 1/std - mean/std)
+        std = np.asarray(norm.std, dtype=np.float64)
+        arrays.append(Array("input_scale", str(len(std)), (1.0 / std).astype(np.float32), "input",
+                            f"1 / std along the input's {norm.axis}"))
+        arrays.append(Array("input_shift", str(len(std)), (-np.asarray(norm.mean) / std).astype(np.float32), "input",
+                            "-mean / std"))
+        info["input_norm"] = norm.axis
+        info["input_norm_bytes"] = 2 * len(std) * BYTES_PER_FLOAT
+    return Lowered(name, layout, arrays, layers, cols, skip_floats, info, norm.axis if norm else None)
 
 
 def skip_slots(spec: Spec, widths: dict[str, int]) -> tuple[dict[str, int], int]:
