@@ -67,6 +67,10 @@ class Family:
     format: str = FORMAT
     version: int = VERSION
 
+    def __post_init__(self):
+        if self.architecture is None and self.version >= 3 and self.arch in ARCHS:
+            self.architecture = ARCHS[self.arch].doc  # a built-in: its shipped document
+
     def spec(self) -> Spec:
         arch = from_doc(self.architecture) if self.architecture is not None else self.arch
         return build_spec(arch, tuple(self.input_shape), self.num_classes, width_mult=self.width_mult)
