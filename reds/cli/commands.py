@@ -60,7 +60,8 @@ def cmd_train(args) -> None:
         recipe=args.recipe, batch_size=args.batch_size, lr=args.lr, finetune_lr=args.finetune_lr,
         augment=args.augment, val_per_epoch=args.val_per_epoch, distill=args.distill, baseline=args.baseline,
         limit_train=args.limit_train, limit_eval=args.limit_eval, width_mult=args.width, seed=args.seed,
-        time_limit=args.time_limit, weight_bytes=args.flash, arena_bytes=args.ram, min_units=args.min_units)
+        time_limit=args.time_limit, weight_bytes=args.flash, arena_bytes=args.ram, min_units=args.min_units,
+        init=args.init)
     trainer = Trainer(cfg, args.out, progress=False if args.quiet else None, device=args.device,
                       threads=args.threads)
     family = trainer.run(resume=args.resume)
@@ -151,9 +152,27 @@ def cmd_report(args) -> None:
           + ", ".join(str(Path(args.out) / f) for f in d["files"].values()))
 
 
+def cmd_import_model(args) -> None:
+    from ..nn.fx_import import import_files
+
+    s = import_files(args.source, args.out, weights=args.weights, input_shape=args.input_shape, name=args.name)
+    kinds = ", ".join(f"{n} {k}" for k, n in s["kinds"].items())
+    print(f"imported {s['name']}: {s['ops']} ops ({kinds}), {s['num_classes']} outputs")
+    if "groups" in s:
+        print(f"  {len(s['groups'])} unit groups ({', '.join(s['groups'])}), {s['macs']:,} MACs on "
+              f"{','.join(str(v) for v in args.input_shape)}")
+    for note in s["notes"]:
+        print(f"  note: {note}")
+    where = f"from {s['from_weights']}" if s["from_weights"] else "as the class builds them (no --weights)"
+    print(f"wrote {s['arch']} and {s['weights']} ({s['tensors']} tensors, {s['params']:,} values, weights {where})")
+    print(f"next: reds arch {s['arch']} --dataset DATASET\n"
+          f"      reds train --arch {s['arch']} --init {s['weights']} --dataset DATASET --data-dir DIR "
+          f"--epochs 0 --out runs/{s['name']}   (--epochs 0: keep the imported weights, no pretraining)")
+
+
 COMMANDS = {"arch": cmd_arch, "data": cmd_data, "train": cmd_train, "eval": cmd_eval, "info": cmd_info,
             "export": cmd_export,
             "build": cmd_build, "bench": cmd_bench, "flash": cmd_flash, "serve": cmd_serve,
-            "report": cmd_report}
+            "report": cmd_report, "import-model": cmd_import_model}
 
 

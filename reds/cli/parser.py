@@ -101,6 +101,17 @@ def _image_size(text: str) -> list[int]:
     return hw
 
 
+def _input_shape(text: str) -> list[int]:
+    """C,H,W: channels, height, width of one input."""
+    try:
+        shape = [int(t) for t in text.replace("x", ",").split(",")]
+    except ValueError:
+        shape = []
+    if len(shape) != 3 or min(shape) <= 0:
+        raise argparse.ArgumentTypeError(f"expected C,H,W (channels, height, width), e.g. 3,32,32; got {text!r}")
+    return shape
+
+
 WORDS_HELP = ("comma-separated keywords replacing REDS's ten (speech-commands, synth-kws): the classes become "
               "silence, unknown, these; every other word folder counts as unknown (default: REDS's ten, or "
               "those a synth-kws folder was made with)")
@@ -219,6 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--ram", type=_positive(int), metavar="BYTES", help="limit on each submodel's activation arena")
     t.add_argument("--time-limit", type=_positive(float), default=30.0, help="seconds per knapsack solve")
     t.add_argument("--seed", type=int, default=0, help="seed of initialisation, data order and splits")
+    t.add_argument("--init", metavar="WEIGHTS", help="start from these weights instead of a random initialisation "
+                   "(the .safetensors of `reds import-model`; its tensor names and shapes must match the architecture "
+                   "at this --width)")
     t.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -316,6 +330,20 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("family", help="family folder")
     rp.add_argument("--out", required=True, help="report folder (absent, empty, or a previous report)")
     rp.add_argument("--bench", metavar="BENCH_JSON", help="a `reds bench --json` report of this family")
+    im = sub.add_parser("import-model", help="turn a PyTorch nn.Module into an architecture file and weights",
+                        description="Trace a PyTorch model with torch.fx into an architecture file (--out) and its "
+                                    "weights (the same name, .safetensors), ready for `reds train --arch FILE --init "
+                                    "WEIGHTS`. SOURCE is FILE.py:CLASS (the class is built with no arguments). "
+                                    "Supported layers: README 'Import your own PyTorch model'; anything else is "
+                                    "refused naming the layer and its source line.")
+    im.add_argument("source", metavar="FILE.py:CLASS", help="the Python file and the nn.Module class in it")
+    im.add_argument("--out", required=True, metavar="ARCH.json", help="architecture file to write (weights go "
+                    "beside it as ARCH.safetensors)")
+    im.add_argument("--weights", help="a state dict to load into the model first: a torch.save'd dict of tensors "
+                    "(read with weights_only=True) or a .safetensors file (default: the weights the class builds)")
+    im.add_argument("--input-shape", type=_input_shape, metavar="C,H,W", help="one input's shape: checks the weight "
+                    "shapes and lets strided padded convs map to 'same' padding")
+    im.add_argument("--name", help="the architecture's name (default: the class name)")
     for parser in list(_parsers(p))[1:]:  # every command's --help says each flag's default
         parser.formatter_class = DefaultsFormatter
     return p

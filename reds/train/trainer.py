@@ -42,7 +42,7 @@ CHECKPOINT = "checkpoint.pt"
 BN_RATE = 0.25  # batch-norm-only tuning runs at this share of the fine-tuning rate (REDS's middle stage)
 METRICS = "metrics.jsonl"
 # settings added since checkpoints were first written, at their defaults: older checkpoints resume
-NEW_SETTINGS = {"words": None, "image_size": None}
+NEW_SETTINGS = {"words": None, "image_size": None, "init": None}
 
 
 @dataclass
@@ -82,6 +82,7 @@ class TrainConfig:
     weight_bytes: int | None = None
     arena_bytes: int | None = None
     min_units: int | None = None
+    init: str | None = None  # weights to start from (a .safetensors of `reds import-model`)
 
     def __post_init__(self) -> None:
         if self.recipe not in RECIPES:
@@ -121,6 +122,10 @@ class Trainer:
         if not cfg.augment:  # the same features every epoch: compute them once
             self.ds.precompute("train")
         self.spec = build_spec(arch, self.ds.input_shape, self.ds.num_classes, width_mult=cfg.width_mult)
+        self.init = None  # --init: read and checked against the spec now, loaded when a run starts
+        if cfg.init:
+            from ..nn.fx_import import read_init
+            self.init = read_init(cfg.init, self.spec)
         self._eval_cache: dict[str, list] = {}
         self.rows: list[str] = []  # metrics.jsonl lines up to now (kept in the checkpoint)
 
@@ -203,6 +208,8 @@ class Trainer:
         elapsed = ck["elapsed"] if ck else 0.0
         net = NestedNet(self.spec, num_bn=1)
         net.bn_momentum = cfg.schedule.bn_momentum
+        if self.init is not None and not ck:
+            net.load_state_dict(self.init)
         phase, epoch, search = "pretrain", 0, None
         opt_state = None
         if ck:
@@ -438,7 +445,11 @@ class Trainer:
         # what `evaluate` needs to reload the same data: a folder of images' size even when
         # it came from the first image
         image_size = self.ds.info.get("image_size", self.cfg.image_size)
-        return {**settings, **measured, "data_dir": data_dir, "image_size": image_size}
+        init = {}
+        if self.cfg.init:  # the weights it started from, and which ones exactly
+            from ..nn.fx_import import sha256
+            init = {"init": str(Path(self.cfg.init).resolve()), "init_sha256": sha256(self.cfg.init)}
+        return {**settings, **measured, "data_dir": data_dir, "image_size": image_size, **init}
 
     def _scratch(self, widths, k, state: dict | None, save) -> float:
         """The same widths trained alone from scratch, for the same total epochs; `state`
