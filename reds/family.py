@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from typing import TYPE_CHECKING
 
 from .errors import RedsError
+from .staging import atomic_write
 from .manifest import FORMAT, MAX_BYTES, VERSION, Family, Invalid, Submodel, decode
 
 if TYPE_CHECKING:  # torch is imported when weights are read or written, not to read a manifest
@@ -30,25 +29,6 @@ WEIGHTS = "weights.safetensors"
 
 __all__ = ["Family", "Submodel", "OpenFamily", "atomic_write", "load", "open", "read_manifest", "save",
            "save_manifest"]
-
-
-def atomic_write(path: Path, write) -> None:
-    """write(tmp_path) then rename onto path: readers see the old file or the new one.
-    (One writer per file: the temporary files a killed write left are removed first.)"""
-    path = Path(path)
-    for stale in path.parent.glob(f".{path.name}.*"):  # left by a write that was killed
-        stale.unlink(missing_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save(out_dir: str | Path, family: Family, net: NestedNet) -> None:

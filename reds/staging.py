@@ -1,4 +1,6 @@
-"""Output folders written whole or not at all.
+"""Files and output folders written whole or not at all.
+
+`atomic_write(path, write)`: one file, written to a temporary name and renamed.
 
 A command that writes a folder (an export, a report) writes into a hidden sibling first
 and renames it onto OUT only when every file is complete, so a failure leaves OUT as it
@@ -12,6 +14,7 @@ import json
 import os
 import secrets
 import shutil
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -73,3 +76,22 @@ def _sibling(out: Path, tag: str) -> Path:
             return p
         except FileExistsError:
             continue
+
+
+def atomic_write(path: Path, write) -> None:
+    """write(tmp_path) then rename onto path: readers see the old file or the new one.
+    (One writer per file: the temporary files a killed write left are removed first.)"""
+    path = Path(path)
+    for stale in path.parent.glob(f".{path.name}.*"):  # left by a write that was killed
+        stale.unlink(missing_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

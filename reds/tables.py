@@ -51,6 +51,10 @@ def family_table(fam) -> str:
     head = (f"{fam.arch}{'' if fam.width_mult == 1 else f' (width x{fam.width_mult:g})'} on {fam.dataset}: "
             f"{len(fam.submodels)} nested submodels; knapsack {k.get('mode')} ({k.get('solver')}), "
             f"{k.get('status')}, {k.get('seconds', 0):.2f} s")
+    norm = fam.input_norm
+    if norm is not None:  # what every export does to the raw features first
+        head += (f"\ninput: raw features, standardised per {'MFCC coefficient' if norm['axis'] == 'width' else 'channel'}"
+                 f" ({len(norm['mean'])} means and standard deviations) inside every export")
     return head + "\n" + render(headers, rows, "rllrrrrrrr" + ("r" if has_scratch else ""))
 
 

@@ -819,7 +819,7 @@ def import_files(source: str, out, weights=None, input_shape=None, name: str | N
     """`reds import-model`: write OUT (the architecture) and OUT's .safetensors (the weights)."""
     from safetensors.torch import save_file
 
-    from ..family import atomic_write
+    from ..staging import atomic_write
     from ..ir.cost import cost
 
     out = Path(out)
