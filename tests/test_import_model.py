@@ -99,14 +99,15 @@ class MobileNetV2ish(nn.Module):
 def test_mobilenetv2_block_imports_exactly_and_permutes_function_preserving():
     torch.manual_seed(0)
     module = randomise(MobileNetV2ish())
-    shape = (3, 13, 13)  # stride 2, padding 1 is TensorFlow's 'same' on odd sizes only
+    shape = (3, 12, 12)  # stride 2 with padding 1 on an even size: PyTorch's own pads, exactly
     doc, spec, net, notes = imported_net(module, shape)
     x = torch.randn(4, *shape)
     assert max_diff(net, module, x) < 1e-5
     kinds = [op["op"] for op in doc["ops"]]
     assert kinds == ["conv2d", "batch_norm", "relu", "conv2d", "batch_norm", "relu", "depthwise_conv2d",
                      "batch_norm", "relu", "conv2d", "batch_norm", "add", "avg_pool", "flatten", "dense"]
-    assert doc["ops"][0]["padding"] == "same" and doc["ops"][6]["padding"] == "same"
+    assert doc["ops"][0]["padding"] == [1, 1, 1, 1]  # stride 2: explicit, as PyTorch pads
+    assert doc["ops"][6]["padding"] == "same"  # stride 1, 3x3, padding 1: 'same' on any size
     assert doc["ops"][7]["eps"] == 1e-3
     add = doc["ops"][11]
     assert add["from"] == "act"  # the block's input: the stem's (in-place) ReLU
@@ -128,14 +129,17 @@ def test_mobilenetv2_block_imports_exactly_and_permutes_function_preserving():
     assert archfile.check(json.loads(file_text(doc))) == doc
 
 
-def test_strided_padding_maps_to_same_only_where_it_is_exact():
+def test_strided_padding_imports_on_any_input_size():
+    """A stride-2 conv with padding 1 keeps PyTorch's symmetric pads: one architecture file
+    computes what the module computes on odd and even inputs alike (TensorFlow's 'same'
+    would pad the bottom only on even sizes)."""
     module = randomise(MobileNetV2ish())
-    with pytest.raises(RedsError, match=r"--input-shape") as e:
-        import_module(module)  # the input size decides
-    assert "self.stem" in str(e.value) and "\n" not in str(e.value)
-    with pytest.raises(RedsError, match=r"neither 'valid'.*odd size") as e:
-        import_module(module, (3, 12, 12))  # PyTorch pads the top, TensorFlow's 'same' the bottom
-    assert "12x12" in str(e.value)
+    doc, _, _ = import_module(module)  # no input shape needed
+    for shape in [(3, 12, 12), (3, 13, 13), (3, 16, 11)]:
+        spec = archfile.to_spec(doc, shape, 5)
+        net = NestedNet(spec).eval()
+        net.load_state_dict(import_module(module).state_dict)
+        assert max_diff(net, module, torch.randn(2, *shape)) < 1e-5, shape
 
 
 # ---------------------------------------------------------------- (b) a plain CNN

@@ -13,7 +13,7 @@ The schema (version 1; `docs/architecture-files.md` has it with examples):
       - {op: conv2d, name: conv1, out: 32, kernel: [3, 3], stride: [1, 1], padding: same, bias: true}
       - {op: batch_norm, name: bn1, eps: 1.0e-5}
       - {op: relu, name: relu1}
-      - {op: depthwise_conv2d, name: dw1, kernel: 3, stride: 2, padding: same}
+      - {op: depthwise_conv2d, name: dw1, kernel: 3, stride: 2, padding: 1}   # or [h, w], [t, b, l, r]
       - {op: leaky_relu, name: act, slope: 0.3}
       - {op: avg_pool, name: pool}             # kernel absent: global average
       - {op: max_pool, name: mp, kernel: 2, stride: 2}
@@ -76,6 +76,17 @@ def _pair(v, what: str) -> tuple[int, int]:
     return int(v[0]), int(v[1])
 
 
+def _pads(v, label: str) -> tuple[int, int, int, int]:
+    """Explicit zero padding: p (all sides), [ph, pw] (PyTorch's), or [top, bottom, left, right]."""
+    ok = lambda i: isinstance(i, int) and not isinstance(i, bool) and i >= 0  # noqa: E731
+    if ok(v):
+        return v, v, v, v
+    if isinstance(v, (list, tuple)) and len(v) in (2, 4) and all(ok(i) for i in v):
+        return (v[0], v[0], v[1], v[1]) if len(v) == 2 else tuple(v)
+    raise ArchError(f"{label}: padding must be 'same', 'valid', a number of zeros, [h, w] or "
+                    f"[top, bottom, left, right], got {v!r}")
+
+
 def check(doc, where: str = "architecture") -> dict:
     """`doc` with every op's defaults filled in, or an ArchError naming what is wrong."""
     if not isinstance(doc, dict):
@@ -135,7 +146,7 @@ def _check_values(op: dict, label: str) -> None:
         if v != "classes" and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
             raise ArchError(f"{label}: 'out' must be a positive integer or 'classes', got {v!r}")
     if "padding" in op and op["padding"] not in ("same", "valid"):
-        raise ArchError(f"{label}: padding must be 'same' or 'valid', got {op['padding']!r}")
+        op["padding"] = list(_pads(op["padding"], label))
     for key in ("bias",):
         if key in op and not isinstance(op[key], bool):
             raise ArchError(f"{label}: '{key}' must be true or false")
@@ -249,10 +260,11 @@ def to_spec(doc: dict, input_shape, num_classes: int, where: str | None = None) 
         kind = op["op"]
         k = tuple(op["kernel"]) if op.get("kernel") is not None else None
         s = tuple(op["stride"]) if op.get("stride") is not None else None
+        pad = tuple(op["padding"]) if isinstance(op.get("padding"), list) else op.get("padding")
         if kind == "conv2d":
-            built.append(Conv2d(name, dim(d), k, s, op["padding"], op["bias"]))
+            built.append(Conv2d(name, dim(d), k, s, pad, op["bias"]))
         elif kind == "depthwise_conv2d":
-            built.append(DepthwiseConv2d(name, k, s, op["padding"], op["bias"]))
+            built.append(DepthwiseConv2d(name, k, s, pad, op["bias"]))
         elif kind == "dense":
             built.append(Dense(name, dim(d), op["bias"]))
         elif kind == "batch_norm":

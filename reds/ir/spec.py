@@ -32,7 +32,9 @@ class Conv2d:
     out: Dim
     kernel: tuple[int, int]
     stride: tuple[int, int] = (1, 1)
-    padding: str = "valid"  # "valid" or "same" (TensorFlow's rule: extra pad at the end)
+    # "valid", "same" (TensorFlow's rule: extra pad at the end) or explicit zero pads
+    # (top, bottom, left, right), as a PyTorch conv's `padding` gives them
+    padding: str | tuple[int, int, int, int] = "valid"
     bias: bool = True
 
 
@@ -41,7 +43,7 @@ class DepthwiseConv2d:
     name: str
     kernel: tuple[int, int]
     stride: tuple[int, int] = (1, 1)
-    padding: str = "same"
+    padding: str | tuple[int, int, int, int] = "same"
     bias: bool = True
 
 
@@ -282,8 +284,15 @@ class Spec:
                     pads = (pt, pb, pl, pr)
                 elif op.padding == "valid":
                     oh, ow = (hw[0] - kh) // sh + 1, (hw[1] - kw) // sw + 1
+                elif (isinstance(op.padding, tuple) and len(op.padding) == 4
+                      and all(isinstance(v, int) and v >= 0 for v in op.padding)):
+                    pads = op.padding
+                    oh = (hw[0] + pads[0] + pads[1] - kh) // sh + 1
+                    ow = (hw[1] + pads[2] + pads[3] - kw) // sw + 1
+                    if max(pads[0], pads[1]) >= kh or max(pads[2], pads[3]) >= kw:
+                        raise ValueError(f"{self.name}: {op.name}: pads {pads} reach past the kernel {op.kernel}")
                 else:
-                    raise ValueError(f"{self.name}: {op.name}: padding must be 'same' or 'valid'")
+                    raise ValueError(f"{self.name}: {op.name}: padding must be 'same', 'valid' or 4 pads")
                 if oh < 1 or ow < 1:
                     raise ValueError(f"{self.name}: {op.name}: kernel larger than its input {hw}")
                 hw = (oh, ow)

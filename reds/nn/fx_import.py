@@ -14,10 +14,9 @@ chain of layers whose only side paths are skips into an add, ending in nn.Linear
 outputs become the classes). Anything else is refused with one RedsError line naming the
 op and the line of the model's source where it sits.
 
-PyTorch pads symmetrically; reds's convs pad 'valid' or 'same' (TensorFlow's rule: the
-extra row at the end). A padding is mapped to 'same' only where both compute the same
-values: always for stride 1 and an odd kernel with padding (k-1)/2, for other strides only
-for a known input size (`input_shape`).
+PyTorch pads symmetrically: a conv's padding becomes 'valid' (none), 'same' (stride 1,
+odd kernel, padding (k-1)/2: the same values on every input size) or the explicit pads
+[top, bottom, left, right] the architecture schema takes, so any zero padding imports.
 
 `read_init(path, spec)` reads such weights back for `reds train --init`, checking every
 name and shape against the architecture.
@@ -346,7 +345,8 @@ class _Importer:
             if padding == "same":
                 hw = tuple(-(-n // si) for n, si in zip(v.hw, s))
             else:
-                hw = tuple((n - ki) // si + 1 for n, ki, si in zip(v.hw, k, s))
+                pads = (0, 0, 0, 0) if padding == "valid" else padding
+                hw = ((v.hw[0] + pads[0] + pads[1] - k[0]) // s[0] + 1, (v.hw[1] + pads[2] + pads[3] - k[1]) // s[1] + 1)
             if min(hw) < 1:
                 self.refuse(node, f"has a {k[0]}x{k[1]} kernel, larger than its {v.hw[0]}x{v.hw[1]} input")
         op = {"op": kind, **({"out": int(m.out_channels)} if kind == "conv2d" else {}), "kernel": list(k),
@@ -358,23 +358,17 @@ class _Importer:
             self.state[f"layers.{new.op}.bias"] = m.bias
         return new
 
-    def padding(self, node, m: nn.Conv2d, hw, k, s) -> str:
+    def padding(self, node, m: nn.Conv2d, hw, k, s):
+        """'valid', 'same' where it is exactly PyTorch's padding, else PyTorch's own zero pads
+        (top, bottom, left, right): the same values on any input size."""
         if isinstance(m.padding, str):
             return m.padding  # PyTorch's 'same' (stride 1) puts the extra pad at the end, as TensorFlow's
         p = _pair(m.padding)
         if p == (0, 0):
             return "valid"
-        dims = [_same_equals(hw[i] if hw else None, k[i], s[i], p[i]) for i in range(2)]
-        if all(dims):
+        if all(s[i] == 1 and _same_equals(None, k[i], 1, p[i]) for i in range(2)):
             return "same"
-        if None in dims and False not in dims:
-            self.refuse(node, f"pads {p[0]}x{p[1]} with stride {s[0]}x{s[1]}: whether that equals 'same' padding "
-                              "depends on the input size; pass the input shape (--input-shape C,H,W)")
-        size = f" on its {hw[0]}x{hw[1]} input" if hw else ""
-        self.refuse(node, f"pads {p[0]}x{p[1]} with a {k[0]}x{k[1]} kernel and stride {s[0]}x{s[1]}{size}, which "
-                          "is neither 'valid' (no padding) nor 'same' (TensorFlow's: out = ceil(in / stride)); "
-                          "reds's convs pad one of those two ways"
-                    + (" (with stride 2, padding (k-1)/2 is 'same' on inputs of odd size only)" if max(s) > 1 else ""))
+        return [p[0], p[0], p[1], p[1]]
 
     def dense(self, node, m: nn.Linear, v: _Val) -> _Val:
         if not v.flat:
