@@ -54,7 +54,7 @@ def family_table(fam) -> str:
     norm = fam.input_norm
     if norm is not None:  # what every export does to the raw features first
         head += (f"\ninput: raw features, standardised per {'MFCC coefficient' if norm['axis'] == 'width' else 'channel'}"
-                 f" ({len(norm['mean'])} means and standard deviations) inside every export")
+                 f" ({len(norm['mean'])} mean/std pairs) inside every export")
     return head + "\n" + render(headers, rows, "rllrrrrrrr" + ("r" if has_scratch else ""))
 
 

@@ -165,9 +165,10 @@ def cmd_import_model(args) -> None:
         print(f"  note: {note}")
     where = f"from {s['from_weights']}" if s["from_weights"] else "as the class builds them (no --weights)"
     print(f"wrote {s['arch']} and {s['weights']} ({s['tensors']} tensors, {s['params']:,} values, weights {where})")
-    print(f"next: reds arch {s['arch']} --dataset DATASET\n"
-          f"      reds train --arch {s['arch']} --init {s['weights']} --dataset DATASET --data-dir DIR "
-          f"--epochs 0 --out runs/{s['name']}   (--epochs 0: keep the imported weights, no pretraining)")
+    train = f"      reds train --arch {s['arch']} --dataset DATASET --data-dir DIR --out runs/{s['name']}"
+    if s["from_weights"]:  # trained weights: start from them, no pretraining
+        train += f" --init {s['weights']} --epochs 0   (--epochs 0: keep the trained weights, no pretraining)"
+    print(f"next: reds arch {s['arch']} --dataset DATASET\n{train}")
 
 
 COMMANDS = {"arch": cmd_arch, "data": cmd_data, "train": cmd_train, "eval": cmd_eval, "info": cmd_info,
