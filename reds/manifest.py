@@ -23,7 +23,7 @@ from .errors import RedsError
 from .ir import archfile
 from .ir.archs import ARCHS, build_spec, from_doc
 from .ir.cost import cost
-from .ir.inputs import InputNorm
+from .ir.inputs import InputNorm, MfccFrontEnd
 from .ir.spec import Spec
 
 FORMAT = "reds-family"
@@ -63,6 +63,7 @@ class Family:
     weights_sha256: str | None = None  # of weights.safetensors (version 2)
     architecture: dict | None = None  # the architecture document (version 3)
     input_norm: dict | None = None  # raw features -> network input (reds.ir.inputs), if any
+    frontend: dict | None = None  # what makes the raw features from samples (reds.ir.inputs), if known
     reds_version: str = __version__
     format: str = FORMAT
     version: int = VERSION
@@ -138,7 +139,7 @@ SUBMODEL_FIELDS = {"budget", "widths", "macs", "params", "weight_bytes", "arena_
 ACCURACIES = ("accuracy", "val_accuracy", "scratch_accuracy")
 FAMILY_FIELDS = {"format", "version", "reds_version", "arch", "dataset", "input_shape", "num_classes", "groups",
                  "submodels", "knapsack", "training"}
-OPTIONAL_FIELDS = {"width_mult", "classes", "weights_sha256", "architecture", "input_norm"}
+OPTIONAL_FIELDS = {"width_mult", "classes", "weights_sha256", "architecture", "input_norm", "frontend"}
 
 
 def _submodel(s, k: int, spec: Spec) -> Submodel:
@@ -212,6 +213,12 @@ def parse(d) -> Family:
         except ValueError as e:
             raise Invalid(str(e)) from None
         norm = parsed.to_json()
+    frontend = d.get("frontend")
+    if frontend is not None:
+        try:
+            MfccFrontEnd.from_json(frontend).check(spec.input_shape)
+        except ValueError as e:
+            raise Invalid(str(e)) from None
     training = _dict(d["training"], "training")
     if training.get("data_dir") is not None and not isinstance(training["data_dir"], str):
         raise Invalid("training.data_dir must be a path (text)")
@@ -220,7 +227,8 @@ def parse(d) -> Family:
     return Family(arch=arch, dataset=_text(d["dataset"], "dataset"), input_shape=shape, num_classes=classes_n,
                   groups=[{"name": g.name, "units": g.units} for g in spec.groups], submodels=subs,
                   knapsack=_dict(d["knapsack"], "knapsack"), training=training, width_mult=width_mult,
-                  classes=classes, weights_sha256=sha, architecture=doc, input_norm=norm, reds_version=_text(d["reds_version"], "reds_version"),
+                  classes=classes, weights_sha256=sha, architecture=doc, input_norm=norm, frontend=frontend,
+                  reds_version=_text(d["reds_version"], "reds_version"),
                   format=FORMAT, version=version)
 
 

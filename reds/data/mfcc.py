@@ -22,14 +22,8 @@ from functools import lru_cache
 
 import torch
 
-SAMPLE_RATE = 16000
-CLIP_SAMPLES = 16000
-WINDOW = 640  # 40 ms
-N_FFT = 1024
-N_MELS = 40
-F_MIN, F_MAX = 20.0, 4000.0
-N_MFCC = 10
-LOG_OFFSET = 1e-6
+from ..ir.inputs import (CLIP_SAMPLES, F_MAX, F_MIN, LOG_OFFSET, N_FFT, N_MELS, N_MFCC,  # noqa: F401
+                         SAMPLE_RATE, WINDOW)
 N_BINS = int(F_MAX * N_FFT / SAMPLE_RATE) + 1  # FFT bins up to 4 kHz; the filters ignore the rest
 
 

@@ -1,4 +1,10 @@
-"""A family's input normalisation: what turns raw features into the network's input.
+"""A family's input: the front end that makes its features, and their normalisation.
+
+`MfccFrontEnd` is REDS's keyword-spotting front end (the constants `reds.data.mfcc`
+computes with); a family trained on audio records it, so the C exporter can emit the same
+front end for a device that starts from microphone samples.
+
+`InputNorm` turns raw features into the network's input.
 
 Training standardises its features (images per channel, MFCCs per coefficient) with
 statistics of the training split. The family records them, so that every export takes
@@ -17,6 +23,51 @@ import math
 from dataclasses import dataclass
 
 AXES = {"channel": 0, "width": 2}  # axis name -> dimension of (C, H, W)
+
+# REDS's MFCC front end (Hello Edge's): 16 kHz, 40 ms Hann frames zero-padded to a 1024-point
+# FFT, magnitude, 40 mel filters 20 Hz - 4 kHz, log(x + 1e-6), 10 DCT-II coefficients;
+# the stride (20 or 40 ms) is the architecture's
+SAMPLE_RATE, CLIP_SAMPLES, WINDOW, N_FFT = 16000, 16000, 640, 1024
+N_MELS, F_MIN, F_MAX, N_MFCC, LOG_OFFSET = 40, 20.0, 4000.0, 10, 1e-6
+
+
+@dataclass(frozen=True)
+class MfccFrontEnd:
+    """PCM (int16, 16 kHz, one clip) -> frames x n_mfcc raw MFCCs, as `reds.data.mfcc`."""
+
+    stride_ms: int
+
+    @property
+    def stride(self) -> int:
+        return self.stride_ms * SAMPLE_RATE // 1000
+
+    @property
+    def frames(self) -> int:
+        return 1 + (CLIP_SAMPLES - WINDOW) // self.stride
+
+    def to_json(self) -> dict:
+        return {"kind": "mfcc", "sample_rate": SAMPLE_RATE, "clip_samples": CLIP_SAMPLES, "window": WINDOW,
+                "stride": self.stride, "n_fft": N_FFT, "n_mels": N_MELS, "f_min": F_MIN, "f_max": F_MAX,
+                "n_mfcc": N_MFCC, "log_offset": LOG_OFFSET}
+
+    @classmethod
+    def from_json(cls, d) -> MfccFrontEnd:
+        """The front end a family recorded; only what this reds computes is accepted."""
+        if not isinstance(d, dict) or d.get("kind") != "mfcc":
+            raise ValueError("frontend must be an object with kind 'mfcc'")
+        stride = d.get("stride")
+        if not isinstance(stride, int) or isinstance(stride, bool) or stride <= 0 or stride * 1000 % SAMPLE_RATE:
+            raise ValueError("frontend stride must be a whole number of milliseconds in samples")
+        f = cls(stride * 1000 // SAMPLE_RATE)
+        if f.to_json() != d:
+            raise ValueError("frontend differs from REDS's MFCC front end (16 kHz, 40 ms Hann, 1024-point FFT, "
+                             "40 mel filters 20-4000 Hz, 10 coefficients), the one this reds computes")
+        return f
+
+    def check(self, input_shape) -> None:
+        if tuple(input_shape) != (1, self.frames, N_MFCC):
+            raise ValueError(f"an MFCC front end of stride {self.stride_ms} ms makes inputs (1, {self.frames}, "
+                             f"{N_MFCC}), not {tuple(input_shape)}")
 
 
 @dataclass(frozen=True)

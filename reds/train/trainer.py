@@ -29,7 +29,7 @@ from ..data.base import Split
 from .. import family as fam_io
 from ..errors import RedsError
 from ..ir.archs import build_spec, get_arch
-from ..ir.inputs import InputNorm
+from ..ir.inputs import InputNorm, MfccFrontEnd
 from ..ir.cost import cost
 from ..nn.importance import scores as importance_scores
 from ..nn.nested import NestedNet
@@ -417,6 +417,7 @@ class Trainer:
         statuses = {s["status"] for s in sols}
         return fam_io.Family(
             arch=self.arch.name, architecture=self.arch.doc, dataset=cfg.dataset, input_norm=self._input_norm(),
+            frontend=MfccFrontEnd(self.ds.info["stride_ms"]).to_json() if self.ds.info.get("kind") == "audio" else None,
             input_shape=list(self.spec.input_shape),
             num_classes=self.spec.num_classes,
             groups=[{"name": g.name, "units": g.units} for g in self.spec.groups],
