@@ -8,14 +8,15 @@ from pathlib import Path
 from reds.build import firmware
 
 ROOT = Path(__file__).resolve().parents[1]
-FIRMWARE = ROOT / "firmware"
+FIRMWARE = ROOT / "firmware"  # the library: library.properties, library.json, src/, examples/
+RUNTIME = FIRMWARE / "src"  # the runtime's C sources
 HOST = ROOT / "boards" / "host"
 CC = shutil.which("cc") or shutil.which("gcc")
 ARM_CC = shutil.which("arm-none-eabi-gcc")
 # what emlearn and CMSIS-NN's tests compile generated C with
 CFLAGS = ["-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-Wdouble-promotion", "-Wfloat-conversion", "-O2"]
 M4 = ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"]
-# the kernel sets: None = reference only, else an optimized folder of firmware/kernels/
+# the kernel sets: None = reference only, else an optimized folder of firmware/src/kernels/
 KERNELS = [None, *firmware.kernel_targets()]
 SHIPPED = "cortex_m"  # what the boards compile (their board.json `kernels`)
 

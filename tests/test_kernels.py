@@ -2,7 +2,7 @@
 
 Each case is a frozen dataclass with an explicit seed (CMSIS-NN's habit): inputs and
 weights from numpy.random.default_rng(seed), the reference from torch.nn.functional.
-tests/c/kernel_harness.c runs one kernel of one kernel set (firmware/kernels/reference,
+tests/c/kernel_harness.c runs one kernel of one kernel set (firmware/src/kernels/reference,
 or an optimized folder with the reference for what it lacks: the rule of `reds build`)
 on the case, for every submodel k of a nested widths table, and for conv and dense in
 both weight layouts (laid out by the exporter). Shapes are chosen to reach every path
@@ -21,7 +21,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from csources import CC, CFLAGS, FIRMWARE, KERNELS, ROOT, kernels_id, runtime
+from csources import CC, CFLAGS, KERNELS, RUNTIME, ROOT, kernels_id, runtime
 from reds.build import firmware
 from reds.export import abi
 from reds.export.c.lower import ORDERS
@@ -232,4 +232,4 @@ def test_optimized_kernels_differ_from_the_reference():
     """A negative control: the optimized files are not copies of the reference ones."""
     for target in firmware.kernel_targets():
         for p in firmware.kernel_dir(target).glob("*.c"):
-            assert p.read_text() != (FIRMWARE / "kernels" / "reference" / p.name).read_text()
+            assert p.read_text() != (RUNTIME / "kernels" / "reference" / p.name).read_text()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from csources import CC, CFLAGS, FIRMWARE, ROOT, runtime
+from csources import CC, CFLAGS, FIRMWARE, ROOT, RUNTIME, runtime
 from reds.build import firmware
 from reds.device.protocol import Protocol
 from reds.export import abi
@@ -154,7 +154,7 @@ def test_python_protocol_uses_the_header_limits():
 
 
 def test_reserved_names_cover_the_public_api():
-    text = "\n".join(p.read_text() for p in FIRMWARE.glob("*.h"))
+    text = "\n".join(p.read_text() for p in RUNTIME.glob("*.h"))
     public = set(re.findall(r"^\w[\w\s\*]*?\b(reds_\w+)\s*\(", text, re.M))
     assert public and public <= abi.reserved_names()
     assert {"reds_run", "reds_select", "reds_proto_feed", "reds_format_float", "reds_model_t"} <= abi.reserved_names()
@@ -162,15 +162,18 @@ def test_reserved_names_cover_the_public_api():
 
 def test_platformio_library_compiles_what_the_build_picks():
     """firmware/library.json's srcFilter selects exactly the files `reds build` compiles
-    for a cortex_m board (PlatformIO builds firmware/ as a library with it)."""
+    for a cortex_m board (PlatformIO builds firmware/ as a library with it; its filter is
+    relative to the library's srcDir, src/)."""
     lib = json.loads((FIRMWARE / "library.json").read_text())
-    files = [p.relative_to(FIRMWARE).as_posix() for p in FIRMWARE.rglob("*.c")]
+    src = FIRMWARE / lib["build"]["srcDir"]
+    assert src == RUNTIME and lib["build"]["includeDir"] == lib["build"]["srcDir"]
+    files = [p.relative_to(src).as_posix() for p in src.rglob("*.c")]
     chosen = set()
     for rule in lib["build"]["srcFilter"]:
         sign, pattern = rule[0], rule[2:-1]
         hits = {f for f in files if fnmatch.fnmatch(f, pattern) and ("/" in pattern or "/" not in f)}
         chosen = chosen | hits if sign == "+" else chosen - hits
-    want = {p.relative_to(FIRMWARE).as_posix() for p in firmware.sources("cortex_m")}
+    want = {p.relative_to(src).as_posix() for p in firmware.sources("cortex_m")}
     assert chosen == want
     props = dict(l.split("=", 1) for l in (FIRMWARE / "library.properties").read_text().splitlines() if "=" in l)
     assert props["name"] == lib["name"] == "reds" and props["version"] == lib["version"]

@@ -1,9 +1,9 @@
-"""The serial protocol (firmware/reds_protocol.c), on the host, against PyTorch and a fuzzer.
+"""The serial protocol (firmware/src/reds_protocol.c), on the host, against PyTorch and a fuzzer.
 
 The host board (boards/host: main.c and its port) runs the protocol with an exported model
 on stdin/stdout (built with -Werror and, where the compiler has them, address and
 undefined-behaviour sanitizers that abort on the first error); tests/c/format_harness.c
-runs the number formatter (firmware/reds_format.c). Checked:
+runs the number formatter (firmware/src/reds_format.c). Checked:
 - any bytes at all: the harness never crashes, every reply line starts with `m-`, and
   every '%' is answered by exactly one `m-ready`; a reply is either one `m-error-` line
   or has none (hypothesis: random bytes, and random command-like strings);
@@ -26,7 +26,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from csources import CC, FIRMWARE, HOST, ROOT, runtime
+from csources import CC, HOST, ROOT, RUNTIME, runtime
 from families import shared_family
 from reds.device.link import bracket_list, fields, floats_from_bits
 from reds.export import export
@@ -95,7 +95,7 @@ def harness(tmp_path_factory) -> Harness:
 @pytest.fixture(scope="module")
 def formatter(tmp_path_factory) -> Harness:
     exe = tmp_path_factory.mktemp("format") / "format"
-    _compile(exe, [FORMAT_HARNESS, FIRMWARE / "reds_format.c"], ["-pedantic", f"-I{FIRMWARE}"])
+    _compile(exe, [FORMAT_HARNESS, RUNTIME / "reds_format.c"], ["-pedantic", f"-I{RUNTIME}"])
     return Harness(exe, None)
 
 

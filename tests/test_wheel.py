@@ -85,7 +85,7 @@ def test_installed_package_has_its_c_sources(wheel_env, tmp_path):
     assert r.returncode == 0, r.stderr
     pkg, c_root = r.stdout.split()
     assert Path(pkg).is_relative_to(site) and Path(c_root) == site / "reds" / "_c"
-    assert (Path(c_root) / "firmware" / "kernels" / "reference" / "conv2d_f32.c").is_file()
+    assert (Path(c_root) / "firmware" / "src" / "kernels" / "reference" / "conv2d_f32.c").is_file()
     assert (Path(c_root) / "boards" / "qemu-m4" / "board.json").is_file()
 
 

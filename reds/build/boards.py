@@ -6,7 +6,7 @@ clock, flash and RAM, its timer and what one reported cycle is, and for a virtua
 how to start the emulator. The C runtime in `firmware/` knows no board.
 
 `kernels` names the optimized kernel folder the board's builds use
-(`firmware/kernels/<kernels>/`); ops it lacks fall back to `firmware/kernels/reference/`.
+(`firmware/src/kernels/<kernels>/`); ops it lacks fall back to `firmware/src/kernels/reference/`.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ class Board:
     timer: str  # e.g. "systick-icount", "dwt-cyccnt"
     cycle: str  # what one reported cycle is: "instruction", "cpu-cycle"
     cpu: str = ""
-    kernels: str | None = None  # optimized kernels: firmware/kernels/<kernels>/ (else reference only)
+    kernels: str | None = None  # optimized kernels: firmware/src/kernels/<kernels>/ (else reference only)
     cflags: tuple[str, ...] = ()
     toolchain: dict = field(default_factory=dict)
     sources: tuple[str, ...] = ()

@@ -1,4 +1,4 @@
-"""Host side of the reds serial protocol (`firmware/reds_protocol.h`), on pyserial.
+"""Host side of the reds serial protocol (`firmware/src/reds_protocol.h`), on pyserial.
 
 `Link(url)` opens a real port (`/dev/ttyACM0`, `COM3`) or anything pyserial's
 `serial_for_url` takes (`socket://127.0.0.1:5555` for the emulator). `command("list")`

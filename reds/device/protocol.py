@@ -1,4 +1,4 @@
-"""The reds serial protocol in Python: firmware/reds_protocol.c command for command (name,
+"""The reds serial protocol in Python: firmware/src/reds_protocol.c command for command (name,
 profile, timestamp, db load / db / db print, infer, results, info, list, select, budget,
 loop, cost, deadline), with the same replies, errors and limits (read from the headers).
 
@@ -30,7 +30,7 @@ def fmt_float(v) -> str:
 
 
 class Protocol:
-    """firmware/reds_protocol.c in Python, over any `write(bytes)`."""
+    """firmware/src/reds_protocol.c in Python, over any `write(bytes)`."""
 
     def __init__(self, family: OpenFamily, runner, write, board: str, pending=None):
         """pending(): whether input waits (a long infer or loop then aborts); None for batch
@@ -202,7 +202,7 @@ class Protocol:
             self.say("m-load-done\r\n")
 
     def aborted(self) -> bool:
-        """A byte arrived while a long command ran: stop it (as firmware/reds_protocol.c)."""
+        """A byte arrived while a long command ran: stop it (as firmware/src/reds_protocol.c)."""
         if self.pending is None or not (self.unfed or self.pending()):
             return False
         self.discard = True

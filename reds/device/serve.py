@@ -11,7 +11,7 @@ Runtimes:
   export needs the `tflite` extra (litert-torch).
 Exports are written to a temporary folder (`reds.export.export`) and removed at the end.
 
-The protocol is firmware/reds_protocol.h's, command for command (`protocol`).
+The protocol is firmware/src/reds_protocol.h's, command for command (`protocol`).
 
 Where (--port): `pty` (default: a new pseudo-terminal, its path printed as `pty PATH`), a
 serial device (`/dev/ttyAMA0`, `/dev/ttyGS0` for a Pi's USB gadget), `-` (stdin/stdout), or

@@ -1,4 +1,4 @@
-"""The C runtime's ABI as `firmware/reds.h` declares it: read from the header, never copied.
+"""The C runtime's ABI as `firmware/src/reds.h` declares it: read from the header, never copied.
 
 The exporter emits these names and numbers; `tests/test_layout.py` ties the tables below to
 the header, so a change on one side that the other does not follow fails a test.
@@ -8,19 +8,19 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from ..sources import firmware_dir
+from ..sources import runtime_dir
 
 
 @lru_cache(maxsize=None)
 def header() -> str:
-    return (firmware_dir() / "reds.h").read_text()
+    return (runtime_dir() / "reds.h").read_text()
 
 
 def _define(name: str, file: str = "reds.h") -> int:
-    text = header() if file == "reds.h" else (firmware_dir() / file).read_text()
+    text = header() if file == "reds.h" else (runtime_dir() / file).read_text()
     m = re.search(rf"^#define\s+{name}\s+(\d+)u?\b", text, re.M)
     if not m:
-        raise RuntimeError(f"firmware/{file} defines no {name}")
+        raise RuntimeError(f"firmware/src/{file} defines no {name}")
     return int(m.group(1))
 
 
@@ -48,7 +48,7 @@ def layouts() -> dict[str, int]:
 
 def reserved_names() -> set[str]:
     """The identifiers the runtime's headers declare (functions, types): a model may not take one."""
-    text = "\n".join(p.read_text() for p in sorted(firmware_dir().glob("*.h")))
+    text = "\n".join(p.read_text() for p in sorted(runtime_dir().glob("*.h")))
     text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
     funcs = set(re.findall(r"\b(reds_\w+)\s*\(", text))
     types = set(re.findall(r"\b(reds_\w+_t)\b", text))

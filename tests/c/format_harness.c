@@ -1,8 +1,8 @@
 /*
- * Host harness of firmware/reds_format.c: reads numbers on stdin, prints their text.
+ * Host harness of firmware/src/reds_format.c: reads numbers on stdin, prints their text.
  * tests/test_protocol.py drives it.
  *
- * Build: cc -std=c99 -I firmware tests/c/format_harness.c firmware/reds_format.c
+ * Build: cc -std=c99 -I firmware/src tests/c/format_harness.c firmware/src/reds_format.c
  * Modes: --floats: stdin is float32 values (native order); prints reds_format_float() of
  *        each on its own line (tests compare with Python's '%.9g').
  *        --u64: stdin is uint64 values; prints reds_format_u64() of each.

@@ -1,8 +1,8 @@
 /*
  * Host test harness for an exported model: runs every submodel on inputs read from stdin.
  *
- * Build: cc -std=c99 -I firmware [-I firmware/kernels/<target>] -I OUT -DREDS_HARNESS_MODEL=<name>
- *        tests/c/harness.c OUT/<name>.c firmware/reds_runtime.c firmware/reds_weights.c <one kernel set>
+ * Build: cc -std=c99 -I firmware/src [-I firmware/src/kernels/<target>] -I OUT -DREDS_HARNESS_MODEL=<name>
+ *        tests/c/harness.c OUT/<name>.c firmware/src/reds_runtime.c firmware/src/reds_weights.c <one kernel set>
  *        (tests/csources.py lists the files, as `reds build` picks them)
  * Input: N samples of reds_input_size() float32 each (native byte order), on stdin.
  * Output: one line "meta K input_size output_size" and per submodel k one line

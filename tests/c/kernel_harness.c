@@ -3,8 +3,8 @@
  * writes the output floats on stdout. tests/test_kernels.py writes the cases (seeded
  * random shapes, every submodel width, both layouts) and compares with PyTorch.
  *
- * Build: cc -std=c99 -I firmware [-I firmware/kernels/<target>] tests/c/kernel_harness.c
- *        firmware/reds_weights.c <one kernel set: firmware/kernels/...>
+ * Build: cc -std=c99 -I firmware/src [-I firmware/src/kernels/<target>] tests/c/kernel_harness.c
+ *        firmware/src/reds_weights.c <one kernel set: firmware/src/kernels/...>
  * Case (native byte order): 19 uint32 (op, layout, K, k, kh, kw, sh, sw, pad_t, pad_b,
  * pad_l, pad_r, in_h, in_w, out_h, out_w, elem, act, has_bias), float32 slope, then K
  * pairs of uint32 (input width, output width) of submodels 0..K-1, then five float32

@@ -1,7 +1,7 @@
 /*
  * Row blocking of the optimized conv and dense kernels: which output rows share their
  * weight segments, so 4 of them can walk the inputs in one loop.
- * Internal to firmware/kernels/cortex_m/.
+ * Internal to firmware/src/kernels/cortex_m/.
  */
 #ifndef REDS_CORTEX_M_ROWS_H
 #define REDS_CORTEX_M_ROWS_H

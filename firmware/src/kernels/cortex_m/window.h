@@ -1,7 +1,7 @@
 /*
  * The general convolution window of the optimized kernels (any kernel, stride and
  * padding): what conv2d and depthwise conv2d fall back to off their fast paths.
- * Internal to firmware/kernels/cortex_m/.
+ * Internal to firmware/src/kernels/cortex_m/.
  */
 #ifndef REDS_CORTEX_M_WINDOW_H
 #define REDS_CORTEX_M_WINDOW_H

@@ -1,7 +1,7 @@
 /*
  * The one loop the reference convolutions share: the dot product of a kernel window with
  * one input channel at output pixel (oy, ox), zero padding (taps outside the input add
- * nothing). Internal to firmware/kernels/reference/.
+ * nothing). Internal to firmware/src/kernels/reference/.
  */
 #ifndef REDS_REF_WINDOW_H
 #define REDS_REF_WINDOW_H
