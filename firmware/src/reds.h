@@ -28,6 +28,16 @@ extern "C" {
  * segment per submodel; kernels keep that many segment descriptors on the stack). */
 #define REDS_MAX_SUBMODELS 32
 
+/* Kernel picking where every file of src/ is compiled (the Arduino builder compiles a
+ * library's src/ recursively): there REDS_ALL_SOURCES is defined and each reference kernel
+ * that kernels/cortex_m/ replaces compiles to nothing, so the cortex_m file (plain C99,
+ * right on any target, fast on a Cortex-M4F) is that op's kernel. Builds that pick one file
+ * per op (`reds build`, library.json's srcFilter) compile each file they pick whole: any
+ * build without ARDUINO, or with -DREDS_PICKED_SOURCES. */
+#if defined(ARDUINO) && !defined(REDS_PICKED_SOURCES)
+#define REDS_ALL_SOURCES 1
+#endif
+
 typedef enum {
     REDS_OP_CONV2D = 1,
     REDS_OP_DEPTHWISE_CONV2D = 2,

@@ -5,6 +5,9 @@
  * W[o][i][ky][kx] * x[i][oy * sh - pad_t + ky][ox * sw - pad_l + kx].
  */
 #include "reds.h"
+
+/* the Arduino builder compiles all of src/: there kernels/cortex_m/conv2d_f32.c is this op's kernel */
+#ifndef REDS_ALL_SOURCES
 #include "ref_window.h"
 
 void reds_conv2d_f32(const reds_layer_t *L, const reds_weights_t *w, uint32_t cin, uint32_t cout,
@@ -29,3 +32,5 @@ void reds_conv2d_f32(const reds_layer_t *L, const reds_weights_t *w, uint32_t ci
         }
     }
 }
+
+#endif /* REDS_ALL_SOURCES */

@@ -4,6 +4,9 @@
  */
 #include "reds.h"
 
+/* the Arduino builder compiles all of src/: there kernels/cortex_m/dense_f32.c is this op's kernel */
+#ifndef REDS_ALL_SOURCES
+
 void reds_dense_f32(const reds_layer_t *L, const reds_weights_t *w, uint32_t cin, uint32_t cout,
                     const float *x, float *y)
 {
@@ -20,3 +23,5 @@ void reds_dense_f32(const reds_layer_t *L, const reds_weights_t *w, uint32_t cin
         y[o] = acc + (L->bias ? L->bias[o] : 0.0f);
     }
 }
+
+#endif /* REDS_ALL_SOURCES */

@@ -3,6 +3,9 @@
  * input convolved with its own kernel W[ch][ky][kx] (zero padding), plus bias[ch].
  */
 #include "reds.h"
+
+/* the Arduino builder compiles all of src/: there kernels/cortex_m/depthwise_conv2d_f32.c is this op's kernel */
+#ifndef REDS_ALL_SOURCES
 #include "ref_window.h"
 
 void reds_depthwise_conv2d_f32(const reds_layer_t *L, uint32_t c, const float *x, float *y)
@@ -15,3 +18,5 @@ void reds_depthwise_conv2d_f32(const reds_layer_t *L, uint32_t c, const float *x
             for (ox = 0; ox < L->out_w; ++ox)
                 *y++ = (L->bias ? L->bias[ch] : 0.0f) + window_dot(L, L->weight + ch * ksize, x + ch * in_hw, oy, ox);
 }
+
+#endif /* REDS_ALL_SOURCES */

@@ -4,6 +4,9 @@
  */
 #include "reds.h"
 
+/* the Arduino builder compiles all of src/: there kernels/cortex_m/scale_bias_f32.c is this op's kernel */
+#ifndef REDS_ALL_SOURCES
+
 void reds_scale_bias_f32(const float *scale, const float *bias, uint32_t c, uint32_t hw, float *x, uint8_t act,
                          float slope)
 {
@@ -19,3 +22,5 @@ void reds_scale_bias_f32(const float *scale, const float *bias, uint32_t c, uint
         }
     }
 }
+
+#endif /* REDS_ALL_SOURCES */
