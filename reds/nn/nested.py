@@ -97,6 +97,30 @@ class NestedNet(nn.Module):
                 kept[layer.name] = x
         return x
 
+    def features(self, x: torch.Tensor, widths: dict[str, int] | None = None, bn: int = 0,
+                 at=()) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The logits and the outputs of the layers named in `at` ({name: tensor}), from one
+        pass of the same ops as `forward` (no hooks; `forward` is untouched). Nothing runs in
+        place here, so a kept output is never overwritten by a later activation."""
+        spec = self.spec
+        if widths is None:
+            widths = spec.full_widths()
+        at = set(at)
+        unknown = at - {l.name for l in spec.layers}
+        if unknown:
+            raise KeyError(f"no layers named {sorted(unknown)} in {spec.name}")
+        saved, kept, out = spec.saved, {}, {}
+        for layer in spec.layers:
+            if isinstance(layer.op, Add):
+                x = x + kept.pop(layer.op.source)
+            else:
+                x = self._run(layer, x, widths, bn, inplace=False)
+            if layer.name in saved:
+                kept[layer.name] = x
+            if layer.name in at:
+                out[layer.name] = x
+        return x, out
+
     def _run(self, layer: Layer, x, widths, bn, inplace: bool = True):
         op, spec = layer.op, self.spec
         cin = spec.size(layer.in_ch, widths)
