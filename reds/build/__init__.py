@@ -4,7 +4,7 @@ A board's `build` field (board.json) names its kind; every kind is a module here
 `KIND`, `build(job)`, `summary(result)` and `settings(board)`, all peers in `KINDS`:
 - `gcc-bare-metal` (qemu-m4): compiled and linked here (`bare_metal`);
 - `make` (rpi): a Linux program built with make, natively or cross (`make`);
-- `platformio` (nano33ble): a PlatformIO project for `reds flash` (`platformio`).
+- `platformio` (nano33ble): a PlatformIO project, compiled by `pio run`; `reds flash` uploads it (`platformio`).
 What they share is written once: the fit checks (`fit`), the stamp and its key
 (`stamp`), the toolchain runs and logs (`tools`), which C files (`firmware`), the job.
 
@@ -50,6 +50,8 @@ def build(family: OpenFamily, board: str = "qemu-m4", out: str | Path | None = N
     name = model_name(family.manifest.arch)
     key = build_key(family.hash, b, [layout, name, kind.settings(b), b.flash_bytes, b.ram_bytes, cross])
     res = None if force else up_to_date(out, key)
+    if res is not None and getattr(kind, "stale", None) and kind.stale(out):  # e.g. PlatformIO installed since
+        res = None
     if res is not None:
         return res
     cmd = command or shlex.join(["reds", "build", str(family.dir), "--board", b.name, "--out", str(out),

@@ -55,7 +55,8 @@ def build_key(family_hash: str, board: Board, settings: list) -> str:
     the board's files, the exporter's code and the settings (flags, layout, limits)."""
     h = hashlib.sha256()
     h.update(json.dumps([__version__, family_hash, *settings], default=str).encode())
-    for p in sorted(firmware_dir().rglob("*.[ch]")):
+    # the runtime (firmware/src) and the example sketches (a board may build one: nano33ble)
+    for p in sorted(p for p in firmware_dir().rglob("*") if p.suffix in (".c", ".h", ".ino") and p.is_file()):
         _digest(h, p)
     board_files = {p for p in board.folder.rglob("*") if p.is_file()}
     board_files |= {(board.folder / s).resolve() for s in board.sources}  # shared ones (boards/host)

@@ -171,9 +171,25 @@ def cmd_import_model(args) -> None:
     print(f"next: reds arch {s['arch']} --dataset DATASET\n{train}")
 
 
+def cmd_probe(args) -> None:
+    import sys
+
+    from ..probe import ProbeConfig, run
+
+    cfg = ProbeConfig(limit=args.limit, train_samples=args.train_samples, k=args.k, baselines=args.baselines,
+                      prune_epochs=args.prune_epochs, init=args.init, data_dir=args.data_dir, seed=args.seed)
+    log = None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    r = run(args.family, args.out, args.seeds, cfg, log)
+    from ..probe.report import tables
+
+    print(tables(r))
+    print(f"probe written to {args.out}: " + ", ".join(r["files"].values()))
+
+
 COMMANDS = {"arch": cmd_arch, "data": cmd_data, "train": cmd_train, "eval": cmd_eval, "info": cmd_info,
             "export": cmd_export,
             "build": cmd_build, "bench": cmd_bench, "flash": cmd_flash, "serve": cmd_serve,
-            "report": cmd_report, "import-model": cmd_import_model}
+            "report": cmd_report, "import-model": cmd_import_model,
+            "probe": cmd_probe}
 
 

@@ -112,6 +112,17 @@ def _input_shape(text: str) -> list[int]:
     return shape
 
 
+def _methods(text: str) -> list[str]:
+    """Comma-separated magnitude-pruning baselines."""
+    from ..probe.pruning import METHODS
+
+    names = [w.strip() for w in text.split(",") if w.strip()]
+    bad = [n for n in names if n not in METHODS]
+    if not names or bad:
+        raise argparse.ArgumentTypeError(f"expected some of {','.join(METHODS)}, got {text!r}")
+    return names
+
+
 WORDS_HELP = ("comma-separated keywords replacing REDS's ten (speech-commands, synth-kws): the classes become "
               "silence, unknown, these; every other word folder counts as unknown (default: REDS's ten, or "
               "those a synth-kws folder was made with)")
@@ -330,6 +341,45 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("family", help="family folder")
     rp.add_argument("--out", required=True, help="report folder (absent, empty, or a previous report)")
     rp.add_argument("--bench", metavar="BENCH_JSON", help="a `reds bench --json` report of this family")
+    pr = sub.add_parser("probe", help="what each submodel gives up: PIEs, Q-score, prediction depth (+ pruning baselines)",
+                        description="Per submodel of FAMILY: accuracy per class, pruning-identified exemplars (PIEs: "
+                                    "test examples on which it disagrees with the full submodel; with --seeds, the "
+                                    "modal predictions over several families), the Q-score of the penultimate "
+                                    "representation and the prediction depth from k-NN probes at every block's "
+                                    "output; with --baselines, the same for global magnitude pruning to each "
+                                    "submodel's number of weights. Writes probe.json, probe.md, plots against MACs "
+                                    "and the PIEs (image grids, or WAVs for speech) into --out (whole or not at all).")
+    pr.add_argument("family", help="family folder")
+    pr.add_argument("--seeds", nargs="+", default=[], metavar="FAMILY",
+                    help="families of the same architecture and budgets trained with other seeds (modal-prediction "
+                         "PIEs)")
+    pr.add_argument("--out", required=True, help="probe folder (absent, empty, or a previous probe)")
+    pr.add_argument("--limit", type=_positive(int), default=2000, help="test examples scored")
+    pr.add_argument("--train-samples", type=_positive(int), default=5000,
+                    help="training examples the k-NN probes are fitted on")
+    pr.add_argument("--k", type=_positive(int), default=30, help="neighbours of the k-NN probes (Baldock et al.: 30)")
+    pr.add_argument("--baselines", type=_methods, default=[], metavar="METHODS",
+                    help="comma-separated magnitude-pruning baselines: one-shot, gradual (default: none)")
+    pr.add_argument("--prune-epochs", type=_nonneg_int, default=1, help="fine-tuning epochs of each pruned network")
+    pr.add_argument("--from", dest="init", metavar="WEIGHTS", help="prune these pretrained weights (a .safetensors "
+                    "of this architecture, as `reds train --init` reads) instead of the family's full submodel")
+    pr.add_argument("--data-dir", help="data set folder (default: the one the family was trained on)")
+    pr.add_argument("--seed", type=int, default=0, help="seed of the k-NN training draw and of the pruning runs")
+    pr.add_argument("--quiet", action="store_true", help="no progress lines")
+    im = sub.add_parser("import-model", help="turn a PyTorch nn.Module into an architecture file and weights",
+                        description="Trace a PyTorch model with torch.fx into an architecture file (--out) and its "
+                                    "weights (the same name, .safetensors), ready for `reds train --arch FILE --init "
+                                    "WEIGHTS`. SOURCE is FILE.py:CLASS (the class is built with no arguments). "
+                                    "Supported layers: README 'Import your own PyTorch model'; anything else is "
+                                    "refused naming the layer and its source line.")
+    im.add_argument("source", metavar="FILE.py:CLASS", help="the Python file and the nn.Module class in it")
+    im.add_argument("--out", required=True, metavar="ARCH.json", help="architecture file to write (weights go "
+                    "beside it as ARCH.safetensors)")
+    im.add_argument("--weights", help="a state dict to load into the model first: a torch.save'd dict of tensors "
+                    "(read with weights_only=True) or a .safetensors file (default: the weights the class builds)")
+    im.add_argument("--input-shape", type=_input_shape, metavar="C,H,W", help="one input's shape: checks the weight "
+                    "shapes and lets strided padded convs map to 'same' padding")
+    im.add_argument("--name", help="the architecture's name (default: the class name)")
     im = sub.add_parser("import-model", help="turn a PyTorch nn.Module into an architecture file and weights",
                         description="Trace a PyTorch model with torch.fx into an architecture file (--out) and its "
                                     "weights (the same name, .safetensors), ready for `reds train --arch FILE --init "

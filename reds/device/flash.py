@@ -1,34 +1,30 @@
-"""`reds flash BUILD [--port P]`: build and upload a `reds build --board nano33ble` project.
+"""`reds flash BUILD [--port P]`: upload a `reds build --board nano33ble` project.
 
-Runs `pio run -d BUILD -t upload [--upload-port P]` (PlatformIO builds the sketch with
-the Arduino mbed core, then bossac uploads it after the 1200-baud touch that starts the
-bootloader). What is missing is said in one line: PlatformIO itself, or its downloads
-(the nordicnrf52 platform, the ARM toolchain and the Arduino core come from the internet
-on first use), or the board.
+`reds build` compiled it (`pio run`); this runs `pio run -d BUILD -t upload [--upload-port P]`
+(PlatformIO compiles what changed, then bossac uploads after the 1200-baud touch that starts
+the bootloader). What is missing is said in one line: PlatformIO itself, or its downloads
+(the nordicnrf52 platform, the ARM toolchain and the Arduino core come from the internet on
+first use), or the board.
 """
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+from ..build.platformio import DOWNLOAD_FAILED, compile_command, pio_command
 from ..build.stamp import read_stamp
 from ..errors import RedsError
 
-DOWNLOAD_FAILED = re.compile(
-    r"HTTPClientError|Could not resolve host|Name or service not known|Temporary failure in name resolution|"
-    r"Max retries exceeded|Failed to establish a new connection|ConnectTimeout|Network is unreachable|"
-    r"UnknownPackageError|Could not find the package", re.I)
+__all__ = ["DOWNLOAD_FAILED", "classify", "flash", "pio_command", "upload_command"]
 NO_BOARD = re.compile(r"No device found|Please specify `upload_port`|could not open port|No such file or directory: "
                       r"'/dev/|Device or resource busy|Permission denied: '/dev/", re.I)
 
 
-def pio_command() -> str | None:
-    """`pio` on PATH, or next to this Python (pip install platformio into reds's virtualenv)."""
-    here = Path(sys.executable).parent / "pio"
-    return shutil.which("pio") or shutil.which("platformio") or (str(here) if here.is_file() else None)
+def upload_command(pio: str, build: Path, port: str | None = None) -> list[str]:
+    """What `reds flash` runs: `reds build`'s compile command with `-t upload`."""
+    return compile_command(pio, build) + ["-t", "upload"] + (["--upload-port", port] if port else [])
 
 
 def classify(output: str, rc: int, build: Path) -> str:
@@ -56,7 +52,7 @@ def flash(build_dir, port: str | None = None, echo=None) -> None:
     if pio is None:
         raise RedsError("PlatformIO (pio) not found: pip install platformio (it downloads the nordicnrf52 platform "
                         "and the Arduino mbed core on first use, so the first flash needs internet)")
-    cmd = [pio, "run", "-d", str(build), "-t", "upload"] + (["--upload-port", port] if port else [])
+    cmd = upload_command(pio, build, port)
     echo = echo or (lambda line: print(line, end="", file=sys.stderr))
     try:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
