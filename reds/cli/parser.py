@@ -380,20 +380,6 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--input-shape", type=_input_shape, metavar="C,H,W", help="one input's shape: checks the weight "
                     "shapes and lets strided padded convs map to 'same' padding")
     im.add_argument("--name", help="the architecture's name (default: the class name)")
-    im = sub.add_parser("import-model", help="turn a PyTorch nn.Module into an architecture file and weights",
-                        description="Trace a PyTorch model with torch.fx into an architecture file (--out) and its "
-                                    "weights (the same name, .safetensors), ready for `reds train --arch FILE --init "
-                                    "WEIGHTS`. SOURCE is FILE.py:CLASS (the class is built with no arguments). "
-                                    "Supported layers: README 'Import your own PyTorch model'; anything else is "
-                                    "refused naming the layer and its source line.")
-    im.add_argument("source", metavar="FILE.py:CLASS", help="the Python file and the nn.Module class in it")
-    im.add_argument("--out", required=True, metavar="ARCH.json", help="architecture file to write (weights go "
-                    "beside it as ARCH.safetensors)")
-    im.add_argument("--weights", help="a state dict to load into the model first: a torch.save'd dict of tensors "
-                    "(read with weights_only=True) or a .safetensors file (default: the weights the class builds)")
-    im.add_argument("--input-shape", type=_input_shape, metavar="C,H,W", help="one input's shape: checks the weight "
-                    "shapes and lets strided padded convs map to 'same' padding")
-    im.add_argument("--name", help="the architecture's name (default: the class name)")
     for parser in list(_parsers(p))[1:]:  # every command's --help says each flag's default
         parser.formatter_class = DefaultsFormatter
     return p
