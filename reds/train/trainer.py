@@ -42,7 +42,8 @@ CHECKPOINT = "checkpoint.pt"
 BN_RATE = 0.25  # batch-norm-only tuning runs at this share of the fine-tuning rate (REDS's middle stage)
 METRICS = "metrics.jsonl"
 # settings added since checkpoints were first written, at their defaults: older checkpoints resume
-NEW_SETTINGS = {"words": None, "image_size": None, "init": None}
+NEW_SETTINGS = {"words": None, "image_size": None, "init": None, "loss": "ce", "temperature": 0.1, "head_epochs": 2}
+LOSSES = ("ce", "supcon")
 
 
 @dataclass
@@ -83,11 +84,20 @@ class TrainConfig:
     arena_bytes: int | None = None
     min_units: int | None = None
     init: str | None = None  # weights to start from (a .safetensors of `reds import-model`)
+    # pretraining loss: "ce" (cross-entropy) or "supcon" (supervised contrastive on the
+    # penultimate layer, then `head_epochs` of a linear head on the frozen network; supcon.py)
+    loss: str = "ce"
+    temperature: float = 0.1  # supcon only
+    head_epochs: int = 2  # supcon only
 
     def __post_init__(self) -> None:
         if self.recipe not in RECIPES:
             raise RedsError(f"unknown recipe '{self.recipe}'; choose one of: {', '.join(RECIPES)}")
         r = RECIPES[self.recipe]
+        if self.loss not in LOSSES:
+            raise RedsError(f"unknown loss '{self.loss}'; choose one of: {', '.join(LOSSES)}")
+        if not self.temperature > 0:
+            raise RedsError(f"the temperature must be positive, got {self.temperature}")
         if self.words is not None:
             from ..data.speech_commands import parse_words
             self.words = parse_words(self.words)
@@ -256,6 +266,17 @@ class Trainer:
 
         if phase == "pretrain":
             loop("pretrain", net.parameters(), [self.spec.full_widths()], [1.0], cfg.epochs, cfg.lr, "pretraining")
+            phase, epoch, opt_state = "head" if cfg.loss == "supcon" else "search", 0, None
+
+        if phase == "head":  # after contrastive pretraining: a linear head on the frozen network
+            head = [p for name, p in net.named_parameters() if name.startswith(f"layers.{self.spec.layers[-1].name}.")]
+            for p in net.parameters():
+                p.requires_grad_(False)
+            for p in head:
+                p.requires_grad_(True)
+            loop("head", head, [self.spec.full_widths()], [1.0], cfg.head_epochs, cfg.lr, "the linear head")
+            for p in net.parameters():
+                p.requires_grad_(True)
             phase, epoch, opt_state = "search", 0, None
 
         if phase == "search":
@@ -324,6 +345,11 @@ class Trainer:
         bar = self._bar(self._train_batches(phase, epoch), n_batches, f"{phase} {epoch + 1}/{total_epochs}")
         largest = len(widths) - 1
         cuda = self.device.type == "cuda"
+        contrastive = cfg.loss == "supcon" and phase == "pretrain"
+        if contrastive:
+            from ..probe.points import penultimate
+            from .supcon import supcon_loss
+            pen = penultimate(self.spec)
         for i, (x, y) in enumerate(bar):
             rate = cfg.schedule.rate(base_lr, epoch * n_batches + i, total_epochs * n_batches)
             for g in opt.param_groups:
@@ -333,6 +359,10 @@ class Trainer:
             teacher = None
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
                 for k in reversed(range(len(widths))):  # largest first: it is the distillation teacher
+                    if contrastive:
+                        z = net.features(x, widths[k], bn=k, at=(pen,))[1][pen]
+                        loss = loss + alphas[k] * supcon_loss(z.float(), y, cfg.temperature)
+                        continue
                     logits = net(x, widths[k], bn=k).float()
                     if cfg.distill and k != largest:
                         loss_k = F.kl_div(F.log_softmax(logits, 1), teacher, reduction="batchmean")
