@@ -193,3 +193,24 @@ COMMANDS = {"arch": cmd_arch, "data": cmd_data, "train": cmd_train, "eval": cmd_
             "probe": cmd_probe}
 
 
+def cmd_adapt(args) -> None:
+    from ..adapt.adapt import AdaptConfig, adapt, summary
+
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    cfg = AdaptConfig(method=args.method, rank=args.rank, task=args.task, dataset=args.dataset,
+                      data_dir=args.data_dir, shift=args.shift, epochs=args.epochs, batch_size=args.batch_size,
+                      lr=args.lr, limit_train=args.limit_train, limit_eval=args.limit_eval, seed=args.seed,
+                      keep_delta=args.keep_delta)
+    print(summary(adapt(open_family(args.family), cfg, args.out)))
+
+
+def cmd_profile(args) -> None:
+    from ..adapt.profile import command as profile_command
+
+    print(profile_command(open_family(args.family), args.method, args.rank, args.task, args.classes,
+                          args.batch_size, args.check, args.json))
+
+
+COMMANDS.update({"adapt": cmd_adapt, "profile": cmd_profile})

@@ -387,9 +387,61 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--input-shape", type=_input_shape, metavar="C,H,W", help="one input's shape: checks the weight "
                     "shapes and lets strided padded convs map to 'same' padding")
     im.add_argument("--name", help="the architecture's name (default: the class name)")
+    _adapt_parsers(sub)
     for parser in list(_parsers(p))[1:]:  # every command's --help says each flag's default
         parser.formatter_class = DefaultsFormatter
     return p
+
+
+def _adapt_parsers(sub) -> None:
+    """`reds adapt` and `reds profile` (method, rank and task are checked by the command: one line)."""
+    from ..adapt import METHODS, RANKED, TASKS
+
+    ad = sub.add_parser("adapt", help="update every submodel of a family on new data (LoRA, DoRA, GaLore, adapters, "
+                        "bn-head, full)",
+                        description="Adapt all submodels of FAMILY together on new data, keeping them nested (one "
+                                    "adapter serves every submodel: each reads its prefix), recalibrate their batch "
+                                    "norms, and write to --out the family with the update merged into its shared "
+                                    "weights (what export, build and bench take) and adapt.json (accuracy per "
+                                    "submodel before and after); --keep-delta also writes delta.safetensors.")
+    ad.add_argument("family", help="family folder")
+    ad.add_argument("--method", required=True, help="one of: " + ", ".join(METHODS))
+    ad.add_argument("--rank", type=int, default=4, help=f"rank of {', '.join(RANKED)} (at most the smallest "
+                    "layer's size)")
+    ad.add_argument("--task", default="shift", help="shift (the data changed; --shift says how) or new-classes (the "
+                    "data adds classes: a new classifier for old + new, old classes kept); one of: " + ", ".join(TASKS))
+    ad.add_argument("--dataset", help="the new data set (default: the family's)")
+    ad.add_argument("--data-dir", help="its folder or .npz (default: the family's data)")
+    ad.add_argument("--shift", help="the shift, key=value,...: images rotate=30,noise=0.1,contrast=0.6 (degrees, "
+                    "[0,1] units, factor); audio snr=10 (dB); arrays noise=0.5 (default: those)")
+    ad.add_argument("--epochs", type=_positive(int), default=1, help="passes over the new training data")
+    ad.add_argument("--batch-size", type=_positive(int), default=64, help="samples per step")
+    ad.add_argument("--lr", type=_positive(float), help="Adam's learning rate (default: 3e-3 for lora, dora, adapter "
+                    "and bn-head; 1e-3 for galore and full)")
+    ad.add_argument("--limit-train", type=_positive(int), default=2000, help="new training samples used")
+    ad.add_argument("--limit-eval", type=_positive(int), default=2000, help="test samples scored")
+    ad.add_argument("--seed", type=int, default=0, help="seed of the shift, the data order and the factors")
+    ad.add_argument("--keep-delta", action="store_true", help="also write the update as delta.safetensors (the "
+                    "low-rank factors and the tensors that changed) and report its size")
+    ad.add_argument("--out", required=True, help="output folder (absent, empty, or an earlier adapt output)")
+    ad.add_argument("--threads", type=_positive(int), help="CPU threads (default: PyTorch's)")
+
+    pf = sub.add_parser("profile", help="cost of an adaptation step per method and rank: FLOPs and memory",
+                        description="Per method and rank on FAMILY: trainable values, training FLOPs per sample "
+                                    "(forward, backward to inputs, backward to weights, elementwise, optimizer), "
+                                    "counted per op from the spec and widths (depthwise convs right), and training "
+                                    "memory (parameters, gradients, optimizer state: exact; activations: measured "
+                                    "with autograd's saved-tensor hooks at --batch-size). --check compares the "
+                                    "counts with torch's FlopCounterMode.")
+    pf.add_argument("family", help="family folder")
+    pf.add_argument("--method", default=",".join(METHODS), help="comma-separated methods (of: "
+                    + ", ".join(METHODS) + "; default: all)")
+    pf.add_argument("--rank", default="4", help="comma-separated ranks, e.g. 1,2,4,8")
+    pf.add_argument("--task", default="shift", help="shift, or new-classes (with --classes)")
+    pf.add_argument("--classes", type=_positive(int), help="new-classes: the classes after (default: the family's)")
+    pf.add_argument("--batch-size", type=_positive(int), default=64, help="samples per step")
+    pf.add_argument("--check", action="store_true", help="cross-check every count with torch's FlopCounterMode")
+    pf.add_argument("--json", metavar="OUT", help="also write every count (per op, per submodel) as JSON")
 
 
 def _parsers(p: argparse.ArgumentParser):
