@@ -28,6 +28,10 @@ BENCHMARKS = {
     "training": ["benchmarks/training.py"],
     "runtime": ["benchmarks/runtime.py"],
     "walkthrough": ["benchmarks/walkthrough.py"],
+    # the full profile adapts the committed full-width family: `python benchmarks/adapt.py`
+    "adapt": ["benchmarks/adapt.py", "--profile", "quick"],
+    # the full profile takes hours on a CPU: `python benchmarks/probe.py`
+    "probe": ["benchmarks/probe.py", "--profile", "quick"],
 }
 
 INTRO = """# Benchmarks
@@ -40,6 +44,24 @@ ratios measured in one run, not absolute times across runs.
 
 START, END = "<!-- headline:start -->", "<!-- headline:end -->"
 WALK_START, WALK_END = "<!-- walkthrough:start -->", "<!-- walkthrough:end -->"
+PROBE_START, PROBE_END = "<!-- probe:start -->", "<!-- probe:end -->"
+
+
+def probe_tables() -> str:
+    """The README's `reds probe` table(s), from results/probe-*.json."""
+    import json
+
+    from probe import HEADERS, table_rows
+    from reds.tables import markdown
+
+    parts = []
+    for path in sorted(RESULTS.glob("probe-*.json")):
+        d = json.loads(path.read_text())
+        parts.append(f"{d['arch']} on {d['dataset']}, {d['profile']} profile (`{d['command'].strip()}`, {d['date']}, "
+                     f"{d['machine']}; the setup: benchmarks/results/{path.stem}.md):")
+        parts.append(markdown(HEADERS, table_rows(d)))
+        parts.append(f"![probe metrics vs MACs](benchmarks/results/{d['plot']})")
+    return "\n\n".join(parts) or "(run `python benchmarks/probe.py --profile quick` to measure these)"
 
 
 def walkthrough() -> str:
@@ -115,7 +137,8 @@ def headline() -> str:
 def update_readme() -> None:
     readme = HERE.parent / "README.md"
     text = readme.read_text()
-    for start, end, block in ((START, END, headline), (WALK_START, WALK_END, walkthrough)):
+    for start, end, block in ((START, END, headline), (WALK_START, WALK_END, walkthrough),
+                              (PROBE_START, PROBE_END, probe_tables)):
         if start in text and end in text:
             head, rest = text.split(start, 1)
             _, tail = rest.split(end, 1)
