@@ -28,6 +28,8 @@ BENCHMARKS = {
     "training": ["benchmarks/training.py"],
     "runtime": ["benchmarks/runtime.py"],
     "walkthrough": ["benchmarks/walkthrough.py"],
+    # the full profile adapts the committed full-width family: `python benchmarks/adapt.py`
+    "adapt": ["benchmarks/adapt.py", "--profile", "quick"],
     # the full profile takes hours on a CPU: `python benchmarks/probe.py`
     "probe": ["benchmarks/probe.py", "--profile", "quick"],
 }
