@@ -15,6 +15,7 @@ CC = shutil.which("cc") or shutil.which("gcc")
 ARM_CC = shutil.which("arm-none-eabi-gcc")
 # what emlearn and CMSIS-NN's tests compile generated C with
 CFLAGS = ["-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-Wdouble-promotion", "-Wfloat-conversion", "-O2"]
+LDLIBS = ["-lm"]  # the MFCC front end's logf and sqrtf (link after the sources)
 M4 = ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"]
 # the kernel sets: None = reference only, else an optimized folder of firmware/src/kernels/
 KERNELS = [None, *firmware.kernel_targets()]

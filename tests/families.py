@@ -74,9 +74,10 @@ def make_net(spec: Spec, widths: list[dict[str, int]], seed: int = 0) -> NestedN
 
 
 def make_family(tmp_path, arch: str, width_mult: float = 0.25, budgets=BUDGETS, seed: int = 0,
-                name: str | None = None, input_norm: dict | None = None) -> Path:
+                name: str | None = None, input_norm: dict | None = None, frontend: dict | None = None) -> Path:
     """Write a family of `arch` at `width_mult` with one submodel per budget; return its folder.
-    input_norm: the family's input normalisation (reds.ir.inputs), recorded as training would."""
+    input_norm, frontend: the family's input normalisation and front end (reds.ir.inputs),
+    recorded as training would."""
     spec = build_spec(arch, width_mult=width_mult)
     gen = torch.Generator().manual_seed(seed + 1)
     widths = nested_widths(spec, budgets, gen)
@@ -91,7 +92,7 @@ def make_family(tmp_path, arch: str, width_mult: float = 0.25, budgets=BUDGETS, 
                  num_classes=spec.num_classes,
                  groups=[{"name": g.name, "units": g.units} for g in spec.groups],
                  submodels=subs, knapsack={"mode": "test"}, training={"seed": seed},
-                 width_mult=width_mult, input_norm=input_norm)
+                 width_mult=width_mult, input_norm=input_norm, frontend=frontend)
     out = Path(tmp_path) / (name or f"family-{a.name}@{width_mult:g}")
     save(out, fam, net)
     return out

@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 import torch
 
-from csources import ARM_CC, CC, CFLAGS, KERNELS, M4, ROOT, kernels_id, runtime
+from csources import ARM_CC, CC, CFLAGS, KERNELS, LDLIBS, M4, ROOT, kernels_id, runtime
 from families import RESIDUAL, arch_id, make_family, make_net, shared_family
 from reds.cli import main
 from reds.errors import RedsError
@@ -62,7 +62,7 @@ def compile_run(out: Path, x: np.ndarray, name: str = "reds_model", kernels="cor
     exe = out / f"harness-{kernels_id(kernels)}"
     srcs, incs = runtime(kernels)
     cmd = [CC, *CFLAGS, *incs, f"-I{out}", f"-DREDS_HARNESS_MODEL={name}", str(HARNESS),
-           str(out / f"{name}.c"), *srcs, "-o", str(exe)]
+           str(out / f"{name}.c"), *srcs, "-o", str(exe), *LDLIBS]
     r = subprocess.run(cmd, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     r = subprocess.run([str(exe)], input=np.ascontiguousarray(x, dtype="<f4").tobytes(), capture_output=True)

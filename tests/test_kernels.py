@@ -21,7 +21,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from csources import CC, CFLAGS, KERNELS, RUNTIME, ROOT, kernels_id, runtime
+from csources import CC, CFLAGS, KERNELS, LDLIBS, RUNTIME, ROOT, kernels_id, runtime
 from reds.build import firmware
 from reds.export import abi
 from reds.export.c.lower import ORDERS
@@ -182,7 +182,8 @@ def harness(request, tmp_path_factory):
     exe = tmp_path_factory.mktemp("kernels") / f"kernels-{kernels_id(kernels)}"
     srcs, incs = runtime(kernels)
     srcs = [s for s in srcs if not s.endswith("reds_runtime.c")]  # one kernel, no layer loop
-    r = subprocess.run([CC, *CFLAGS, *incs, str(HARNESS), *srcs, "-o", str(exe)], capture_output=True, text=True)
+    r = subprocess.run([CC, *CFLAGS, *incs, str(HARNESS), *srcs, "-o", str(exe), *LDLIBS], capture_output=True,
+                       text=True)
     assert r.returncode == 0, r.stderr
     return kernels, exe
 

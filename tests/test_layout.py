@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from csources import CC, CFLAGS, FIRMWARE, ROOT, RUNTIME, runtime
+from csources import CC, CFLAGS, FIRMWARE, LDLIBS, ROOT, RUNTIME, runtime
 from reds.build import firmware
 from reds.device.protocol import Protocol
 from reds.export import abi
@@ -133,7 +133,8 @@ def test_constants_read_from_the_headers_are_the_compiled_ones(tmp_path):
                     + "    printf(\"nested %d rowmajor %d\\n\", (int)REDS_LAYOUT_NESTED, (int)REDS_LAYOUT_ROWMAJOR);\n"
                     "    return 0;\n}\n")
     _, incs = runtime()
-    r = subprocess.run([CC, *CFLAGS, *incs, str(prog), "-o", str(tmp_path / "abi")], capture_output=True, text=True)
+    r = subprocess.run([CC, *CFLAGS, *incs, str(prog), "-o", str(tmp_path / "abi"), *LDLIBS], capture_output=True,
+                       text=True)
     assert r.returncode == 0, r.stderr
     lines = subprocess.run([str(tmp_path / "abi")], capture_output=True, text=True, check=True).stdout.splitlines()
     assert [int(v) for v in lines[0].split()] == [abi.abi_version(), abi.max_submodels(), abi.protocol_limit("LINE"),
@@ -146,7 +147,7 @@ def test_constants_read_from_the_headers_are_the_compiled_ones(tmp_path):
 def test_python_protocol_uses_the_header_limits():
     class Fam:  # the least of an opened family that Protocol reads
         class manifest:
-            arch, input_shape, num_classes, submodels = "dnn-s", [1, 2, 2], 3, []
+            arch, input_shape, num_classes, submodels, frontend = "dnn-s", [1, 2, 2], 3, [], None
         hash = "0" * 64
     p = Protocol(Fam, None, lambda b: None, "x")
     assert (p.max_line, p.max_loop, p.max_infer, p.version) == tuple(

@@ -26,7 +26,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from csources import CC, HOST, ROOT, RUNTIME, runtime
+from csources import CC, HOST, LDLIBS, ROOT, RUNTIME, runtime
 from families import shared_family
 from reds.device.link import bracket_list, fields, floats_from_bits
 from reds.export import export
@@ -72,7 +72,7 @@ class Harness:
 
 
 def _compile(exe: Path, sources: list, flags: list[str]) -> None:
-    base = [CC, *CFLAGS, *flags, *map(str, sources), "-o", str(exe)]
+    base = [CC, *CFLAGS, *flags, *map(str, sources), "-o", str(exe), *LDLIBS]
     r = subprocess.run(base[:1] + SANITIZE + base[1:], capture_output=True, text=True)
     if r.returncode != 0:  # no sanitizer runtime here: plain build, still -Werror
         r = subprocess.run(base, capture_output=True, text=True)
@@ -157,7 +157,7 @@ def test_identity_and_costs(harness):
     fam = read_manifest(harness.family)
     g = harness.replies(["name", "profile", "info", "list", "timestamp"])
     assert g[0] == ["m-name-reds-kws"]
-    assert g[1] == ["m-profile-[reds-protocol-1]", f"m-model-[kws {open_family(harness.family).hash}]"]
+    assert g[1] == ["m-profile-[reds-protocol-2]", f"m-model-[kws {open_family(harness.family).hash}]"]
     info = fields(g[2][0])
     assert info["board"] == "host" and info["model"] == "kws"
     assert int(info["submodels"]) == len(fam.submodels) and int(info["active"]) == len(fam.submodels) - 1
@@ -290,3 +290,83 @@ def test_help_input_bytes_and_deadline_before_costs(harness):
     assert int(info["input_bytes"]) == 4 * int(info["input"])  # what `db load` counts
     assert g[2] == ["m-error-no-costs"]  # says why, before any cost is known
     assert g[4][0].startswith("m-deadline k=0")
+
+
+# ---- the front end: a PCM clip in (`input pcm`) ---------------------------------------------
+@pytest.fixture(scope="module")
+def kws_harness(tmp_path_factory) -> Harness:
+    """The host port with a keyword-spotting family that records REDS's MFCC front end and
+    an input normalisation: the export carries the front end's tables and buffers."""
+    from families import make_family
+    from reds.ir.inputs import MfccFrontEnd
+
+    rng = np.random.default_rng(4)
+    norm = {"axis": "width", "mean": (rng.normal(0, 3, 10) - 5).tolist(), "std": rng.uniform(1, 5, 10).tolist()}
+    fam = make_family(tmp_path_factory.mktemp("kws"), "dscnn-s", 0.25, input_norm=norm,
+                      frontend=MfccFrontEnd(20).to_json())
+    out = tmp_path_factory.mktemp("proto-kws") / "model"
+    export(open_family(fam), "c", out, name="kws")
+    exe = out.parent / "host"
+    srcs, incs = runtime(protocol=True)
+    _compile(exe, [HOST / "main.c", HOST / "port.c", out / "kws.c", *srcs],
+             [*incs, f"-I{HOST}", f"-I{out}", "-DREDS_MODEL=kws", '-DREDS_MODEL_HEADER="kws.h"',
+              "-DREDS_INPUT_FLOATS=KWS_INPUT_SIZE"])
+    return Harness(exe, fam)
+
+
+def _clip(seed: int = 0) -> np.ndarray:
+    """A second of a decaying chirp over noise, 16-bit."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(16000) / 16000
+    x = 9000 * np.sin(2 * np.pi * 300 * t * (1 + 2 * t)) * np.exp(-2 * t) + rng.normal(0, 200, 16000)
+    return np.clip(x, -32768, 32767).astype(np.int16)
+
+
+def _pcm_commands(pcm: np.ndarray) -> list[str]:
+    data = pcm.astype("<i2").tobytes()
+    return [f"db load {len(data)}"] + ["db " + data[i:i + 64].hex() for i in range(0, len(data), 64)]
+
+
+def test_input_without_a_front_end(harness):
+    g = harness.replies(["input", "input pcm", "input bogus", "input features", "info"])
+    assert fields(g[0][0]) == {"kind": "features", "bytes": str(4 * 250), "frontend": "none"}
+    assert g[1] == ["m-error-no-frontend"] and g[2] == ["m-error-bad-argument"]
+    assert fields(g[3][0])["kind"] == "features"
+    assert fields(g[4][0])["frontend"] == "none" and fields(g[4][0])["pcm_samples"] == "0"
+
+
+def test_pcm_through_the_front_end_matches_pytorch(kws_harness):
+    """PCM -> the device's MFCC -> its normalisation -> every submodel: the same logits as
+    PyTorch's MFCC of the clip through the family (1e-3, the same argmax); the front end's
+    cycles are reported apart; `input features` goes back to features."""
+    from reds.bench.bench import AUDIO_TOLERANCE, clip_features
+
+    f = open_family(kws_harness.family)
+    pcm = _clip()
+    cmds = ["input pcm", "db load 32001", *_pcm_commands(pcm)]
+    K = len(f.submodels)
+    for k in range(K):
+        cmds += [f"select {k}", "infer 1 0", "loop 2"]
+    x = clip_features(f, pcm)
+    cmds += ["input features", "infer 1 0", *_db_commands(x), "infer 1 0"]
+    g = kws_harness.replies(cmds)
+    assert fields(g[0][0]) == {"kind": "pcm", "bytes": "32000", "frontend": "mfcc"}
+    assert g[1] == ["m-error-out-of-range"]  # more than a clip
+    n_db = len(_pcm_commands(pcm))
+    at = 2 + n_db
+    assert g[at - 1] == ["m-load-done"]
+    with torch.no_grad():
+        ref = [f.logits(torch.from_numpy(x[None]), k)[0].numpy() for k in range(K)]
+    for k in range(K):
+        _, inf, lp = g[at + 3 * k: at + 3 * k + 3]
+        info = {key: int(v) for key, v in fields(inf[6]).items()}
+        assert info["k"] == k and 0 < info["frontend"] <= info["cycles"]
+        got = np.array(floats_from_bits(inf[8]), dtype=np.float32)
+        assert np.abs(got - ref[k]).max() <= AUDIO_TOLERANCE and int(np.argmax(got)) == int(np.argmax(ref[k]))
+        lf = {key: int(v) for key, v in fields(lp[0]).items()}
+        assert 0 < lf["frontend_total"] <= lf["total"]
+    rest = g[at + 3 * K:]
+    assert fields(rest[0][0])["kind"] == "features"
+    assert rest[1][:3] == ["m-warmup-start-0", "m-warmup-done", "m-infer-start-1"]  # features again: no clip
+    feats = np.array(floats_from_bits(rest[-1][8]), dtype=np.float32)  # the same features, sent as floats
+    assert np.abs(feats - ref[-1]).max() <= 1e-4

@@ -114,6 +114,62 @@ def test_bench_end_to_end(fam, built, tmp_path, capsys):
     assert "every submodel matches PyTorch" in text and "ordered pairs" in text
 
 
+def _speech_or_chirp(path: Path) -> str:
+    """A WAV of one spoken word (espeak-ng, when installed) or of a chirp over noise."""
+    import wave
+
+    from reds.data import synth_kws
+
+    try:
+        synth_kws._tools()
+        audio, rate = synth_kws.speak_cli({"word": "yes", "voice": "en", "pitch": 50, "speed": 160, "amplitude": 90})
+        pcm, what = synth_kws._place(synth_kws._trim(synth_kws.resample(audio, rate)), 0.3), "speech"
+    except Exception:  # noqa: BLE001 -- no espeak-ng here: a test signal is enough
+        t = np.arange(16000) / 16000
+        pcm = 9000 * np.sin(2 * np.pi * 300 * t * (1 + 2 * t)) * np.exp(-2 * t)
+        pcm, what = pcm + np.random.default_rng(0).normal(0, 200, 16000), "chirp"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(16000)
+        w.writeframes(np.clip(pcm, -32768, 32767).astype("<i2").tobytes())
+    return what
+
+
+@needs_qemu
+def test_bench_feeds_audio_through_the_devices_front_end(tmp_path, capsys):
+    """A family trained on audio carries its MFCC front end to the virtual board: a WAV fed
+    over serial becomes features on the device, and every submodel's logits match
+    PyTorch's MFCC of the same clip; the front end's instructions are reported apart."""
+    from families import make_family
+    from reds.ir.inputs import MfccFrontEnd
+
+    rng = np.random.default_rng(4)
+    norm = {"axis": "width", "mean": (rng.normal(0, 3, 10) - 5).tolist(), "std": rng.uniform(1, 5, 10).tolist()}
+    kws = make_family(tmp_path, "dscnn-s", 0.25, input_norm=norm, frontend=MfccFrontEnd(20).to_json())
+    wav = tmp_path / "clip.wav"
+    what = _speech_or_chirp(wav)
+    out = tmp_path / "bench.json"
+    rc = main(["bench", str(kws), "--build", str(tmp_path / "b"), "--runs", "2", "--audio", str(wav),
+               "--json", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    rep = json.loads(out.read_text())
+    assert rep["input"] == "pcm" and rep["outputs_match"], rep
+    fe = [r["frontend_cycles"] for r in rep["submodels"]]
+    assert max(fe) - min(fe) <= 50 and 0 < fe[0] < rep["submodels"][0]["cycles_median"]  # one front end for all
+    # (deterministic instruction counts, but for a SysTick interrupt or two)
+    assert "MFCC front end" in text
+    print(f"{what}: front end {fe[0]:,.0f} instructions per 1 s clip; max |diff| "
+          + ", ".join(f"{r['max_abs_diff']:.2g}" for r in rep["submodels"]))
+
+
+@needs_qemu
+def test_bench_audio_needs_a_front_end(fam, built, tmp_path, capsys):
+    wav = tmp_path / "clip.wav"
+    _speech_or_chirp(wav)
+    assert main(["bench", str(fam), "--build", built.out, "--runs", "1", "--audio", str(wav)]) == 2
+    assert "records no front end" in capsys.readouterr().err
+
+
 @needs_qemu
 def test_bench_opens_the_family_once(fam, tmp_path, monkeypatch, capsys):
     """A whole `reds bench` (build, export, reference outputs, device) parses family.json

@@ -133,7 +133,7 @@ def test_c_harness_and_python_server_speak_the_same_protocol(fam, tmp_path):
     res = build(open_family(fam), "rpi", tmp_path / "native")
     script = ("name%list%cost 0 500%cost 1 900%cost 2 1500%deadline 499%deadline 500%deadline 1499%"
               "deadline 99999%cost 3 1%cost 1%deadline x%budget 0%select 1%info%loop 1%db load 8%db 00000000%"
-              "infer 1 0%bogus%")
+              "infer 1 0%input%input pcm%input features%input bogus%input a b%bogus%")
     c = subprocess.run([res.elf, "-"], input=script.encode(), capture_output=True, timeout=60).stdout.decode()
 
     class Zero:

@@ -19,6 +19,8 @@
 
 #include <stdint.h>
 
+#include "reds_mfcc.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -99,6 +101,13 @@ typedef struct {
     uint8_t in_axis;            /* reds_axis_t */
     const float *in_scale;      /* 1 / std: in_c values (channel) or in_w values (width) */
     const float *in_shift;      /* -mean / std */
+    /* The front end of a family trained on audio (NULL: the model takes features): 16-bit
+     * PCM -> the raw features reds_input() takes (reds_features). Its buffers live with the
+     * model: a clip's samples and the front end's scratch floats. */
+    const reds_mfcc_config_t *frontend;
+    int16_t *pcm;               /* pcm_samples samples (what the protocol's `db` fills in pcm mode) */
+    uint32_t pcm_samples;
+    float *frontend_work;       /* REDS_MFCC_WORK_FLOATS(frontend) floats */
     const reds_layer_t *layers;
     /* [num_submodels][num_layers + 1]: column 0 is the input's channels, column l + 1
      * the output channels of layer l. Nested: no column grows from one row to the next. */
@@ -128,6 +137,11 @@ unsigned reds_num_submodels(const reds_model_t *m);
 float *reds_input(reds_model_t *m);
 uint32_t reds_input_size(const reds_model_t *m);
 uint32_t reds_output_size(const reds_model_t *m);
+
+/* The family's front end: pcm[0 .. n-1] (16 kHz, 16-bit; a short clip is padded with
+ * silence) -> the raw features, written to reds_input(m); then reds_run(m, NULL). -1 if the
+ * model has no front end. */
+int reds_features(reds_model_t *m, const int16_t *pcm, uint32_t n);
 
 /* One inference of the active submodel. `input` (C x H x W floats, raw features) is copied
  * into the arena unless it is NULL or reds_input(m) already, then normalised there as the

@@ -88,10 +88,25 @@ static uint64_t time_switch(reds_proto_t *p, reds_switch_fn fn, unsigned arg, in
     return c > p->overhead ? c - p->overhead : 0u;
 }
 
+typedef int (*reds_features_fn)(reds_model_t *m, const int16_t *pcm, uint32_t n);
+
+/* One inference from what `db` loaded: features, or (pcm mode) a clip through the front end;
+ * its cycles, and the front end's added to p->frontend. */
 static uint64_t time_run(reds_proto_t *p)
 {
     reds_run_fn volatile call = reds_run;
     uint64_t t0, t1;
+    if (p->pcm) {
+        reds_features_fn volatile fe = reds_features;
+        uint64_t tf;
+        t0 = p->board->ticks();
+        fe(p->model, p->model->net->pcm, p->db_have / 2u);
+        tf = p->board->ticks();
+        p->output = call(p->model, 0);
+        t1 = p->board->ticks();
+        p->frontend += net_cycles(p, t0, tf);
+        return net_cycles(p, t0, t1);
+    }
     t0 = p->board->ticks();
     p->output = call(p->model, p->input);
     t1 = p->board->ticks();
@@ -210,9 +225,21 @@ static void cmd_results(reds_proto_t *p)
     say(p, "]\r\n");
 }
 
+/* What `db` fills: the input features, or in pcm mode the model's PCM clip. */
+static uint8_t *db_buffer(const reds_proto_t *p)
+{
+    return p->pcm ? (uint8_t *)p->model->net->pcm : (uint8_t *)p->input;
+}
+
+static uint32_t db_capacity(const reds_proto_t *p)
+{
+    return p->pcm ? p->model->net->pcm_samples * (uint32_t)sizeof(int16_t)
+                  : reds_input_size(p->model) * (uint32_t)sizeof(float);
+}
+
 static void cmd_db(reds_proto_t *p, const char *arg, const char *count)
 {
-    const uint32_t cap = reds_input_size(p->model) * (uint32_t)sizeof(float);
+    const uint32_t cap = db_capacity(p);
     uint32_t n, i;
     if (strcmp(arg, "load") == 0) {
         if (count == 0 || !parse_u32(count, &n)) {
@@ -236,7 +263,7 @@ static void cmd_db(reds_proto_t *p, const char *arg, const char *count)
     }
     if (strcmp(arg, "print") == 0) { /* what was loaded, 32 bytes a line */
         static const char hex[] = "0123456789abcdef";
-        const uint8_t *bytes = (const uint8_t *)p->input;
+        const uint8_t *bytes = db_buffer(p);
         for (i = 0; i < p->db_have; ++i) {
             char two[2];
             if (i % 32u == 0u)
@@ -268,7 +295,7 @@ static void cmd_db(reds_proto_t *p, const char *arg, const char *count)
         return;
     }
     for (i = 0; i < n; i += 2u)
-        ((uint8_t *)p->input)[p->db_have++] = (uint8_t)(hex_value(arg[i]) << 4 | hex_value(arg[i + 1u]));
+        db_buffer(p)[p->db_have++] = (uint8_t)(hex_value(arg[i]) << 4 | hex_value(arg[i + 1u]));
     if (p->db_have == p->db_expect)
         say(p, "m-load-done\r\n");
 }
@@ -289,12 +316,21 @@ static void cmd_infer(reds_proto_t *p, uint32_t n, uint32_t warmup)
     for (i = 0; i < warmup; ++i) {
         if (aborted(p))
             return;
-        p->output = reds_run(p->model, p->input);
+        (void)time_run(p);
     }
     say(p, "m-warmup-done\r\nm-infer-start-");
     say_u(p, n);
     end(p);
-    {
+    p->frontend = 0;
+    if (p->pcm) { /* each run from the clip: front end, then the model (both timed, apart) */
+        t0 = p->board->ticks();
+        for (i = 0; i < n; ++i) {
+            if (aborted(p))
+                return;
+            (void)time_run(p);
+        }
+        t1 = p->board->ticks();
+    } else {
         /* the abort check is inside the timed window: a call and a register read per run */
         reds_run_fn volatile call = reds_run;
         t0 = p->board->ticks();
@@ -314,6 +350,8 @@ static void cmd_infer(reds_proto_t *p, uint32_t n, uint32_t warmup)
     field_u(p, "k", reds_active(p->model));
     field_u(p, "n", n);
     field_u(p, "cycles", total);
+    if (p->pcm)
+        field_u(p, "frontend", p->frontend);
     end(p);
     cmd_results(p);
 }
@@ -339,6 +377,7 @@ static void cmd_loop(reds_proto_t *p, uint32_t n)
     }
     if (load_incomplete(p))
         return;
+    p->frontend = 0;
     for (i = 0; i < n; ++i) {
         if (aborted(p))
             return;
@@ -353,6 +392,33 @@ static void cmd_loop(reds_proto_t *p, uint32_t n)
     field_u(p, "median", n % 2u ? p->samples[n / 2u] : (p->samples[n / 2u - 1u] + p->samples[n / 2u]) / 2u);
     field_u(p, "max", p->samples[n - 1u]);
     field_u(p, "total", total);
+    if (p->pcm)
+        field_u(p, "frontend_total", p->frontend); /* of those cycles, the front end's */
+    end(p);
+}
+
+/* input% says what `db` fills; input pcm% / input features% change it (and empty db). */
+static void cmd_input(reds_proto_t *p, const char *kind)
+{
+    if (kind != 0) {
+        if (strcmp(kind, "pcm") == 0) {
+            if (p->model->net->frontend == 0) {
+                fail(p, "no-frontend");
+                return;
+            }
+            p->pcm = 1;
+        } else if (strcmp(kind, "features") == 0) {
+            p->pcm = 0;
+        } else {
+            fail(p, "bad-argument");
+            return;
+        }
+        p->db_expect = p->db_have = 0;
+    }
+    say(p, "m-input");
+    field_s(p, "kind", p->pcm ? "pcm" : "features");
+    field_u(p, "bytes", db_capacity(p));
+    field_s(p, "frontend", p->model->net->frontend != 0 ? "mfcc" : "none");
     end(p);
 }
 
@@ -391,6 +457,8 @@ static void cmd_info(reds_proto_t *p)
     field_u(p, "active", reds_active(p->model));
     field_u(p, "input", reds_input_size(p->model));
     field_u(p, "input_bytes", reds_input_size(p->model) * (uint32_t)sizeof(float)); /* what db load counts */
+    field_s(p, "frontend", p->model->net->frontend != 0 ? "mfcc" : "none");
+    field_u(p, "pcm_samples", p->model->net->frontend != 0 ? p->model->net->pcm_samples : 0u);
     field_u(p, "output", reds_output_size(p->model));
     field_u(p, "line", REDS_PROTO_LINE);
     field_u(p, "max_loop", REDS_PROTO_MAX_LOOP);
@@ -552,6 +620,8 @@ static void run_loop(reds_proto_t *p, char **arg, uint32_t n)
         cmd_loop(p, runs);
 }
 
+static void run_input(reds_proto_t *p, char **arg, uint32_t n) { cmd_input(p, n ? arg[0] : 0); }
+
 static void run_help(reds_proto_t *p, char **arg, uint32_t n);
 
 /* Every command: its name, how many arguments it takes, what runs it. */
@@ -564,7 +634,7 @@ static const struct {
     {"db", 1, 2, run_db},             {"infer", 2, 2, run_infer},     {"results", 0, 0, run_results},
     {"info", 0, 0, run_info},         {"list", 0, 0, run_list},       {"select", 1, 1, run_select},
     {"budget", 1, 1, run_budget},     {"cost", 2, 2, run_cost},       {"deadline", 1, 1, run_deadline},
-    {"loop", 1, 1, run_loop},         {"help", 0, 0, run_help},
+    {"loop", 1, 1, run_loop},         {"input", 0, 1, run_input},     {"help", 0, 0, run_help},
 };
 
 /* help%: the commands and their arguments, one a line. */
@@ -572,7 +642,8 @@ static void run_help(reds_proto_t *p, char **arg, uint32_t n)
 {
     static const char *const usage[] = {
         "name", "profile", "timestamp", "db load BYTES | db HEX | db print", "infer RUNS WARMUP", "results",
-        "info", "list", "select K", "budget MACS", "cost K CYCLES", "deadline CYCLES", "loop RUNS", "help",
+        "info", "list", "select K", "budget MACS", "cost K CYCLES", "deadline CYCLES", "loop RUNS",
+        "input [pcm|features]", "help",
     };
     uint32_t i;
     (void)arg;

@@ -60,7 +60,7 @@
 extern "C" {
 #endif
 
-#define REDS_PROTO_VERSION 1
+#define REDS_PROTO_VERSION 2
 /* The longest command, without its '%'; longer ones are discarded up to the next '%'. */
 #ifndef REDS_PROTO_LINE
 #define REDS_PROTO_LINE 160
@@ -98,6 +98,8 @@ typedef struct {
     uint32_t len;           /* characters in line */
     uint8_t overflow;       /* the current command outgrew line: discard up to '%' */
     uint8_t discard;        /* a run was aborted: discard what arrives up to '%', silently */
+    uint8_t pcm;            /* `input pcm`: db fills the model's PCM clip; runs start at the front end */
+    uint64_t frontend;      /* cycles the front end took in the last timed runs (pcm mode) */
     char line[REDS_PROTO_LINE + 1];
     uint64_t samples[REDS_PROTO_MAX_LOOP];
     uint32_t cost[REDS_MAX_SUBMODELS]; /* measured cycles per submodel (`cost`), 0: unknown */

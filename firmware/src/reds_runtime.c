@@ -28,6 +28,15 @@ float *reds_input(reds_model_t *m) { return m->arena + m->net->skip_floats; }
 uint32_t reds_input_size(const reds_model_t *m) { return m->net->input_size; }
 uint32_t reds_output_size(const reds_model_t *m) { return m->net->output_size; }
 
+int reds_features(reds_model_t *m, const int16_t *pcm, uint32_t n)
+{
+    const reds_net_t *net = m->net;
+    if (net->frontend == 0)
+        return -1;
+    reds_mfcc_f32(net->frontend, pcm, n, net->frontend_work, reds_input(m));
+    return 0;
+}
+
 uint32_t reds_macs(const reds_model_t *m, unsigned k)
 {
     return k < m->net->num_submodels ? m->net->macs[k] : 0u;

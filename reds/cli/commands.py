@@ -119,8 +119,12 @@ def cmd_bench(args) -> None:
     if args.trace:
         from ..bench.trace import TraceJob
         trace = TraceJob(args.trace, args.trace_out, args.family)
+    audio = None
+    if args.audio:
+        from ..bench.bench import read_clip
+        audio = read_clip(args.audio)
     report = bench(open_family(args.family), args.board, port=args.port, runs=args.runs, seed=args.seed, build_dir=args.build,
-                   layout=args.layout, timeout=args.timeout, trace=trace)
+                   layout=args.layout, timeout=args.timeout, trace=trace, audio=audio)
     print(table(report))
     if args.json:
         write_json(report, args.json)

@@ -287,7 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
                         formatter_class=DefaultsFormatter,
                         description="Export the family as C into --out, compile it with the runtime (firmware/) "
                                     "and the board's port (boards/BOARD/), link, and print text/data/bss against "
-                                    "the board's flash and RAM. Refuses, in one line, a family that does not fit.")
+                                    "the board's flash and RAM. Refuses, in one line, a family that does not fit. nano33ble: a "
+                                    "PlatformIO project that `pio run` compiles (never uploads: reds flash does).")
     bd.add_argument("family", help="family folder")
     bd.add_argument("--board", default="qemu-m4", choices=boards, help="board (its folder under boards/)")
     bd.add_argument("--out", required=True, help="build folder (firmware.elf, model/, build.json)")
@@ -299,10 +300,11 @@ def build_parser() -> argparse.ArgumentParser:
     bd.add_argument("--cross", action="store_true",
                     help="rpi: cross-compile for a 64-bit Pi with aarch64-linux-gnu-gcc (static)")
 
-    fl = sub.add_parser("flash", help="build and upload a `reds build` PlatformIO project (nano33ble)",
+    fl = sub.add_parser("flash", help="upload a `reds build` PlatformIO project (nano33ble)",
                         description="Run `pio run -t upload` in a build folder made by `reds build --board "
-                                    "nano33ble`. Needs PlatformIO (pip install platformio), which downloads the "
-                                    "nordicnrf52 platform, its toolchain and the Arduino mbed core on first use.")
+                                    "nano33ble` (which compiled it: `pio run`, no upload). Needs PlatformIO (pip "
+                                    "install platformio), which downloads the pinned nordicnrf52 platform, its "
+                                    "toolchain and the Arduino mbed core on first use.")
     fl.add_argument("build", help="build folder (holds platformio.ini)")
     fl.add_argument("--port", help="upload port, e.g. /dev/ttyACM0 (default: PlatformIO finds the board)")
 
@@ -335,6 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "(default: a cached build under ~/.cache/reds, made if needed)")
     bn.add_argument("--layout", choices=layouts, default=abi.DEFAULT_LAYOUT, help="C weight order")
     bn.add_argument("--seed", type=int, default=0, help="seed of the random input")
+    bn.add_argument("--audio", metavar="WAV", help="feed this clip (16 kHz mono 16-bit) through the device's MFCC "
+                    "front end instead of features, and time the front end apart (families trained on audio)")
     bn.add_argument("--timeout", type=_positive(float), default=10.0, help="seconds to wait for a reply")
     bn.add_argument("--trace", metavar="CSV", help="also replay a resource trace (CSV time_s,budget; budget = "
                     "fraction of the full model's measured cycles): per step the largest submodel that fits, "

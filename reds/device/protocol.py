@@ -1,6 +1,8 @@
 """The reds serial protocol in Python: firmware/src/reds_protocol.c command for command (name,
 profile, timestamp, db load / db / db print, infer, results, info, list, select, budget,
-loop, cost, deadline), with the same replies, errors and limits (read from the headers).
+loop, cost, deadline, input), with the same replies, errors and limits (read from the
+headers). In `input pcm` mode a run starts from a PCM clip: the family's MFCC front end
+(reds.data.mfcc), then the exported graph, which normalises the raw features itself.
 
 Timing: time.perf_counter_ns, so a "cycle" is a nanosecond (timer "perf_counter-ns",
 clock_hz 1e9). A switch is what it costs this runtime: picking another already-loaded
@@ -17,12 +19,14 @@ import numpy as np
 from ..export import abi
 from ..export.c.literals import model_name
 from ..family import OpenFamily
+from ..ir.inputs import CLIP_SAMPLES, MfccFrontEnd
 
 U32 = 0xFFFFFFFF
 COMMANDS = ("name", "profile", "timestamp", "db", "infer", "results", "info", "list", "select", "budget",
-            "loop", "cost", "deadline", "help")
+            "loop", "cost", "deadline", "input", "help")
 HELP = ("name", "profile", "timestamp", "db load BYTES | db HEX | db print", "infer RUNS WARMUP", "results", "info",
-        "list", "select K", "budget MACS", "cost K CYCLES", "deadline CYCLES", "loop RUNS", "help")
+        "list", "select K", "budget MACS", "cost K CYCLES", "deadline CYCLES", "loop RUNS", "input [pcm|features]",
+        "help")
 
 
 def fmt_float(v) -> str:
@@ -49,6 +53,9 @@ class Protocol:
         self.K = len(fam.submodels)
         self.active = self.K - 1
         self.input = bytearray(4 * self.input_size)
+        self.frontend = None if fam.frontend is None else MfccFrontEnd.from_json(fam.frontend)
+        self.pcm = None  # `input pcm`: the clip's bytes (int16), what db fills
+        self.frontend_ns = 0
         self.output = None
         self.db_expect = self.db_have = 0
         self.cost = [0] * self.K
@@ -112,11 +119,28 @@ class Protocol:
     def x(self) -> np.ndarray:
         return np.frombuffer(bytes(self.input), "<f4").reshape((1,) + self.shape).astype(np.float32)
 
+    def features(self) -> np.ndarray:
+        """The front end on the loaded clip (as reds_features: a short clip padded with silence)."""
+        import torch
+
+        from ..data.mfcc import mfcc
+
+        clip = np.zeros(self.frontend_samples, dtype=np.int16)
+        pcm = np.frombuffer(bytes(self.pcm[:self.db_have - self.db_have % 2]), "<i2")
+        clip[:len(pcm)] = pcm
+        return mfcc(torch.from_numpy(clip.astype(np.float32) / 32768.0)[None], self.frontend.stride_ms).numpy()
+
     def infer_once(self) -> int:
-        x = self.x()
+        if self.pcm is not None:
+            cf, x = self._timed(self.features)
+            self.frontend_ns += self.net(cf)
+        else:
+            cf, x = 0, self.x()
         c, y = self._timed(lambda: self.runner.run(self.active, x))
         self.output = np.asarray(y, dtype=np.float32).reshape(-1)
-        return self.net(c)
+        return self.net(c + cf)
+
+    frontend_samples = CLIP_SAMPLES  # a clip: what the C runtime's pcm buffer holds
 
     # commands
     def run_command(self, line: str) -> None:
@@ -132,6 +156,8 @@ class Protocol:
                 return getattr(self, f"cmd_{cmd}")()
             if cmd == "db" and n in (1, 2):
                 return self.cmd_db(*args)
+            if cmd == "input" and n <= 1:
+                return self.cmd_input(*args)
             if cmd == "infer" and n == 2:
                 return self.cmd_infer(self.u32(args[0]), self.u32(args[1]))
             if cmd in ("select", "budget", "loop", "deadline") and n == 1:
@@ -163,7 +189,10 @@ class Protocol:
     def cmd_info(self):
         self.say(f"m-info board={self.board} timer=perf_counter-ns cycle=ns clock_hz=1000000000 "
                  f"overhead={self.overhead} model={self.model} submodels={self.K} active={self.active} "
-                 f"input={self.input_size} input_bytes={4 * self.input_size} output={self.fam.num_classes} line={self.max_line} max_loop={self.max_loop} "
+                 f"input={self.input_size} input_bytes={4 * self.input_size} "
+                 f"frontend={'mfcc' if self.frontend else 'none'} "
+                 f"pcm_samples={self.frontend_samples if self.frontend else 0} "
+                 f"output={self.fam.num_classes} line={self.max_line} max_loop={self.max_loop} "
                  f"abi={abi.abi_version()} proto={self.version}\r\n")
 
     def cmd_list(self):
@@ -172,8 +201,26 @@ class Protocol:
             self.say(f"m-submodel k={k} budget={fmt_float(s.budget)} macs={s.macs} weight_bytes={s.weight_bytes} "
                      f"arena_bytes={s.arena_bytes}\r\n")
 
+    def db_buffer(self) -> bytearray:
+        return self.input if self.pcm is None else self.pcm
+
+    def cmd_input(self, kind=None):
+        if kind is not None:
+            if kind == "pcm":
+                if self.frontend is None:
+                    return self.fail("no-frontend")
+                self.pcm = bytearray(2 * self.frontend_samples)
+            elif kind == "features":
+                self.pcm = None
+            else:
+                return self.fail("bad-argument")
+            self.db_expect = self.db_have = 0
+        cap = 4 * self.input_size if self.pcm is None else len(self.pcm)
+        self.say(f"m-input kind={'features' if self.pcm is None else 'pcm'} bytes={cap} "
+                 f"frontend={'mfcc' if self.frontend else 'none'}\r\n")
+
     def cmd_db(self, arg, count=None):
-        cap = 4 * self.input_size
+        cap = 4 * self.input_size if self.pcm is None else len(self.pcm)
         if arg == "load":
             if count is None:
                 return self.fail("bad-argument")
@@ -185,7 +232,7 @@ class Protocol:
         if count is not None:
             return self.fail("bad-argument")
         if arg == "print":
-            data = bytes(self.input[:self.db_have])
+            data = bytes(self.db_buffer()[:self.db_have])
             if data:
                 self.say("\r\n".join("m-buffer-" + data[i:i + 32].hex() for i in range(0, len(data), 32)) + "\r\n")
             return
@@ -196,7 +243,7 @@ class Protocol:
         data = bytes.fromhex(arg)
         if len(data) > self.db_expect - self.db_have:
             return self.fail("too-much-data")
-        self.input[self.db_have:self.db_have + len(data)] = data
+        self.db_buffer()[self.db_have:self.db_have + len(data)] = data
         self.db_have += len(data)
         if self.db_have == self.db_expect:
             self.say("m-load-done\r\n")
@@ -226,16 +273,24 @@ class Protocol:
                 return
             self.infer_once()
         self.say(f"m-warmup-done\r\nm-infer-start-{n}\r\n")
-        x = self.x()
+        self.frontend_ns = 0
         t0 = self.ticks()
-        for _ in range(n):
-            if self.aborted():
-                return
-            y = self.runner.run(self.active, x)
+        if self.pcm is not None:  # each run from the clip: front end, then the model
+            for _ in range(n):
+                if self.aborted():
+                    return
+                self.infer_once()
+        else:
+            x = self.x()
+            for _ in range(n):
+                if self.aborted():
+                    return
+                y = self.runner.run(self.active, x)
+            self.output = np.asarray(y, dtype=np.float32).reshape(-1)
         t1 = self.ticks()
-        self.output = np.asarray(y, dtype=np.float32).reshape(-1)
+        fe = f" frontend={self.frontend_ns}" if self.pcm is not None else ""
         self.say(f"m-lap-us-{self.us(t0)}\r\nm-lap-us-{self.us(t1)}\r\nm-infer-done\r\n"
-                 f"m-infer k={self.active} n={n} cycles={self.net(t1 - t0)}\r\n")
+                 f"m-infer k={self.active} n={n} cycles={self.net(t1 - t0)}{fe}\r\n")
         self.cmd_results()
 
     def cmd_results(self):
@@ -251,13 +306,15 @@ class Protocol:
         if self.incomplete():
             return
         s = []
+        self.frontend_ns = 0
         for _ in range(n):
             if self.aborted():
                 return
             s.append(self.infer_once())
         s.sort()
         med = s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) // 2
-        self.say(f"m-loop k={self.active} n={n} min={s[0]} median={med} max={s[-1]} total={sum(s)}\r\n")
+        fe = f" frontend_total={self.frontend_ns}" if self.pcm is not None else ""
+        self.say(f"m-loop k={self.active} n={n} min={s[0]} median={med} max={s[-1]} total={sum(s)}{fe}\r\n")
 
     def _switch(self, what, pick, extra):
         c, k = self._timed(pick)

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from ...ir.cost import BYTES_PER_FLOAT
 from .. import abi
 from ..source import Source
+from ...ir.inputs import CLIP_SAMPLES, MfccFrontEnd
+from .frontend import describe, mfcc_definitions
 from .literals import c_comment, c_float, c_floats, c_ints
 from .lower import Array, Lowered
 
@@ -42,6 +44,10 @@ def emit(src: Source, m: Lowered) -> CModel:
              f"(largest submodel alone {largest.weight_bytes} B), tables {tables} B: "
              f"overhead {overhead} B ({info['overhead_pct']:.2f} %)\n */\n")
     inc = f"{up}_H"
+    fe = MfccFrontEnd.from_json(fam.frontend) if fam.frontend is not None else None
+    if fe is not None:  # PCM in: the family's MFCC front end and its buffers, in the model's files
+        fe_macros, fe_defs, fe_tables = mfcc_definitions(name, fe.stride_ms)
+        info["frontend_table_bytes"] = fe_tables["table_bytes"]
     header = (head + sizes + f"#ifndef {inc}\n#define {inc}\n\n#include \"reds.h\"\n\n"
               f"#define {up}_NUM_SUBMODELS {K}\n#define {up}_NUM_LAYERS {nl}\n"
               f"#define {up}_INPUT_C {spec.input_shape[0]}\n#define {up}_INPUT_H {spec.input_shape[1]}\n"
@@ -53,7 +59,8 @@ def emit(src: Source, m: Lowered) -> CModel:
               f"#define {up}_TABLE_BYTES {tables}u\n"
               f"#define {up}_LAYOUT {layout_enum}\n"
               f"#define {up}_FAMILY_HASH \"{src.hash}\"\n\n"
-              f"/* reds_select(&{name}, k), then reds_run(&{name}, input). Submodel {K - 1} (the largest) "
+              + (fe_macros + "\n" if fe else "")
+              + f"/* reds_select(&{name}, k), then reds_run(&{name}, input). Submodel {K - 1} (the largest) "
               f"is active at start. */\nextern reds_model_t {name};\n\n#endif /* {inc} */\n")
 
     by_layer: dict[str, list[Array]] = {}
@@ -89,6 +96,12 @@ def emit(src: Source, m: Lowered) -> CModel:
     kept = f" + {m.skip_floats} floats of skip slots" if m.skip_floats else ""
     body.append(f"/* The largest submodel needs max(input + output) over its layers{kept}: {arena_floats} floats. */\n"
                 f"static float arena[{up}_ARENA_BYTES / sizeof(float)];\n")
+    if fe is not None:
+        body.append(f"/* The MFCC front end ({c_comment(describe(fe_tables, fe.stride_ms))}): PCM -> raw features. */"
+                    + fe_defs + f"\nstatic int16_t pcm[{CLIP_SAMPLES}]; /* a clip, as the protocol's db fills it */\n"
+                    f"static float frontend_work[{up}_MFCC_WORK_FLOATS];\n")
+    frontend = (f"    .frontend = &{name}_mfcc, .pcm = pcm, .pcm_samples = {CLIP_SAMPLES}, "
+                ".frontend_work = frontend_work,\n" if fe is not None else "    .frontend = 0,\n")
     body.append(f"static const reds_net_t net = {{\n    .name = \"{name}\", .family_hash = {up}_FAMILY_HASH,\n"
                 f"    .num_submodels = {K}, .layout = {up}_LAYOUT, .num_layers = {nl},\n"
                 f"    .in_c = {up}_INPUT_C, .in_h = {up}_INPUT_H, .in_w = {up}_INPUT_W,\n"
@@ -97,7 +110,7 @@ def emit(src: Source, m: Lowered) -> CModel:
                 f"    .layers = layers, .widths = &widths[0][0], .macs = macs, .weight_bytes = weight_bytes,\n"
                 f"    .arena_bytes = arena_bytes, .budgets = budgets,\n"
                 + (f"    .in_axis = REDS_AXIS_{m.input_axis.upper()}, .in_scale = input_scale, .in_shift = input_shift,\n"
-                   if inputs else "    .in_axis = REDS_AXIS_NONE,\n") + "};\n")
+                   if inputs else "    .in_axis = REDS_AXIS_NONE,\n") + frontend + "};\n")
     body.append(f"reds_model_t {name} = {{&net, arena, {K - 1}}};\n")
     return CModel(header, "\n".join(body), info)
 
