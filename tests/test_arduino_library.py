@@ -10,9 +10,8 @@ arduino-cli, the Arduino core or PlatformIO's downloads:
 - every example sketch compiles as C++ with the Nano 33 BLE's flags (the mbed core's
   cflags.txt / cxxflags.txt: Cortex-M4, softfp FPU, -Os, gnu11 / gnu++14, its warnings,
   -DARDUINO=10819 -DARDUINO_ARDUINO_NANO33BLE) against a stand-in core (tests/arduino_stub:
-  Arduino.h, PDM.h, mbed.h), with an exported model in its folder and, for KeywordSpotting,
-  the MFCC front end's tables (the real reds_mfcc.h of src/, or the stand-in in
-  tests/arduino_stub/mfcc while there is none); with arm-none-eabi-g++ each sketch then links
+  Arduino.h, PDM.h, mbed.h), with an exported keyword-spotting model in its folder (which
+  carries the family's MFCC front end); with arm-none-eabi-g++ each sketch then links
   with every object of src/ and the stand-in core, so a symbol defined twice or missing
   fails here as it would in the Arduino IDE. Without arm-none-eabi-g++ the host g++
   checks them (-fsyntax-only: the sketch's Cortex-M inline assembly is not assembled; no link).
@@ -28,7 +27,6 @@ from pathlib import Path
 import pytest
 
 from csources import FIRMWARE, RUNTIME
-from families import shared_family
 from reds.build import firmware
 from reds.export import export
 from reds.family import open as open_family
@@ -126,20 +124,15 @@ def library_objects(tmp_path_factory) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> Path:
-    """An exported keyword-spotting family (1 x 49 x 10 MFCCs) as reds_model.{h,c}, the name
-    the sketches expect, with the MFCC front end's tables for it (reds_model_mfcc.{h,c})."""
-    fam = open_family(shared_family(tmp_path_factory, "dscnn-s", 0.25))
+    """A keyword-spotting family (1 x 49 x 10 MFCCs) that records REDS's MFCC front end,
+    exported as reds_model.{h,c}, the name the sketches expect: the model carries the front
+    end's tables and buffers and its class names."""
+    from families import make_family
+    from reds.ir.inputs import MfccFrontEnd
+
+    fam = make_family(tmp_path_factory.mktemp("kws"), "dscnn-s", 0.25, frontend=MfccFrontEnd(20).to_json())
     out = tmp_path_factory.mktemp("arduino-model")
-    export(fam, "c", out / "model", name="reds_model")
-    frames = fam.spec.input_shape[1]
-    try:
-        from reds.export.c.frontend import emit_mfcc_c
-    except ImportError:
-        emit_mfcc_c = None
-    if emit_mfcc_c is not None and (RUNTIME / "reds_mfcc.h").is_file():
-        h, c = emit_mfcc_c("reds_model", stride_ms=20 if frames == 49 else 40)
-        (out / "model" / "reds_model_mfcc.h").write_text(h)
-        (out / "model" / "reds_model_mfcc.c").write_text(c)
+    export(open_family(fam), "c", out / "model", name="reds_model")
     return out / "model"
 
 
@@ -151,10 +144,6 @@ def test_example_compiles_for_the_nano(name, library_objects, model, tmp_path):
     for f in model.iterdir():
         shutil.copy2(f, folder / f.name)
     incs = [f"-I{STUB}", f"-I{RUNTIME}", f"-I{folder}"]
-    if not (RUNTIME / "reds_mfcc.h").is_file() or not (folder / "reds_model_mfcc.h").is_file():
-        incs.append(f"-I{STUB / 'mfcc'}")  # the front end is not there yet: its stand-in API
-        for f in ("reds_mfcc.h", "reds_model_mfcc.h"):
-            (folder / f).unlink(missing_ok=True)
     objs = []
     ino = folder / f"{name}.ino"
     o = tmp_path / f"{name}.o"
@@ -168,9 +157,6 @@ def test_example_compiles_for_the_nano(name, library_objects, model, tmp_path):
         return
     core = tmp_path / "core.o"
     _run([CXX, *CXXFLAGS, f"-I{STUB}", "-c", str(STUB / "core.cpp"), "-o", str(core)])
-    stand_in_mfcc = not (folder / "reds_model_mfcc.h").is_file() and "KeywordSpotting" == name
-    if stand_in_mfcc:  # nothing to link the stand-in front end against: compile-only
-        return
     elf = tmp_path / f"{name}.elf"
     _run([CC, *CPU, "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs", "-Wl,--gc-sections",
           "-T", str(STUB / "nrf52840_app.ld"), *map(str, objs), str(core), *map(str, library_objects),

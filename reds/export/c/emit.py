@@ -11,6 +11,7 @@ Every file starts with its provenance (reds version, command, family hash, submo
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from ...ir.cost import BYTES_PER_FLOAT
@@ -44,6 +45,8 @@ def emit(src: Source, m: Lowered) -> CModel:
              f"(largest submodel alone {largest.weight_bytes} B), tables {tables} B: "
              f"overhead {overhead} B ({info['overhead_pct']:.2f} %)\n */\n")
     inc = f"{up}_H"
+    names = fam.classes or [f"class{i}" for i in range(spec.num_classes)]
+    classes = ", ".join(json.dumps(c) for c in names)  # printable ASCII (the manifest checks): a C string too
     fe = MfccFrontEnd.from_json(fam.frontend) if fam.frontend is not None else None
     if fe is not None:  # PCM in: the family's MFCC front end and its buffers, in the model's files
         fe_macros, fe_defs, fe_tables = mfcc_definitions(name, fe.stride_ms)
@@ -54,6 +57,7 @@ def emit(src: Source, m: Lowered) -> CModel:
               f"#define {up}_INPUT_W {spec.input_shape[2]}\n"
               f"#define {up}_INPUT_SIZE ({up}_INPUT_C * {up}_INPUT_H * {up}_INPUT_W)\n"
               f"#define {up}_OUTPUT_SIZE {spec.num_classes}\n"
+              f"#define {up}_CLASSES {{{classes}}} /* a name per output */\n"
               f"#define {up}_ARENA_BYTES {largest.arena_bytes}u /* largest submodel's activations */\n"
               f"#define {up}_WEIGHT_BYTES {weight_arrays}u /* all float arrays, every submodel */\n"
               f"#define {up}_TABLE_BYTES {tables}u\n"
