@@ -79,9 +79,8 @@ def _compile(exe: Path, sources: list, flags: list[str]) -> None:
     assert r.returncode == 0, r.stderr
 
 
-@pytest.fixture(scope="module")
-def harness(tmp_path_factory) -> Harness:
-    fam = shared_family(tmp_path_factory, "dnn-s", 0.25)
+def host_harness(fam: Path, tmp_path_factory) -> Harness:
+    """The host port (stdin/stdout) with `fam` exported as the model `kws`."""
     out = tmp_path_factory.mktemp("proto") / "model"
     export(open_family(fam), "c", out, name="kws")
     exe = out.parent / "host"
@@ -90,6 +89,11 @@ def harness(tmp_path_factory) -> Harness:
              [*incs, f"-I{HOST}", f"-I{out}", "-DREDS_MODEL=kws", '-DREDS_MODEL_HEADER="kws.h"',
               "-DREDS_INPUT_FLOATS=KWS_INPUT_SIZE"])
     return Harness(exe, fam)
+
+
+@pytest.fixture(scope="module")
+def harness(tmp_path_factory) -> Harness:
+    return host_harness(shared_family(tmp_path_factory, "dnn-s", 0.25), tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -304,14 +308,7 @@ def kws_harness(tmp_path_factory) -> Harness:
     norm = {"axis": "width", "mean": (rng.normal(0, 3, 10) - 5).tolist(), "std": rng.uniform(1, 5, 10).tolist()}
     fam = make_family(tmp_path_factory.mktemp("kws"), "dscnn-s", 0.25, input_norm=norm,
                       frontend=MfccFrontEnd(20).to_json())
-    out = tmp_path_factory.mktemp("proto-kws") / "model"
-    export(open_family(fam), "c", out, name="kws")
-    exe = out.parent / "host"
-    srcs, incs = runtime(protocol=True)
-    _compile(exe, [HOST / "main.c", HOST / "port.c", out / "kws.c", *srcs],
-             [*incs, f"-I{HOST}", f"-I{out}", "-DREDS_MODEL=kws", '-DREDS_MODEL_HEADER="kws.h"',
-              "-DREDS_INPUT_FLOATS=KWS_INPUT_SIZE"])
-    return Harness(exe, fam)
+    return host_harness(fam, tmp_path_factory)
 
 
 def _clip(seed: int = 0) -> np.ndarray:

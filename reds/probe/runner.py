@@ -23,11 +23,11 @@ from pathlib import Path
 
 import torch
 
-from .. import data as datasets
 from ..data.base import Split
 from ..errors import RedsError
 from ..family import OpenFamily
 from ..family import open as open_family
+from ..train.trainer import family_data
 from ..nn.nested import NestedNet
 from . import depth as depth_mod
 from .pies import modal, pies
@@ -77,20 +77,6 @@ def _same_arch(main: OpenFamily, other: OpenFamily) -> None:
                         "(or other classes); --seeds takes families of one data set")
 
 
-def load_data(fam: OpenFamily, data_dir: str | None):
-    from ..train.trainer import reload_settings
-
-    m = fam.manifest
-    ds = datasets.load(m.dataset, data_dir or m.training.get("data_dir"), **reload_settings(fam))
-    if list(ds.input_shape) != list(m.input_shape) or ds.num_classes != m.num_classes:
-        raise RedsError(f"data set {m.dataset} gives inputs {ds.input_shape} x {ds.num_classes} classes, "
-                        f"but the family expects {tuple(m.input_shape)} x {m.num_classes}")
-    if m.classes and list(ds.classes) != list(m.classes):
-        raise RedsError(f"data set {m.dataset} has the classes {', '.join(ds.classes)}, but the family was "
-                        f"trained on {', '.join(m.classes)}; pass the family's data with --data-dir")
-    return ds
-
-
 def _draw(split: Split, n: int | None, seed: int) -> Split:
     """The trainer's draw of n examples (`Trainer._limit`: seeded permutation, sorted)."""
     if n is None or n >= len(split):
@@ -132,7 +118,7 @@ def probe(family_dir, seeds=(), cfg: ProbeConfig | None = None, log=None) -> tup
     for o in others:
         _same_arch(fam, o)
     m, spec = fam.manifest, fam.spec
-    ds = load_data(fam, cfg.data_dir)
+    ds = family_data(fam, cfg.data_dir)
     nc = ds.num_classes
     test = ds.splits["test"]
     n_test = len(test) if cfg.limit is None else min(cfg.limit, len(test))

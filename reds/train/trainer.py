@@ -593,11 +593,10 @@ def reload_settings(family: fam_io.OpenFamily) -> dict:
     return kw
 
 
-@torch.no_grad()
-def evaluate(family: fam_io.OpenFamily, data_dir: str | None = None, limit: int | None = None,
-             progress: bool | None = None) -> fam_io.Family:
-    """Test accuracy of every submodel, written back to family.json."""
-    fam, net = family.manifest, family.net
+def family_data(family: fam_io.OpenFamily, data_dir: str | None = None):
+    """The data set a family was trained on, reloaded as it recorded (or from `data_dir`),
+    refused in one line if its inputs or classes are not the family's."""
+    fam = family.manifest
     ds = datasets.load(fam.dataset, data_dir or fam.training.get("data_dir"), **reload_settings(family))
     if list(ds.input_shape) != list(fam.input_shape) or ds.num_classes != fam.num_classes:
         raise RedsError(f"data set {fam.dataset} gives inputs {ds.input_shape} x {ds.num_classes} classes, "
@@ -605,6 +604,15 @@ def evaluate(family: fam_io.OpenFamily, data_dir: str | None = None, limit: int 
     if fam.classes and list(ds.classes) != list(fam.classes):
         raise RedsError(f"data set {fam.dataset} has the classes {', '.join(ds.classes)}, but the family was "
                         f"trained on {', '.join(fam.classes)}; pass the family's data with --data-dir")
+    return ds
+
+
+@torch.no_grad()
+def evaluate(family: fam_io.OpenFamily, data_dir: str | None = None, limit: int | None = None,
+             progress: bool | None = None) -> fam_io.Family:
+    """Test accuracy of every submodel, written back to family.json."""
+    fam, net = family.manifest, family.net
+    ds = family_data(family, data_dir)
     batches = list(ds.batches("test", 500, limit=limit))
     for k, s in enumerate(tqdm(fam.submodels, desc="evaluating", disable=True if progress is False else None,
                                file=sys.stderr, leave=False)):
