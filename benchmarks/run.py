@@ -30,6 +30,8 @@ BENCHMARKS = {
     "walkthrough": ["benchmarks/walkthrough.py"],
     # the full profile adapts the committed full-width family: `python benchmarks/adapt.py`
     "adapt": ["benchmarks/adapt.py", "--profile", "quick"],
+    # dscnn-s on synth-kws with added noise; makes its data set (espeak-ng, sox) and family first
+    "adapt-kws": ["benchmarks/adapt.py", "--profile", "quick", "--dataset", "synth-kws"],
     # the full profile takes hours on a CPU: `python benchmarks/probe.py`
     "probe": ["benchmarks/probe.py", "--profile", "quick"],
 }

@@ -262,3 +262,56 @@ def test_profile_bad_input_gets_one_line(fam_dir, capsys):
 
 def test_methods_registry_is_the_cli_choices():
     assert set(METHODS) == {"lora", "dora", "galore", "adapter", "bn-head", "full", "bn-stats"}
+
+
+def _clips(n=4, seed=0, amplitude=3000.0):
+    """n one-second 16 kHz clips: a tone with a slow envelope, then half a second of near silence."""
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(16000) / 16000.0
+    f0 = 200 + 600 * torch.rand(n, 1, generator=g)
+    env = torch.where(t < 0.5, torch.sin(torch.pi * t / 0.5), torch.full_like(t, 0.01))
+    return (amplitude * env * torch.sin(2 * torch.pi * f0 * t)).round().to(torch.int16)
+
+
+def _audio_set(x):
+    from reds.data.base import Dataset, Split
+
+    y = torch.zeros(len(x), dtype=torch.long)
+    return Dataset("clips", (1, 49, 10), ["a"], {"train": Split(x.clone(), y), "test": Split(x.clone(), y)},
+                   info={"kind": "audio"})
+
+
+def test_audio_shift_is_white_noise_at_the_snr_it_claims_and_stays_int16():
+    from reds.adapt import shifts
+
+    x = _clips()
+    for snr in (0.0, 10.0, 20.0):
+        ds = _audio_set(x)
+        done = shifts.shift(ds, f"snr={snr}", seed=3)
+        assert done == {"kind": "audio", "snr": snr, "seed": 3}
+        for split in ("train", "test"):
+            y = ds.splits[split].x
+            assert y.dtype == torch.int16 and y.shape == x.shape
+            noise = y.double() - x.double()
+            measured = 10 * torch.log10(x.double().pow(2).sum(1) / noise.pow(2).sum(1))  # per clip
+            assert torch.allclose(measured, torch.full_like(measured, snr), atol=0.15), (snr, measured)
+            assert abs(float(noise.mean())) < 0.05 * float(noise.std())  # zero mean
+        assert not torch.equal(ds.splits["train"].x, ds.splits["test"].x)  # each split its own draw
+
+    # deterministic from the seed, and another seed another draw
+    a, b, c = _audio_set(x), _audio_set(x), _audio_set(x)
+    shifts.shift(a, "snr=10", seed=7)
+    shifts.shift(b, "snr=10", seed=7)
+    shifts.shift(c, "snr=10", seed=8)
+    assert torch.equal(a.splits["train"].x, b.splits["train"].x) and torch.equal(a.splits["test"].x, b.splits["test"].x)
+    assert not torch.equal(a.splits["train"].x, c.splits["train"].x)
+
+    # a full-scale clip saturates at the int16 rails instead of wrapping around
+    loud = torch.full((2, 16000), 32767, dtype=torch.int16)
+    loud[1] = -32768
+    ds = _audio_set(loud)
+    shifts.shift(ds, "snr=20", seed=0)  # noise std ~3,277
+    y = ds.splits["train"].x
+    assert y.dtype == torch.int16
+    assert int(y[0].max()) == 32767 and int(y[0].min()) > 0
+    assert int(y[1].min()) == -32768 and int(y[1].max()) < 0
