@@ -389,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--weights", help="a state dict to load into the model first: a torch.save'd dict of tensors "
                     "(read with weights_only=True) or a .safetensors file (default: the weights the class builds)")
     im.add_argument("--input-shape", type=_input_shape, metavar="C,H,W", help="one input's shape: checks the weight "
-                    "shapes and lets strided padded convs map to 'same' padding")
+                    "shapes and reports the MACs (any input size imports: PyTorch's padding is kept exactly)")
     im.add_argument("--name", help="the architecture's name (default: the class name)")
     _adapt_parsers(sub)
     for parser in list(_parsers(p))[1:]:  # every command's --help says each flag's default
