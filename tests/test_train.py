@@ -263,3 +263,39 @@ def test_prefetch_keeps_order_raises_and_stops():
     assert next(it) == 0
     it.close()  # the consumer stops early: the helper thread ends too
     assert not any(t.name == "reds-batches" for t in threading.enumerate())
+
+
+def test_resume_refuses_an_architecture_file_that_changed(synth_kws, tmp_path, monkeypatch):
+    """The checkpoint keeps the architecture document: a file edited between the kill and
+    --resume is refused in one line (its weights would not fit, or silently mean another
+    network); the file as it was resumes."""
+    from reds.ir import archfile
+    from reds.ir.archs import ARCHS
+
+    doc = dict(ARCHS["dnn-s"].doc, name="my-dnn")
+    arch = tmp_path / "my-dnn.json"
+    arch.write_text(archfile.dumps(doc))
+    cfg = small_config(synth_kws, arch=str(arch), epochs=2)
+    out = tmp_path / "run"
+    real = Trainer._metric
+
+    calls = {"n": 0}
+
+    def dying_metric(self, **row):  # killed at metrics row 2: after epoch 1's checkpoint
+        real(self, **row)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise Killed()
+
+    monkeypatch.setattr(Trainer, "_metric", dying_metric)
+    with pytest.raises(Killed):
+        Trainer(cfg, out, progress=False, log=lambda m: None).run()
+    monkeypatch.setattr(Trainer, "_metric", real)
+    assert (out / "checkpoint.pt").exists()
+    edited = dict(doc, ops=[dict(op, out=100) if op.get("out") == 144 else op for op in doc["ops"]])
+    arch.write_text(archfile.dumps(edited))
+    with pytest.raises(RedsError, match="another version of .*my-dnn.json"):
+        Trainer(cfg, out, progress=False, log=lambda m: None).run(resume=True)
+    arch.write_text(archfile.dumps(doc))
+    fam = Trainer(cfg, out, progress=False, log=lambda m: None).run(resume=True)
+    assert fam.architecture == archfile.check(doc) and fam.arch == "my-dnn"

@@ -178,6 +178,7 @@ class Trainer:
 
     # ---- checkpoints --------------------------------------------------------------
     def _save_ckpt(self, state: dict) -> None:
+        state = {**state, "architecture": self.arch.doc}  # what --resume must find again
         fam_io.atomic_write(self.out / CHECKPOINT, lambda p: torch.save(state, p))
 
     def _load_ckpt(self) -> dict | None:
@@ -213,6 +214,9 @@ class Trainer:
         elif {**NEW_SETTINGS, **ck["config"]} != _jsonable(asdict(cfg)):
             raise RedsError(f"{self.out}: the checkpoint was made with other settings; "
                             "resume with the same flags or choose another --out")
+        elif ck.get("architecture", self.arch.doc) != self.arch.doc:
+            raise RedsError(f"{self.out}: the checkpoint was made with another version of {cfg.arch}; "
+                            "restore the file, or choose another --out")
         torch.manual_seed(cfg.seed)
         t_start = time.time()
         elapsed = ck["elapsed"] if ck else 0.0
