@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from csources import CC, HOST, LDLIBS, ROOT, RUNTIME, runtime
 from families import shared_family
 from reds.device.link import bracket_list, fields, floats_from_bits
-from reds.export import export
+from reds.export import abi, export
 from reds.family import load, open as open_family, read_manifest
 
 FORMAT_HARNESS = ROOT / "tests" / "c" / "format_harness.c"
@@ -161,7 +161,8 @@ def test_identity_and_costs(harness):
     fam = read_manifest(harness.family)
     g = harness.replies(["name", "profile", "info", "list", "timestamp"])
     assert g[0] == ["m-name-reds-kws"]
-    assert g[1] == ["m-profile-[reds-protocol-2]", f"m-model-[kws {open_family(harness.family).hash}]"]
+    assert g[1] == [f"m-profile-[reds-protocol-{abi.protocol_limit('VERSION')}]",
+                    f"m-model-[kws {open_family(harness.family).hash}]"]
     info = fields(g[2][0])
     assert info["board"] == "host" and info["model"] == "kws"
     assert int(info["submodels"]) == len(fam.submodels) and int(info["active"]) == len(fam.submodels) - 1
@@ -294,6 +295,68 @@ def test_help_input_bytes_and_deadline_before_costs(harness):
     assert int(info["input_bytes"]) == 4 * int(info["input"])  # what `db load` counts
     assert g[2] == ["m-error-no-costs"]  # says why, before any cost is known
     assert g[4][0].startswith("m-deadline k=0")
+
+
+# ---- layers%: cycles per layer -----------------------------------------------------------------
+def _layer_rows(group: list[str]) -> tuple[dict, list[dict], dict]:
+    """(the m-layers header's fields, one dict per m-layer row, the m-layers-total fields)."""
+    assert group[0].startswith("m-layers ") and group[-1].startswith("m-layers-total "), group
+    rows = [fields(l) for l in group[1:-1]]
+    assert all(l.startswith("m-layer i=") for l in group[1:-1]), group
+    return fields(group[0]), rows, {k: int(v) for k, v in fields(group[-1]).items()}
+
+
+def _check_layer_rows(spec, rows: list[dict], total: dict) -> None:
+    """One row per spec layer, in order, with its op; a batch norm's activation is fused
+    into it (its row says so); the rows' cycles add up to the total line's."""
+    from reds.export.c.lower import OP_ENUM
+
+    assert [r["i"] for r in rows] == [str(i) for i in range(len(spec.layers))]
+    ops = [OP_ENUM[type(l.op)][len("REDS_OP_"):].lower() for l in spec.layers]
+    assert [r["op"] for r in rows] == ops
+    for i, r in enumerate(rows):
+        fused = i > 0 and ops[i - 1] == "scale_bias" and ops[i] in ("relu", "leaky_relu") \
+            and spec.layers[i - 1].name not in spec.saved
+        assert (r["cycles"] == "fused") == fused, (i, r)
+    assert sum(int(r["cycles"]) for r in rows if r["cycles"] != "fused") <= total["cycles"]
+
+
+def test_layers_rows_and_mistakes(harness):
+    """layers%: refused before an input is loaded and while a load is incomplete; then a row
+    per layer (and the input's), the rows' sum next to an ordinary run's cycles, and the
+    outputs of the profiled run are the ordinary run's, bit for bit."""
+    f = open_family(harness.family)
+    x = np.random.default_rng(3).standard_normal(tuple(f.manifest.input_shape)).astype(np.float32)
+    db = _db_commands(x)
+    g = harness.replies(["layers", "layers 1", "db load 8", "layers", *db, "layers", "results", "infer 1 0",
+                         "select 0", "layers"])
+    assert g[0] == ["m-error-no-input"] and g[1] == ["m-error-wrong-number-of-arguments"]
+    assert g[3] == ["m-error-load-incomplete"]
+    at = 4 + len(db)
+    head, rows, total = _layer_rows(g[at])
+    K = len(f.submodels)
+    assert head == {"k": str(K - 1), "layers": str(len(f.spec.layers))}
+    assert rows[0] == {"i": "input", "op": "copy", "cycles": rows[0]["cycles"]}  # dnn-s: no normalisation
+    _check_layer_rows(f.spec, rows[1:], total)
+    assert total["cycles"] == sum(int(r["cycles"]) for r in rows if r["cycles"] != "fused")
+    assert total["run"] > 0 and "overhead" in total
+    assert g[at + 1][1] == g[at + 2][-1]  # m-bits: the profiled run's outputs are the ordinary run's
+    head0, rows0, _ = _layer_rows(g[at + 4])
+    assert head0["k"] == "0" and len(rows0) == len(rows)
+
+
+def test_layers_in_pcm_mode(kws_harness):
+    """In pcm mode the front end is a row of its own, and the input row is its normalisation;
+    switching to pcm empties db: no input until a clip is loaded."""
+    f = open_family(kws_harness.family)
+    pcm = _clip(1)
+    g = kws_harness.replies(["input pcm", "layers", *_pcm_commands(pcm), "layers", "help"])
+    assert g[1] == ["m-error-no-input"]
+    _, rows, total = _layer_rows(g[2 + len(_pcm_commands(pcm))])
+    assert rows[0]["i"] == "frontend" and rows[0]["op"] == "mfcc" and int(rows[0]["cycles"]) > 0
+    assert rows[1]["i"] == "input" and rows[1]["op"] == "normalise"
+    _check_layer_rows(f.spec, rows[2:], total)
+    assert "m-help layers%" in g[-1]
 
 
 # ---- the front end: a PCM clip in (`input pcm`) ---------------------------------------------

@@ -61,6 +61,24 @@ def start_pty_server(cmd: list[str], timeout: float = 60.0) -> tuple[subprocess.
     return start_announcing(cmd, "pty", timeout)
 
 
+def _make_flags(cc: str) -> list[str]:
+    """The compile flags boards/host/Makefile (host and rpi) gives a build with compiler `cc`."""
+    r = subprocess.run(["make", "-s", "-f", str(ROOT / "boards" / "host" / "Makefile"), "flags", f"CC={cc}"],
+                       capture_output=True, text=True, check=True)
+    return r.stdout.split()
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_native_builds_vectorise_and_cross_builds_never_target_this_machine():
+    native = _make_flags("cc")
+    assert "-O3" in native and "-march=native" in native and "-ffp-contract=fast" in native
+    a64 = _make_flags("aarch64-linux-gnu-gcc")  # the rpi board's cross compiler: the Pi 4's core
+    assert "-O3" in a64 and "-mcpu=cortex-a72" in a64 and not any(f.startswith("-march") for f in a64)
+    assert get_board("rpi").toolchain["cross_cc"] == "aarch64-linux-gnu-gcc" and get_board("rpi").cpu == "cortex-a72"
+    other = _make_flags("arm-linux-gnueabihf-gcc")  # any other cross compiler: generic
+    assert "-O3" in other and not any(f.startswith(("-march", "-mcpu")) for f in other)
+
+
 def test_board_facts():
     b = get_board("rpi")
     assert (b.build, b.timer, b.cycle, b.clock_hz) == ("make", "clock_gettime-ns", "ns", 1_000_000_000)
@@ -75,6 +93,8 @@ def test_cross_build_under_qemu_over_a_pty(fam, tmp_path, capsys):
     assert head[:4] == b"\x7fELF" and int.from_bytes(head[18:20], "little") == 183  # EM_AARCH64
     for f in ("Makefile", "main.c", "reds_config.h", "reds_protocol.c", "dscnn_s.c"):
         assert (tmp_path / "rpi" / f).is_file()  # self-contained: copy it to a Pi and `make`
+    log = (tmp_path / "rpi" / "build.log").read_text()  # the compile line make echoed
+    assert "aarch64-linux-gnu-gcc -O3 -mcpu=cortex-a72 " in log and "-march=native" not in log
     proc, pty = start_pty_server(["qemu-aarch64-static", res.elf, "pty"])
     try:
         out = tmp_path / "trace"
@@ -131,22 +151,37 @@ def test_c_harness_and_python_server_speak_the_same_protocol(fam, tmp_path):
     from reds.device.protocol import Protocol
 
     res = build(open_family(fam), "rpi", tmp_path / "native")
+    assert " -O3 -march=native " in (tmp_path / "native" / "build.log").read_text()  # the Pi harness's native build
     script = ("name%list%cost 0 500%cost 1 900%cost 2 1500%deadline 499%deadline 500%deadline 1499%"
-              "deadline 99999%cost 3 1%cost 1%deadline x%budget 0%select 1%info%loop 1%db load 8%db 00000000%"
-              "infer 1 0%input%input pcm%input features%input bogus%input a b%bogus%")
-    c = subprocess.run([res.elf, "-"], input=script.encode(), capture_output=True, timeout=60).stdout.decode()
+              "deadline 99999%cost 3 1%cost 1%deadline x%budget 0%select 1%info%loop 1%layers%layers 1%"
+              "db load 8%layers%db 00000000%infer 1 0%input%input pcm%input features%input bogus%input a b%"
+              "bogus%help%")
+    # per-layer cycles: the C harness's rows, where onnxruntime (a whole graph) says not-supported
+    tail = "db load 8%db 0000000000000000%layers%name%"
+    c, c_tail = (subprocess.run([res.elf, "-"], input=x.encode(), capture_output=True, timeout=60).stdout.decode()
+                 for x in (script, tail))
 
     class Zero:
         def run(self, k, x):
             return np.zeros(12, np.float32)
 
-    got = []
-    proto = Protocol(open_family(fam), Zero(), got.append, "x")
-    proto.hello()
-    proto.feed(script.encode())
-    py = b"".join(got).decode()
+    def serve(text):
+        got = []
+        proto = Protocol(open_family(fam), Zero(), got.append, "x")
+        proto.hello()
+        proto.feed(text.encode())
+        return b"".join(got).decode()
+
+    py, py_tail = serve(script), serve(tail)
     assert _untimed(py) == _untimed(c)
     lines = _untimed(c)
+    assert lines.count("m-error-no-input") == 1 and "m-error-load-incomplete" in lines and "m-help layers%" in lines
+    c_rows = [l for l in _untimed(c_tail) if l.startswith("m-layer")]
+    py_lines = _untimed(py_tail)
+    assert len(c_rows) == 3 + len(open_family(fam).spec.layers) and c_rows[-1].startswith("m-layers-total")
+    assert "m-error-not-supported" in py_lines and not any(l.startswith("m-layer") for l in py_lines)
+    assert [l for l in _untimed(c_tail) if not l.startswith("m-layer")] == \
+        [l for l in py_lines if l != "m-error-not-supported"]
     assert "m-deadline k=0 cost=500 cycles=T" in lines and "m-deadline k=1 cost=900 cycles=T" in lines
     assert "m-deadline k=2 cost=1500 cycles=T" in lines and lines.count("m-error-no-submodel-fits") == 2
     assert "m-error-out-of-range" in lines and "m-error-wrong-number-of-arguments" in lines

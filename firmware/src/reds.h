@@ -149,6 +149,18 @@ int reds_features(reds_model_t *m, const int16_t *pcm, uint32_t n);
  * the arena, valid until the next run. */
 const float *reds_run(reds_model_t *m, const float *input);
 
+/* A free-running timer (e.g. a board's cycle counter): reds_run_profiled's clock. */
+typedef uint64_t (*reds_ticks_fn)(void);
+/* reds_run_profiled's entry for an activation fused into the batch norm before it. */
+#define REDS_TICKS_FUSED UINT64_MAX
+
+/* reds_run, timing each step with `ticks` (one timer read per step; reds_run itself reads
+ * none): out (num_layers + 1 entries) gets out[l] = the ticks of layer l (with the time of
+ * the timer read), out[num_layers] = those of the input's copy and normalisation. A batch
+ * norm and the activation fused into it are one step: its ticks are on the batch norm's
+ * entry, and the activation's is REDS_TICKS_FUSED. */
+const float *reds_run_profiled(reds_model_t *m, const float *input, reds_ticks_fn ticks, uint64_t *out);
+
 /* Costs of submodel k (0 if out of range). */
 uint32_t reds_macs(const reds_model_t *m, unsigned k);
 uint32_t reds_weight_bytes(const reds_model_t *m, unsigned k);

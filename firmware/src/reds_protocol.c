@@ -397,6 +397,93 @@ static void cmd_loop(reds_proto_t *p, uint32_t n)
     end(p);
 }
 
+static const char *op_name(uint8_t op)
+{
+    static const char *const names[] = {"?",           "conv2d",     "depthwise_conv2d", "dense",
+                                        "scale_bias",  "relu",       "leaky_relu",       "avg_pool",
+                                        "max_pool",    "flatten",    "add"};
+    return op < sizeof names / sizeof names[0] ? names[op] : "?";
+}
+
+typedef const float *(*reds_run_profiled_fn)(reds_model_t *m, const float *input, reds_ticks_fn ticks,
+                                              uint64_t *out);
+
+/* One profiled run's row: its ticks as cycles, less one timer read. */
+static uint64_t row_cycles(const reds_proto_t *p, uint64_t ticks)
+{
+    const uint64_t c = to_cycles(p, ticks);
+    return c > p->overhead ? c - p->overhead : 0u;
+}
+
+static void layer_row(reds_proto_t *p, const char *i, const char *op, uint64_t cycles, uint64_t *sum)
+{
+    say(p, "m-layer i=");
+    say(p, i);
+    field_s(p, "op", op);
+    field_u(p, "cycles", cycles);
+    end(p);
+    *sum += cycles;
+}
+
+/* layers%: an ordinary timed run of the active submodel on what `db` loaded, then one
+ * through reds_run_profiled: a row per layer (and the front end's, the input's copy and
+ * normalisation), then the rows' sum beside the ordinary run's cycles. */
+static void cmd_layers(reds_proto_t *p)
+{
+    reds_model_t *m = p->model;
+    const reds_net_t *net = m->net;
+    const uint32_t n = net->num_layers;
+    reds_run_profiled_fn volatile call = reds_run_profiled;
+    uint64_t run, fe = 0, t0, t1, sum = 0;
+    uint32_t l;
+    if (p->db_expect == 0u) {
+        fail(p, "no-input");
+        return;
+    }
+    if (load_incomplete(p))
+        return;
+    if (n + 1u > REDS_PROTO_MAX_LOOP) { /* the rows' ticks are kept in samples[] */
+        fail(p, "too-many-layers");
+        return;
+    }
+    p->frontend = 0;
+    run = time_run(p);
+    if (p->pcm) {
+        reds_features_fn volatile f = reds_features;
+        t0 = p->board->ticks();
+        f(m, net->pcm, p->db_have / 2u);
+        t1 = p->board->ticks();
+        fe = net_cycles(p, t0, t1);
+        p->output = call(m, 0, p->board->ticks, p->samples);
+    } else {
+        p->output = call(m, p->input, p->board->ticks, p->samples);
+    }
+    say(p, "m-layers");
+    field_u(p, "k", reds_active(m));
+    field_u(p, "layers", n);
+    end(p);
+    if (p->pcm)
+        layer_row(p, "frontend", "mfcc", fe, &sum);
+    layer_row(p, "input", net->in_axis != REDS_AXIS_NONE ? "normalise" : "copy", row_cycles(p, p->samples[n]), &sum);
+    for (l = 0; l < n; ++l) {
+        char idx[21];
+        idx[reds_format_u64(l, idx)] = '\0';
+        if (p->samples[l] == REDS_TICKS_FUSED) {
+            say(p, "m-layer i=");
+            say(p, idx);
+            field_s(p, "op", op_name(net->layers[l].op));
+            say(p, " cycles=fused\r\n");
+        } else {
+            layer_row(p, idx, op_name(net->layers[l].op), row_cycles(p, p->samples[l]), &sum);
+        }
+    }
+    say(p, "m-layers-total");
+    field_u(p, "cycles", sum);
+    field_u(p, "run", run);
+    field_u(p, "overhead", p->overhead);
+    end(p);
+}
+
 /* input% says what `db` fills; input pcm% / input features% change it (and empty db). */
 static void cmd_input(reds_proto_t *p, const char *kind)
 {
@@ -622,6 +709,13 @@ static void run_loop(reds_proto_t *p, char **arg, uint32_t n)
 
 static void run_input(reds_proto_t *p, char **arg, uint32_t n) { cmd_input(p, n ? arg[0] : 0); }
 
+static void run_layers(reds_proto_t *p, char **arg, uint32_t n)
+{
+    (void)arg;
+    (void)n;
+    cmd_layers(p);
+}
+
 static void run_help(reds_proto_t *p, char **arg, uint32_t n);
 
 /* Every command: its name, how many arguments it takes, what runs it. */
@@ -634,7 +728,8 @@ static const struct {
     {"db", 1, 2, run_db},             {"infer", 2, 2, run_infer},     {"results", 0, 0, run_results},
     {"info", 0, 0, run_info},         {"list", 0, 0, run_list},       {"select", 1, 1, run_select},
     {"budget", 1, 1, run_budget},     {"cost", 2, 2, run_cost},       {"deadline", 1, 1, run_deadline},
-    {"loop", 1, 1, run_loop},         {"input", 0, 1, run_input},     {"help", 0, 0, run_help},
+    {"loop", 1, 1, run_loop},         {"input", 0, 1, run_input},     {"layers", 0, 0, run_layers},
+    {"help", 0, 0, run_help},
 };
 
 /* help%: the commands and their arguments, one a line. */
@@ -643,7 +738,7 @@ static void run_help(reds_proto_t *p, char **arg, uint32_t n)
     static const char *const usage[] = {
         "name", "profile", "timestamp", "db load BYTES | db HEX | db print", "infer RUNS WARMUP", "results",
         "info", "list", "select K", "budget MACS", "cost K CYCLES", "deadline CYCLES", "loop RUNS",
-        "input [pcm|features]", "help",
+        "input [pcm|features]", "layers", "help",
     };
     uint32_t i;
     (void)arg;

@@ -35,6 +35,14 @@
  *                    is at most C cycles, made active (cycles: of the pick + switch);
  *                    m-error-no-submodel-fits if none (submodels without a cost never fit),
  *                    m-error-no-costs before any `cost`
+ *   layers%          cycles per layer of one run of the active submodel on what `db` loaded
+ *                    (reds_run_profiled; an ordinary timed run first): m-layers k=.. layers=N,
+ *                    then m-layer i=<index> op=<op> cycles=C per layer (cycles=fused: an
+ *                    activation run inside the batch norm before it, whose row holds both),
+ *                    first m-layer i=frontend op=mfcc (pcm mode) and m-layer i=input
+ *                    op=normalise|copy (the input's copy and normalisation), each row less one
+ *                    timer overhead; then m-layers-total cycles=<the rows' sum> run=<cycles of
+ *                    the ordinary run> overhead=..; m-error-no-input before any `db load`
  *   help%            m-help <command and its arguments>%, one line per command
  *
  * Long commands (`infer`, `loop`) stop when a byte arrives (board->pending): they answer
@@ -60,7 +68,7 @@
 extern "C" {
 #endif
 
-#define REDS_PROTO_VERSION 2
+#define REDS_PROTO_VERSION 3
 /* The longest command, without its '%'; longer ones are discarded up to the next '%'. */
 #ifndef REDS_PROTO_LINE
 #define REDS_PROTO_LINE 160

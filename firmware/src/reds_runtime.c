@@ -86,7 +86,16 @@ static void normalise(const reds_net_t *net, float *x)
     }
 }
 
-const float *reds_run(reds_model_t *m, const float *input)
+/* The one layer loop of reds_run and reds_run_profiled. With ticks == NULL (reds_run: a
+ * constant, so the compiler drops the timing once this is inlined there) it only runs; else
+ * it reads the timer after the input's copy and normalisation and after every step, and
+ * writes each step's ticks (see reds_run_profiled). */
+#if defined(__GNUC__)
+#define RUN_INLINE static inline __attribute__((always_inline))
+#else
+#define RUN_INLINE static inline
+#endif
+RUN_INLINE const float *run_layers(reds_model_t *m, const float *input, reds_ticks_fn ticks, uint64_t *out)
 {
     const reds_net_t *net = m->net;
     const uint32_t k = m->active, stride = (uint32_t)net->num_layers + 1u;
@@ -97,12 +106,21 @@ const float *reds_run(reds_model_t *m, const float *input)
     float *x = base;
     int at_start = 1; /* x is at the start of the region (else it ends at the region's end) */
     uint32_t l, j;
+    uint64_t t = 0, t1;
 
+    if (ticks != 0)
+        t = ticks();
     if (input != 0 && input != base)
         memcpy(base, input, net->input_size * sizeof(float));
     if (net->in_axis != REDS_AXIS_NONE)
         normalise(net, base);
+    if (ticks != 0) {
+        t1 = ticks();
+        out[net->num_layers] = t1 - t;
+        t = t1;
+    }
     for (l = 0; l < net->num_layers; ++l) {
+        const uint32_t first = l; /* l moves on past a fused activation */
         const reds_layer_t *L = &net->layers[l];
         const uint32_t cin = row[l], cout = row[l + 1];
         const uint32_t out_n = cout * L->out_h * L->out_w;
@@ -173,6 +191,20 @@ const float *reds_run(reds_model_t *m, const float *input)
         }
         if (net->layers[l].keep) /* l: the last layer run (a fused activation) */
             memcpy(m->arena + net->layers[l].skip, x, out_n * sizeof(float));
+        if (ticks != 0) {
+            t1 = ticks();
+            out[first] = t1 - t;
+            t = t1;
+            if (l != first)
+                out[l] = REDS_TICKS_FUSED;
+        }
     }
     return x;
+}
+
+const float *reds_run(reds_model_t *m, const float *input) { return run_layers(m, input, 0, 0); }
+
+const float *reds_run_profiled(reds_model_t *m, const float *input, reds_ticks_fn ticks, uint64_t *out)
+{
+    return run_layers(m, input, ticks, out);
 }

@@ -1,7 +1,8 @@
 """The reds serial protocol in Python: firmware/src/reds_protocol.c command for command (name,
 profile, timestamp, db load / db / db print, infer, results, info, list, select, budget,
-loop, cost, deadline, input), with the same replies, errors and limits (read from the
-headers). In `input pcm` mode a run starts from a PCM clip: the family's MFCC front end
+loop, cost, deadline, input, layers), with the same replies, errors and limits (read from the
+headers); `layers` (per-layer cycles) answers m-error-not-supported once an input is loaded:
+onnxruntime times a whole graph, not its layers. In `input pcm` mode a run starts from a PCM clip: the family's MFCC front end
 (reds.data.mfcc), then the exported graph, which normalises the raw features itself.
 
 Timing: time.perf_counter_ns, so a "cycle" is a nanosecond (timer "perf_counter-ns",
@@ -23,10 +24,10 @@ from ..ir.inputs import CLIP_SAMPLES, MfccFrontEnd
 
 U32 = 0xFFFFFFFF
 COMMANDS = ("name", "profile", "timestamp", "db", "infer", "results", "info", "list", "select", "budget",
-            "loop", "cost", "deadline", "input", "help")
+            "loop", "cost", "deadline", "input", "layers", "help")
 HELP = ("name", "profile", "timestamp", "db load BYTES | db HEX | db print", "infer RUNS WARMUP", "results", "info",
         "list", "select K", "budget MACS", "cost K CYCLES", "deadline CYCLES", "loop RUNS", "input [pcm|features]",
-        "help")
+        "layers", "help")
 
 
 def fmt_float(v) -> str:
@@ -152,7 +153,7 @@ class Protocol:
         cmd, args = tok[0], tok[1:]
         n = len(args)
         try:
-            if cmd in ("name", "profile", "timestamp", "results", "info", "list", "help") and n == 0:
+            if cmd in ("name", "profile", "timestamp", "results", "info", "list", "layers", "help") and n == 0:
                 return getattr(self, f"cmd_{cmd}")()
             if cmd == "db" and n in (1, 2):
                 return self.cmd_db(*args)
@@ -344,6 +345,15 @@ class Protocol:
             return self.fail("out-of-range")
         self.cost[k] = cycles
         self.say(f"m-cost k={k} cycles={cycles}\r\n")
+
+    def cmd_layers(self):
+        """Per-layer cycles need the C runtime's reds_run_profiled: onnxruntime runs a whole graph.
+        The same checks first as the C side, then m-error-not-supported."""
+        if self.db_expect == 0:
+            return self.fail("no-input")
+        if self.incomplete():
+            return
+        self.fail("not-supported")
 
     def cmd_help(self):
         for usage in HELP:
