@@ -4,7 +4,8 @@ Needs qemu-system-arm and gcc-arm-none-eabi + libnewlib-arm-none-eabi (skips, na
 without). Checked:
 - `reds bench` on a small DS-CNN family: every submodel's outputs on the device match
   PyTorch (1e-4, same argmax); cycles are deterministic instruction counts; switching
-  costs the same few cycles for every ordered pair (an index store, O(1));
+  costs the same few cycles for every ordered pair (an index store, O(1)); `--profile`:
+  cycles per layer that add up to a run's within one timer overhead per layer;
 - the 64-bit timer across SysTick wraps: an inference of more than 2^24 ticks measures the
   same in every run, and close to the emulator's own count;
 - garbage bytes over the socket get error replies, one `m-ready` per '%', and the board
@@ -112,6 +113,39 @@ def test_bench_end_to_end(fam, built, tmp_path, capsys):
     sw = rep["switch"]
     assert len(sw["pairs"]) == 6 and sw["max"] <= 64 and sw["min"] == sw["max"]  # O(1): same for every pair
     assert "every submodel matches PyTorch" in text and "ordered pairs" in text
+
+
+@needs_qemu
+def test_bench_profile_per_layer(fam, built, tmp_path, capsys):
+    """`reds bench --profile`: per submodel, a row per layer from the device's timer; the
+    rows add up to an ordinary run's instructions within one timer overhead per row (and a
+    few instructions of timing code per layer); convolutions cost more than activations;
+    the table is printed and in the JSON report."""
+    out = tmp_path / "bench.json"
+    rc = main(["bench", str(fam), "--build", built.out, "--runs", "1", "--profile", "--json", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    rep = json.loads(out.read_text())
+    spec = open_family(fam).spec
+    prof = rep["profile"]
+    assert prof["supported"] and [p["index"] for p in prof["submodels"]] == list(range(len(rep["submodels"])))
+    for p, sub in zip(prof["submodels"], rep["submodels"]):
+        rows = p["layers"]
+        assert [r["name"] for r in rows] == ["input"] + [l.name for l in spec.layers]
+        assert sum(r["macs"] for r in rows) == sub["macs"]
+        assert p["sum_cycles"] == sum(r["cycles"] for r in rows if not r["fused"])
+        n = p["rows_timed"]
+        assert abs(p["sum_cycles"] - p["run_cycles"]) <= n * p["timer_overhead_cycles"] + 4 * n, p
+        assert abs(p["run_cycles"] - sub["cycles_median"]) <= 50  # the same run as `loop`
+        by_op: dict[str, list[int]] = {}
+        for r in rows:
+            if not r["fused"]:
+                by_op.setdefault(r["op"], []).append(r["cycles"])
+        assert min(by_op["conv2d"]) > max(by_op["scale_bias"])  # a conv outweighs its batch norm + ReLU
+        assert min(by_op["depthwise_conv2d"]) > max(by_op["scale_bias"])
+        assert all(r["op"] == "relu" for r in rows if r["fused"])  # each fused into the batch norm before it
+        assert sum(r["pct"] for r in rows if not r["fused"]) == pytest.approx(100, abs=1)
+    assert "profile of submodel 0" in text and "fused" in text and "conv0" in text and "ins/MAC" in text
 
 
 def _speech_or_chirp(path: Path) -> str:

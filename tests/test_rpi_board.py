@@ -123,12 +123,14 @@ def test_serve_onnxruntime_over_a_pty(fam, tmp_path, capsys):
     pytest.importorskip("onnxruntime")
     proc, pty = start_pty_server([sys.executable, "-m", "reds.cli", "serve", str(fam), "--runtime", "onnxruntime"])
     try:
-        rc = main(["bench", str(fam), "--port", pty, "--runs", "3", "--json", str(tmp_path / "b.json")])
+        rc = main(["bench", str(fam), "--port", pty, "--runs", "3", "--profile", "--json", str(tmp_path / "b.json")])
         text = capsys.readouterr().out
         assert rc == 0, text
     finally:
         stop_process(proc)
     rep = json.loads((tmp_path / "b.json").read_text())
+    assert rep["profile"] == {"supported": False, "reason": "not-supported"}  # onnxruntime: whole runs only
+    assert "the device cannot time layers" in text
     assert rep["board"] == "host-onnxruntime" and rep["timer"] == "perf_counter-ns"
     assert rep["outputs_match"] and len(rep["submodels"]) == 3
 

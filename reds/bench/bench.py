@@ -12,7 +12,9 @@ input are compared with the PyTorch reference (NestedNet at that submodel's widt
 batch norm): max |diff| <= 1e-4 and the same argmax, or the bench fails. With `--audio
 WAV` the input is a PCM clip that the device turns into features with its own front end
 (the family's MFCC), timed apart; the reference is PyTorch's MFCC of the same clip
-(max |diff| <= 1e-3, the same argmax).
+(max |diff| <= 1e-3, the same argmax). With `--profile`, then per submodel the cycles of
+each layer of one run (`layers%`: the device reads its timer after every step), beside the
+layer's output shape and MACs, and the rows' sum checked against an ordinary run.
 """
 from __future__ import annotations
 
@@ -74,11 +76,106 @@ def reference_outputs(family: OpenFamily, x: np.ndarray) -> list[np.ndarray]:
     return out
 
 
+# ---- the per-layer profile ---------------------------------------------------------------------
+def _shape(spec, layer, widths) -> list[int]:
+    c = spec.size(layer.out_ch, widths)
+    return [c] if layer.flat_out else [c, *layer.out_hw]
+
+
+def layer_profile(family: OpenFamily, k: int, dev: dict) -> dict:
+    """Submodel k's `layers%` reply (Link.layers) beside the family's spec: each row's layer
+    name, op, output shape at the submodel's widths, MACs (reds.ir.cost), cycles, cycles/MAC,
+    % of the ordinary run. The rows' sum should equal the run within one timer overhead per
+    row (each row's timer read is subtracted as the overhead measured at start-up)."""
+    from ..export.c.lower import OP_ENUM
+    from ..ir.cost import cost
+
+    spec, widths = family.spec, family.submodels[k].widths
+    per = cost(spec, widths).layers
+    run = dev["run"]
+    rows = []
+    for r in dev["rows"]:
+        row = {"index": None, "name": r["i"], "op": r["op"], "shape": None, "macs": 0}
+        if r["i"].isdigit():
+            i = int(r["i"])
+            if i >= len(spec.layers):
+                raise RedsError(f"the device profiles layer {i}; {family.dir} has {len(spec.layers)} layers")
+            layer = spec.layers[i]
+            want = OP_ENUM[type(layer.op)][len("REDS_OP_"):].lower()
+            if r["op"] != want:
+                raise RedsError(f"the device's layer {i} is a {r['op']}, {family.dir}'s ({layer.name}) a {want}: "
+                                "build and flash this family first")
+            row.update(index=i, name=layer.name, shape=_shape(spec, layer, widths), macs=per[i].macs)
+        elif r["i"] == "input":
+            row["shape"] = list(spec.input_shape)
+        c = r["cycles"]
+        row.update(cycles=c, fused=c is None,
+                   cycles_per_mac=c / row["macs"] if c is not None and row["macs"] else None,
+                   pct=100.0 * c / run if c is not None and run else None)
+        rows.append(row)
+    timed = sum(1 for r in rows if not r["fused"])
+    tol = timed * dev["overhead"]
+    return {"index": k, "run_cycles": run, "sum_cycles": dev["cycles"], "rows_timed": timed,
+            "timer_overhead_cycles": dev["overhead"], "tolerance_cycles": tol,
+            "within_tolerance": abs(dev["cycles"] - run) <= tol, "layers": rows}
+
+
+def run_profile(link: Link, family: OpenFamily) -> dict:
+    """Every submodel's `layers%` on the input loaded (the bench's); {"supported": False,
+    "reason"} from a device that cannot time layers (reds serve: onnxruntime runs whole graphs)."""
+    from ..device.link import DeviceError
+
+    out = []
+    for k, s in enumerate(family.submodels):
+        link.select(k)
+        try:
+            dev = link.layers(timeout=_run_timeout(s.macs, 2))
+        except DeviceError as e:
+            if e.reason in ("not-supported", "unknown-command"):
+                return {"supported": False, "reason": e.reason}
+            raise
+        out.append(layer_profile(family, k, dev))
+    return {"supported": True, "submodels": out}
+
+
+def profile_table(report: dict) -> str:
+    prof = report["profile"]
+    if not prof["supported"]:
+        why = "this runtime times whole runs only" if prof["reason"] == "not-supported" else \
+            "its firmware has no `layers` command (rebuild it with this reds)"
+        return f"profile: the device cannot time layers ({why})"
+    cyc = report.get("cycle") or "cycle"
+    word = {"instruction": "instr", "ns": "ns"}.get(cyc, "cycles")
+    lines = []
+    for p in prof["submodels"]:
+        sub = report["submodels"][p["index"]]
+        d = p["sum_cycles"] - p["run_cycles"]
+        lines += ["", f"profile of submodel {p['index']} (budget {sub['budget']:g}, {sub['macs']:,} MACs): one run "
+                  f"{p['run_cycles']:,} {word}; its rows add up to {p['sum_cycles']:,} ({d:+,}; "
+                  + (f"within {p['rows_timed']} x {p['timer_overhead_cycles']} timer overhead)" if p["within_tolerance"]
+                     else f"MORE than {p['rows_timed']} x {p['timer_overhead_cycles']} timer overhead)")]
+        hdr = f"{'#':>3} {'layer':<14} {'op':<16} {'output':>12} {'MACs':>11} {word:>11} {word[:3] + '/MAC':>8} " \
+              f"{'%':>6}"
+        lines += [hdr, "-" * len(hdr)]
+        for r in p["layers"]:
+            shape = "x".join(map(str, r["shape"])) if r["shape"] else "-"
+            cycles = "fused" if r["fused"] else f"{r['cycles']:,}"
+            cpm = f"{r['cycles_per_mac']:.2f}" if r["cycles_per_mac"] is not None else "-"
+            pct = f"{r['pct']:.1f}" if r["pct"] is not None else "-"
+            idx = "-" if r["index"] is None else str(r["index"])
+            lines.append(f"{idx:>3} {r['name']:<14} {r['op']:<16} {shape:>12} {r['macs']:>11,} {cycles:>11} "
+                         f"{cpm:>8} {pct:>6}")
+        lines.append("(fused: the activation runs inside the batch norm's step; that row holds both)"
+                     if any(r["fused"] for r in p["layers"]) else "")
+    return "\n".join(lines).rstrip("\n")
+
+
 # ---- the bench -------------------------------------------------------------------------------
 def run_bench(link: Link, family: OpenFamily, runs: int = 20, seed: int = 0, board: Board | None = None,
-              audio: np.ndarray | None = None) -> dict:
+              audio: np.ndarray | None = None, profile: bool = False) -> dict:
     """Talk to a device that runs `family`'s firmware; return the report. `audio`: a PCM
-    clip (int16) fed through the device's front end (`input pcm`) instead of features."""
+    clip (int16) fed through the device's front end (`input pcm`) instead of features.
+    `profile`: then every submodel's cycles per layer (`layers%`), in report["profile"]."""
     fam, fhash, family_dir = family.manifest, family.hash, family.dir
     name = link.sync()
     info = link.info()
@@ -162,6 +259,8 @@ def run_bench(link: Link, family: OpenFamily, runs: int = 20, seed: int = 0, boa
     }
     if board is not None and board.cycle_note:
         report["cycle_note"] = board.cycle_note
+    if profile:
+        report["profile"] = run_profile(link, family)
     return report
 
 
@@ -172,12 +271,13 @@ def _run_timeout(macs: int, runs: int) -> float:
 
 def bench(family: OpenFamily, board: str = "qemu-m4", port: str | None = None, runs: int = 20, seed: int = 0,
           build_dir=None, layout: str = abi.DEFAULT_LAYOUT, timeout: float = 10.0, log=print, trace=None,
-          audio: np.ndarray | None = None) -> dict:
+          audio: np.ndarray | None = None, profile: bool = False) -> dict:
     """`trace`: a reds.trace.TraceJob replayed on the same connection after the bench
-    (its summary lands in report["trace"]). `audio`: a PCM clip for the front end."""
+    (its summary lands in report["trace"]). `audio`: a PCM clip for the front end.
+    `profile`: cycles per layer of every submodel (report["profile"])."""
     if port is not None:
         with Link(port, timeout=timeout) as link:
-            report = run_bench(link, family, runs, seed, audio=audio)
+            report = run_bench(link, family, runs, seed, audio=audio, profile=profile)
             if trace is not None:
                 report["trace"] = trace.run(link, family, report)
             return report
@@ -190,7 +290,7 @@ def bench(family: OpenFamily, board: str = "qemu-m4", port: str | None = None, r
     log(("built " if res.rebuilt else "up to date: ") + res.elf
         + ("" if build_dir else " (no --build given: a cached build; pass the --out of `reds build` to bench that)"))
     with emulate(b, res.elf, timeout=timeout) as link:  # its own session: Ctrl-C reaches reds only
-        report = run_bench(link, family, runs, seed, board=b, audio=audio)
+        report = run_bench(link, family, runs, seed, board=b, audio=audio, profile=profile)
         if trace is not None:
             report["trace"] = trace.run(link, family, report)
     report["build"] = {"elf": res.elf, "flash_used": res.flash_used, "ram_used": res.ram_used,

@@ -113,7 +113,7 @@ def cmd_build(args) -> None:
 
 
 def cmd_bench(args) -> None:
-    from ..bench.bench import bench, check_outputs, table, write_json
+    from ..bench.bench import bench, check_outputs, profile_table, table, write_json
 
     trace = None
     if args.trace:
@@ -124,8 +124,10 @@ def cmd_bench(args) -> None:
         from ..bench.bench import read_clip
         audio = read_clip(args.audio)
     report = bench(open_family(args.family), args.board, port=args.port, runs=args.runs, seed=args.seed, build_dir=args.build,
-                   layout=args.layout, timeout=args.timeout, trace=trace, audio=audio)
+                   layout=args.layout, timeout=args.timeout, trace=trace, audio=audio, profile=args.profile)
     print(table(report))
+    if "profile" in report:
+        print(profile_table(report))
     if args.json:
         write_json(report, args.json)
         print(f"report written to {args.json}")

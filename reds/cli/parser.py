@@ -339,6 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--seed", type=int, default=0, help="seed of the random input")
     bn.add_argument("--audio", metavar="WAV", help="feed this clip (16 kHz mono 16-bit) through the device's MFCC "
                     "front end instead of features, and time the front end apart (families trained on audio)")
+    bn.add_argument("--profile", action="store_true", help="then, per submodel, a table of each layer's cycles "
+                    "on the device (its timer read after every step), output shape, MACs, cycles per MAC and "
+                    "share of the run (also in the --json report)")
     bn.add_argument("--timeout", type=_positive(float), default=10.0, help="seconds to wait for a reply")
     bn.add_argument("--trace", metavar="CSV", help="also replay a resource trace (CSV time_s,budget; budget = "
                     "fraction of the full model's measured cycles): per step the largest submodel that fits, "

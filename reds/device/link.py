@@ -183,6 +183,21 @@ class Link:
     def loop(self, n: int, timeout: float | None = None) -> dict[str, int]:
         return ints(find(self.check(f"loop {n}", timeout), "m-loop"))
 
+    def layers(self, timeout: float | None = None) -> dict:
+        """`layers%`: {"k", "rows": [{"i", "op", "cycles"}] (cycles an int, or None where the
+        activation was fused into the batch norm before it), "cycles" (the rows' sum), "run"
+        (an ordinary run's cycles), "overhead"}."""
+        lines = self.check("layers", timeout)
+        total = ints(find(lines, "m-layers-total"))
+        rows = []
+        for line in lines:
+            if line.startswith("m-layer "):
+                f = fields(line)
+                rows.append({"i": f["i"], "op": f["op"],
+                             "cycles": None if f["cycles"] == "fused" else int(f["cycles"])})
+        return {"k": ints(find(lines, "m-layers"))["k"], "rows": rows, "cycles": total["cycles"],
+                "run": total["run"], "overhead": total["overhead"]}
+
     def results(self) -> tuple[list[float], list[str]]:
         """The last outputs: exact floats (from their bits) and the decimal text."""
         lines = self.check("results")
