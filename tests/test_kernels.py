@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from csources import CC, CFLAGS, KERNELS, LDLIBS, RUNTIME, ROOT, kernels_id, runtime
 from reds.build import firmware
 from reds.export import abi
-from reds.export.c.lower import ORDERS
+from reds.export.c.lower import ORDERS, SegTable, row_groups
 
 HARNESS = ROOT / "tests" / "c" / "kernel_harness.c"
 ATOL = 2e-5  # float32 sums of up to ~500 products of unit-scale values, in another order
@@ -78,6 +78,14 @@ CASES = [
     Case("dw3x3-2x2map", "depthwise_conv2d", 13, W3, W3, (2, 2), (3, 3), pads=(1, 1, 1, 1)),
     Case("dw3x3-1x1map", "depthwise_conv2d", 14, W3, W3, (1, 1), (3, 3), pads=(1, 1, 1, 1)),
     Case("dw3x3-s2", "depthwise_conv2d", 15, W3, W3, (7, 6), (3, 3), (2, 2), (1, 1, 0, 1)),
+    # stride-2 3x3 path: padding 0 or 1 on each side, odd and even maps, small maps, no bias
+    Case("dw3x3-s2-pad1-8x8", "depthwise_conv2d", 28, W3, W3, (8, 8), (3, 3), (2, 2), (1, 1, 1, 1)),
+    Case("dw3x3-s2-same-16x9", "depthwise_conv2d", 29, W3, W3, (16, 9), (3, 3), (2, 2), (0, 1, 1, 1)),
+    Case("dw3x3-s2-valid-5x7", "depthwise_conv2d", 30, W3, W3, (5, 7), (3, 3), (2, 2), bias=False),
+    Case("dw3x3-s2-4x4map", "depthwise_conv2d", 31, W3, W3, (4, 4), (3, 3), (2, 2), (0, 1, 0, 1)),
+    Case("dw3x3-s2-2x2map", "depthwise_conv2d", 32, W3, W3, (2, 2), (3, 3), (2, 2), (0, 1, 0, 1)),
+    Case("dw3x3-s2-3x2", "depthwise_conv2d", 33, W3, W3, (3, 2), (3, 3), (2, 2), (1, 1, 1, 1)),
+    Case("dw3x3-1x1map-no-bias", "depthwise_conv2d", 34, W3, W3, (1, 1), (3, 3), pads=(1, 1, 1, 1), bias=False),
     Case("dw5x5-no-bias", "depthwise_conv2d", 16, W3, W3, (6, 6), (5, 5), pads=(2, 2, 2, 2), bias=False),
     # dense: blocks of 4 rows and a tail, after a flatten (elem = H x W) and not
     Case("dense", "dense", 17, (6, 11, 18), (3, 6, 9)),
@@ -169,6 +177,9 @@ def case_bytes(c: Case, t: Tensors, k: int, layout: str) -> bytes:
             ACT[c.act], int(c.bias)]
     data = struct.pack(f"={len(head)}If", *head, c.slope)
     data += struct.pack(f"={2 * len(c.ins)}I", *[v for pair in zip(c.ins, c.outs) for v in pair])
+    st = SegTable.of([row_groups(layout, list(c.outs), list(c.ins), elem)[k]] if c.op in ("conv2d", "dense") else [])
+    for rows in (st.groups, st.segs):  # the exporter's segment table of submodel k
+        data += struct.pack(f"={1 + 4 * len(rows)}I", len(rows), *[v for r in rows for v in r])
     x = t.x[:c.ins[k] * c.elem]
     for arr in (layout_weights(c, t, layout), t.bias, t.scale[:c.outs[k]], t.shift[:c.outs[k]], x):
         a = np.ascontiguousarray(arr, dtype="=f4").reshape(-1)

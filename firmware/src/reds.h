@@ -25,7 +25,7 @@
 extern "C" {
 #endif
 
-#define REDS_ABI_VERSION 2
+#define REDS_ABI_VERSION 3
 /* The exporter refuses families with more submodels (a row of weights has at most one
  * segment per submodel; kernels keep that many segment descriptors on the stack). */
 #define REDS_MAX_SUBMODELS 32
@@ -82,6 +82,11 @@ typedef struct {
     const float *shift;     /* SCALE_BIAS: laid out as scale */
     uint8_t keep;           /* 1: a later ADD reads this layer's output: copy it to the skip slot */
     uint32_t skip;          /* keep / ADD: the skip slot's offset in the arena, in floats */
+    /* conv/dense: the exporter's segment table (see reds_weights_t), in either layout */
+    const struct reds_group *groups; /* every submodel's row groups, submodel 0's first */
+    const uint16_t *groups_at;       /* [num_submodels + 1]: submodel k's are groups[groups_at[k] ..
+                                        groups_at[k + 1] - 1] */
+    const struct reds_seg *segs;     /* the groups' segments */
 } reds_layer_t;
 
 /* A whole family: constant, lives in flash. */
@@ -171,27 +176,33 @@ int reds_pick_macs(const reds_model_t *m, uint32_t max_macs);
 
 /* ---- weights indexing (reds_weights.c) --------------------------------------------- */
 
-/* The weights of one output unit's row, as runs of consecutive input units. Input unit i
- * of segment s (lo <= i < hi) has its `elem` floats at w + (i - lo) * elem. */
-typedef struct {
-    const float *w;
-    uint32_t lo, hi;
+/* The exporter precomputes, for every conv/dense layer and submodel, which runs of the
+ * weight array hold each output unit's row (firmware/README.md has the formulas of both
+ * layouts); no kernel computes an index. Rows o0 .. o1 - 1 of a group share their
+ * segments: in segment s, input unit i (lo <= i < hi) of row o has its `elem` floats at
+ * weight + off + o * step + (i - lo) * elem. A row's segments cover its inputs 0 .. cin-1
+ * in order. */
+typedef struct reds_seg {
+    uint32_t off, step; /* floats */
+    uint16_t lo, hi;
 } reds_seg_t;
+
+typedef struct reds_group {
+    uint16_t o0, o1;    /* rows o0 .. o1 - 1; a submodel's groups cover 0 .. cout - 1 in order */
+    uint16_t first, n;  /* segs[first .. first + n - 1] */
+} reds_group_t;
 
 /* A conv/dense layer's weights as the active submodel sees them. */
 typedef struct {
     const float *base;
-    const uint16_t *in_w;  /* input width of submodel 0 (then every `stride` entries: 1, 2, ...) */
-    const uint16_t *out_w; /* output width of submodel 0, same stride */
-    uint32_t stride;       /* entries between two submodels' rows of the widths table */
+    const reds_group_t *groups; /* the active submodel's */
+    uint32_t ngroups;
+    const reds_seg_t *segs;
     uint32_t elem;
-    uint32_t row_stride;   /* rowmajor: floats per output row (largest submodel's inputs x elem) */
-    uint8_t k;             /* active submodel */
-    uint8_t layout;        /* reds_layout_t */
 } reds_weights_t;
 
-/* Fills segs (room for k + 1) with row o of the active submodel; returns their number. */
-unsigned reds_weight_row(const reds_weights_t *w, uint32_t o, reds_seg_t *segs);
+/* The view of layer L's weights that submodel k reads (a few loads: no index is computed). */
+void reds_layer_weights(const reds_layer_t *L, unsigned k, reds_weights_t *w);
 
 /* ---- float kernels: one file per op, kernels/reference/<op>_f32.c (plain loops), and
  * kernels/<target>/<op>_f32.c (optimized, same name) where a target has one ---------- */

@@ -100,7 +100,6 @@ RUN_INLINE const float *run_layers(reds_model_t *m, const float *input, reds_tic
     const reds_net_t *net = m->net;
     const uint32_t k = m->active, stride = (uint32_t)net->num_layers + 1u;
     const uint16_t *row = net->widths + k * stride;
-    const uint16_t *last = net->widths + ((uint32_t)net->num_submodels - 1u) * stride;
     float *const base = m->arena + net->skip_floats; /* the ping-pong region */
     const uint32_t floats = net->arena_floats - net->skip_floats;
     float *x = base;
@@ -127,22 +126,16 @@ RUN_INLINE const float *run_layers(reds_model_t *m, const float *input, reds_tic
         float *y = at_start ? base + floats - out_n : base;
         int moved = 1; /* the output is in y (else the layer ran in place on x) */
         reds_weights_t w;
-        w.base = L->weight;
-        w.in_w = net->widths + l;
-        w.out_w = net->widths + l + 1;
-        w.stride = stride;
-        w.elem = L->elem;
-        w.row_stride = last[l] * L->elem;
-        w.k = (uint8_t)k;
-        w.layout = net->layout;
         switch (L->op) {
         case REDS_OP_CONV2D:
+            reds_layer_weights(L, k, &w);
             reds_conv2d_f32(L, &w, cin, cout, x, y);
             break;
         case REDS_OP_DEPTHWISE_CONV2D:
             reds_depthwise_conv2d_f32(L, cout, x, y);
             break;
         case REDS_OP_DENSE:
+            reds_layer_weights(L, k, &w);
             reds_dense_f32(L, &w, cin, cout, x, y);
             break;
         case REDS_OP_AVG_POOL:

@@ -7,7 +7,9 @@
  *        firmware/src/reds_weights.c <one kernel set: firmware/src/kernels/...>
  * Case (native byte order): 19 uint32 (op, layout, K, k, kh, kw, sh, sw, pad_t, pad_b,
  * pad_l, pad_r, in_h, in_w, out_h, out_w, elem, act, has_bias), float32 slope, then K
- * pairs of uint32 (input width, output width) of submodels 0..K-1, then five float32
+ * pairs of uint32 (input width, output width) of submodels 0..K-1, submodel k's segment
+ * table as the exporter writes it (uint32 count, then o0 o1 first n per group; uint32
+ * count, then off step lo hi per segment; both 0 but for conv and dense), then five float32
  * arrays, each as uint32 count + values: weight, bias, scale, shift, input x.
  * Output: the kernel's output (cout x out_h x out_w floats; in-place ops: x).
  * A harness (not the runtime) may use stdio and malloc.
@@ -38,7 +40,9 @@ static float *floats(uint32_t *n)
 
 int main(void)
 {
-    uint32_t f[19], K, k, j, nw, nb, ns, nt, nx, cin, cout, out_n;
+    uint32_t f[19], K, k, j, nw, nb, ns, nt, nx, cin, cout, out_n, ng, nsg;
+    reds_group_t *groups;
+    reds_seg_t *segs;
     uint16_t widths[2 * REDS_MAX_SUBMODELS];
     float slope, *weight, *bias, *scale, *shift, *x, *y;
     reds_layer_t L;
@@ -54,6 +58,26 @@ int main(void)
         return 4;
     for (j = 0; j < 2u * K; ++j)
         widths[j] = (uint16_t)u32();
+    ng = u32();
+    groups = malloc((ng ? ng : 1u) * sizeof *groups);
+    if (groups == NULL)
+        return 3;
+    for (j = 0; j < ng; ++j) {
+        groups[j].o0 = (uint16_t)u32();
+        groups[j].o1 = (uint16_t)u32();
+        groups[j].first = (uint16_t)u32();
+        groups[j].n = (uint16_t)u32();
+    }
+    nsg = u32();
+    segs = malloc((nsg ? nsg : 1u) * sizeof *segs);
+    if (segs == NULL)
+        return 3;
+    for (j = 0; j < nsg; ++j) {
+        segs[j].off = u32();
+        segs[j].step = u32();
+        segs[j].lo = (uint16_t)u32();
+        segs[j].hi = (uint16_t)u32();
+    }
     weight = floats(&nw);
     bias = floats(&nb);
     scale = floats(&ns);
@@ -81,13 +105,10 @@ int main(void)
     cin = widths[2u * k];
     cout = widths[2u * k + 1u];
     w.base = weight;
-    w.in_w = &widths[0];
-    w.out_w = &widths[1];
-    w.stride = 2u;
-    w.elem = L.elem;
-    w.row_stride = widths[2u * (K - 1u)] * L.elem;
-    w.k = (uint8_t)k;
-    w.layout = (uint8_t)f[1];
+    w.groups = groups;
+    w.ngroups = ng;
+    w.segs = segs;
+    w.elem = L.elem; /* the layout (f[1]) is all in the segment table */
 
     out_n = cout * L.out_h * L.out_w;
     y = calloc(out_n ? out_n : 1u, sizeof(float));
@@ -137,6 +158,8 @@ int main(void)
     (void)ns;
     (void)nt;
     (void)nx;
+    free(groups);
+    free(segs);
     free(weight);
     free(bias);
     free(scale);

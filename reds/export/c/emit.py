@@ -78,6 +78,16 @@ def emit(src: Source, m: Lowered) -> CModel:
         for a in by_layer.get(lc.name, []):
             note = f" /* {a.comment} */" if a.comment else ""
             body.append(f"static const float {a.name}[{a.size_expr}] = {{{note}\n{c_floats(a.values)}\n}};")
+        st = m.seg_tables.get(lc.name)
+        if st is not None:  # the segment table: every submodel's rows, so no kernel computes an index
+            body.append(f"/* {lc.name}: rows o0..o1-1 of a group read segment (off, step, lo, hi) at off + o * step "
+                        "(reds_group_t, reds_seg_t) */\n"
+                        f"static const reds_seg_t {lc.name}_segs[{len(st.segs)}] = {{\n"
+                        + _rows(st.segs) + "\n};")
+            body.append(f"static const reds_group_t {lc.name}_groups[{len(st.groups)}] = {{ /* o0, o1, first, n */\n"
+                        + _rows(st.groups) + "\n};")
+            body.append(f"static const uint16_t {lc.name}_groups_at[{K + 1}] = {{{c_ints(st.groups_at)}}}; "
+                        "/* submodel k: groups_at[k] .. groups_at[k + 1] - 1 */")
         body.append("")
     inputs = [a for a in arrays if a.kind == "input"]
     if inputs:
@@ -119,3 +129,7 @@ def emit(src: Source, m: Lowered) -> CModel:
     return CModel(header, "\n".join(body), info)
 
 
+def _rows(rows) -> str:
+    """C initialisers of structs of unsigned ints, 8 a line."""
+    items = ["{" + ", ".join(f"{v}u" for v in r) + "}" for r in rows]
+    return "\n".join("    " + ", ".join(items[i:i + 8]) + "," for i in range(0, len(items), 8))

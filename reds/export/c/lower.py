@@ -55,6 +55,58 @@ def rowmajor_order(w: np.ndarray, outs: list[int], ins: list[int]) -> np.ndarray
 ORDERS = {"nested": nested_order, "rowmajor": rowmajor_order}
 
 
+def row_groups(layout: str, outs: list[int], ins: list[int], e: int) -> list[list[tuple[int, int, list[tuple]]]]:
+    """The segment table of a conv/dense layer (reds.h's reds_group_t, reds_seg_t): per
+    submodel k, its groups of rows (o0, o1, segments) in row order; rows o0 .. o1-1 of a
+    group have, in segment (off, step, lo, hi), inputs lo .. hi-1 at off + o * step floats
+    (then `e` floats per input). The exporter computes it once, so no kernel does."""
+    table = []
+    for k in range(len(outs)):
+        if layout == "rowmajor":  # every row: the largest submodel's row stride
+            table.append([(0, outs[k], [(0, ins[-1] * e, 0, ins[k])])])
+            continue
+        groups, o0 = [], 0
+        for j in range(k + 1):  # shell j: the rows submodel j adds, row o at o * in[j]
+            if outs[j] <= o0:
+                continue
+            segs = [(0, ins[j] * e, 0, ins[j])]
+            for m in range(j + 1, k + 1):  # the inputs shell m adds to older rows, after block m-1
+                if ins[m] > ins[m - 1]:
+                    segs.append((outs[m - 1] * ins[m - 1] * e, (ins[m] - ins[m - 1]) * e, ins[m - 1], ins[m]))
+            groups.append((o0, outs[j], segs))
+            o0 = outs[j]
+        table.append(groups)
+    return table
+
+
+@dataclass
+class SegTable:
+    """A layer's row_groups flattened as C holds them: groups_at[k] .. groups_at[k+1]-1 are
+    submodel k's groups (o0, o1, first, n) into segs (off, step, lo, hi)."""
+
+    groups_at: list[int]
+    groups: list[tuple[int, int, int, int]]
+    segs: list[tuple[int, int, int, int]]
+
+    SEG_BYTES, GROUP_BYTES, AT_BYTES = 12, 8, 2  # sizeof reds_seg_t, reds_group_t, uint16_t
+
+    @classmethod
+    def of(cls, table) -> "SegTable":
+        at, groups, segs = [0], [], []
+        for sub in table:
+            for o0, o1, ss in sub:
+                groups.append((o0, o1, len(segs), len(ss)))
+                segs += ss
+            at.append(len(groups))
+        if len(segs) > 0xFFFF or len(groups) > 0xFFFF or max((s[0] + s[1] for s in segs), default=0) >= 2 ** 32:
+            raise RedsError("a layer's segment table does not fit the C runtime's 16/32-bit fields")
+        return cls(at, groups, segs)
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.segs) * self.SEG_BYTES + len(self.groups) * self.GROUP_BYTES + len(self.groups_at) * self.AT_BYTES
+
+
 # ---- the lowered model ------------------------------------------------------------------
 @dataclass
 class Array:
@@ -92,6 +144,7 @@ class Lowered:
     skip_floats: int = 0  # the arena's skip slots (residual adds)
     info: dict = field(default_factory=dict)  # sizes, as the export's manifest records them
     input_axis: str | None = None  # the input normalisation's axis (arrays input_scale, input_shift)
+    seg_tables: dict[str, SegTable] = field(default_factory=dict)  # conv/dense layer name -> its segment table
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -134,6 +187,7 @@ def lower(src: Source, layout: str, name: str) -> Lowered:
 
     arrays: list[Array] = []
     layers: list[LayerC] = []
+    seg_tables: dict[str, SegTable] = {}
     absorbed_bytes = 0
     slots, skip_floats = skip_slots(spec, big)
     for li, layer in enumerate(spec.layers):
@@ -167,7 +221,9 @@ def lower(src: Source, layout: str, name: str) -> Lowered:
             order = ORDERS[layout]
             arrays.append(Array(f"{layer.name}_weight", size, order(w, outs, ins), "weight",
                                 f"[{cout}][{cin}][{e}], {layout} layout"))
-            init.update(elem=e, weight=f"{layer.name}_weight")
+            init.update(elem=e, weight=f"{layer.name}_weight", groups=f"{layer.name}_groups",
+                        groups_at=f"{layer.name}_groups_at", segs=f"{layer.name}_segs")
+            seg_tables[layer.name] = SegTable.of(row_groups(layout, outs, ins, e))
         elif isinstance(op, DepthwiseConv2d):
             e = op.kernel[0] * op.kernel[1]
             arrays.append(Array(f"{layer.name}_weight", f"{L}_OUT_C * {L}_KH * {L}_KW",
@@ -206,6 +262,7 @@ def lower(src: Source, layout: str, name: str) -> Lowered:
     folded_big = n_bn_big * BYTES_PER_FLOAT
     nl = len(spec.layers)
     tables = K * (nl + 1) * 2 + K * 4 * 4  # widths (uint16) + macs, weight/arena bytes (uint32), budgets
+    tables += sum(t.nbytes for t in seg_tables.values())  # + the segment tables
     largest = fam.submodels[-1]
     if shared + folded_big + absorbed_bytes != largest.weight_bytes:  # the cost model's count, exactly
         raise AssertionError(f"exported weights {shared + folded_big + absorbed_bytes} != "
@@ -233,7 +290,7 @@ def lower(src: Source, layout: str, name: str) -> Lowered:
                             "-mean / std"))
         info["input_norm"] = norm.axis
         info["input_norm_bytes"] = 2 * len(std) * BYTES_PER_FLOAT
-    return Lowered(name, layout, arrays, layers, cols, skip_floats, info, norm.axis if norm else None)
+    return Lowered(name, layout, arrays, layers, cols, skip_floats, info, norm.axis if norm else None, seg_tables)
 
 
 def skip_slots(spec: Spec, widths: dict[str, int]) -> tuple[dict[str, int], int]:

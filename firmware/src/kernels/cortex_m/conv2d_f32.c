@@ -104,14 +104,13 @@ static void conv_channel4(const reds_layer_t *L, const float *wt, const float *x
     }
 }
 
-/* Pointwise conv (1x1, stride 1, no padding) of 4 output channels whose weight rows
- * share their segments: y[r][p] = b[r] + sum_i w_r[i] * x[i][p]. A block of 4 channels x
+/* Pointwise conv (1x1, stride 1, no padding) of 4 output channels (as chunks, rows.h):
+ * y[r][p] = b[r] + sum_i w_r[i] * x[i][p]. A block of 4 channels x
  * 4 pixels lives in 16 registers while the loop walks the input channels, so each loaded
  * input value feeds 4 MACs and each loaded weight 4 (~1.5 instructions per MAC instead
  * of ~3 for one channel at a time). Sums run over the inputs in order, starting from the
  * bias, as in the one-channel path below. */
-static void pointwise4(const reds_seg_t segs[4][REDS_MAX_SUBMODELS], unsigned n, const float *b,
-                       uint32_t hw, const float *x, float *y)
+static void pointwise4(const chunk4_t *c, unsigned n, const float *b, uint32_t hw, const float *x, float *y)
 {
     uint32_t p, i;
     unsigned s;
@@ -122,9 +121,9 @@ static void pointwise4(const reds_seg_t segs[4][REDS_MAX_SUBMODELS], unsigned n,
         float a20 = b[2], a21 = b[2], a22 = b[2], a23 = b[2];
         float a30 = b[3], a31 = b[3], a32 = b[3], a33 = b[3];
         for (s = 0; s < n; ++s) {
-            const float *w0 = segs[0][s].w, *w1 = segs[1][s].w, *w2 = segs[2][s].w, *w3 = segs[3][s].w;
-            const float *xp = x + segs[0][s].lo * hw + p;
-            const uint32_t len = segs[0][s].hi - segs[0][s].lo;
+            const float *w0 = c[s].w[0], *w1 = c[s].w[1], *w2 = c[s].w[2], *w3 = c[s].w[3];
+            const float *xp = x + c[s].lo * hw + p;
+            const uint32_t len = c[s].hi - c[s].lo;
             for (i = 0; i < len; ++i, xp += hw) {
                 const float x0 = xp[0], x1 = xp[1], x2 = xp[2], x3 = xp[3];
                 const float v0 = w0[i], v1 = w1[i], v2 = w2[i], v3 = w3[i];
@@ -142,9 +141,9 @@ static void pointwise4(const reds_seg_t segs[4][REDS_MAX_SUBMODELS], unsigned n,
     for (; p < hw; ++p) { /* the last hw % 4 pixels */
         float a0 = b[0], a1 = b[1], a2 = b[2], a3 = b[3];
         for (s = 0; s < n; ++s) {
-            const float *w0 = segs[0][s].w, *w1 = segs[1][s].w, *w2 = segs[2][s].w, *w3 = segs[3][s].w;
-            const float *xp = x + segs[0][s].lo * hw + p;
-            const uint32_t len = segs[0][s].hi - segs[0][s].lo;
+            const float *w0 = c[s].w[0], *w1 = c[s].w[1], *w2 = c[s].w[2], *w3 = c[s].w[3];
+            const float *xp = x + c[s].lo * hw + p;
+            const uint32_t len = c[s].hi - c[s].lo;
             for (i = 0; i < len; ++i, xp += hw) {
                 const float xv = *xp;
                 a0 += w0[i] * xv; a1 += w1[i] * xv; a2 += w2[i] * xv; a3 += w3[i] * xv;
@@ -154,16 +153,16 @@ static void pointwise4(const reds_seg_t segs[4][REDS_MAX_SUBMODELS], unsigned n,
     }
 }
 
-/* Pointwise conv of one output channel (the rows a 4-block cannot take): 4 pixels at a time. */
-static void pointwise1(const reds_seg_t *segs, unsigned n, float b, uint32_t hw, const float *x, float *y)
+/* Pointwise conv of one output channel (the last cout % 4): 4 pixels at a time. */
+static void pointwise1(const chunk4_t *c, unsigned n, float b, uint32_t hw, const float *x, float *y)
 {
     uint32_t p, i;
     unsigned s;
     for (p = 0; p + 4 <= hw; p += 4) {
         float a0 = b, a1 = b, a2 = b, a3 = b;
         for (s = 0; s < n; ++s) {
-            const float *w0 = segs[s].w, *xp = x + segs[s].lo * hw + p;
-            const uint32_t len = segs[s].hi - segs[s].lo;
+            const float *w0 = c[s].w[0], *xp = x + c[s].lo * hw + p;
+            const uint32_t len = c[s].hi - c[s].lo;
             for (i = 0; i < len; ++i, xp += hw) {
                 const float v = w0[i];
                 a0 += v * xp[0]; a1 += v * xp[1]; a2 += v * xp[2]; a3 += v * xp[3];
@@ -174,8 +173,8 @@ static void pointwise1(const reds_seg_t *segs, unsigned n, float b, uint32_t hw,
     for (; p < hw; ++p) {
         float a = b;
         for (s = 0; s < n; ++s) {
-            const float *w0 = segs[s].w, *xp = x + segs[s].lo * hw + p;
-            const uint32_t len = segs[s].hi - segs[s].lo;
+            const float *w0 = c[s].w[0], *xp = x + c[s].lo * hw + p;
+            const uint32_t len = c[s].hi - c[s].lo;
             for (i = 0; i < len; ++i, xp += hw)
                 a += w0[i] * *xp;
         }
@@ -197,42 +196,33 @@ void reds_conv2d_f32(const reds_layer_t *L, const reds_weights_t *w, uint32_t ci
 {
     const uint32_t in_hw = (uint32_t)L->in_h * L->in_w, out_hw = (uint32_t)L->out_h * L->out_w;
     const uint32_t taps = (uint32_t)L->kh * L->kw;
-    reds_seg_t segs[4][REDS_MAX_SUBMODELS];
+    chunk4_t c[REDS_MAX_CHUNKS];
     float wt[4 * CONV4_TAPS];
-    uint32_t o, p, i, t, j;
+    uint32_t o, p, i, t, j, g = 0;
     unsigned s, n, r;
     (void)cin; /* the segments cover exactly the active submodel's cin inputs */
     if (is_pointwise(L)) {
         for (o = 0; o < cout; o += r) {
             float b[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-            r = row_block(w, o, cout, segs, &n);
+            r = cout - o < 4 ? 1 : 4;
+            n = row_chunks(w, &g, o, r, c);
             if (L->bias)
                 for (s = 0; s < r; ++s)
                     b[s] = L->bias[o + s];
             if (r == 4)
-                pointwise4((const reds_seg_t(*)[REDS_MAX_SUBMODELS])segs, n, b, out_hw, x, y + o * out_hw);
+                pointwise4(c, n, b, out_hw, x, y + o * out_hw);
             else
-                pointwise1(segs[0], n, b[0], out_hw, x, y + o * out_hw);
+                pointwise1(c, n, b[0], out_hw, x, y + o * out_hw);
         }
         return;
     }
     /* Blocks of 4 output channels when their kernels fit the interleave buffer, else one
-     * channel at a time (the reference path). Both start y at the bias and add one input
-     * channel's window sum at a time. */
+     * channel at a time (the reference path). The last 2 or 3 channels run as a 4-block
+     * with zero weights in the missing rows: that still costs less per MAC than one channel
+     * at a time. Both start y at the bias and add one input channel's window sum at a time. */
     for (o = 0; o < cout; o += r) {
-        r = taps <= CONV4_TAPS ? row_block(w, o, cout, segs, &n) : 1;
-        if (r == 1 && taps > CONV4_TAPS)
-            n = reds_weight_row(w, o, segs[0]);
-        if (r == 1 && taps <= CONV4_TAPS && cout - o >= 2 && cout - o < 4) {
-            /* the last 2 or 3 channels: a 4-block with zero weights in the missing rows
-             * still costs less per MAC than one channel at a time */
-            r = cout - o;
-            for (j = 1; j < r; ++j) {
-                const unsigned nj = reds_weight_row(w, o + j, segs[j]);
-                if (!same_runs(segs[0], n, segs[j], nj))
-                    r = 1;
-            }
-        }
+        r = taps > CONV4_TAPS ? 1 : cout - o < 4 ? cout - o : 4;
+        n = row_chunks(w, &g, o, r, c);
         for (j = 0; j < r; ++j) {
             float *yo = y + (o + j) * out_hw;
             const float b = L->bias ? L->bias[o + j] : 0.0f;
@@ -240,15 +230,15 @@ void reds_conv2d_f32(const reds_layer_t *L, const reds_weights_t *w, uint32_t ci
                 yo[p] = b;
         }
         for (s = 0; s < n; ++s) {
-            for (i = segs[0][s].lo; i < segs[0][s].hi; ++i) {
-                const uint32_t off = (i - segs[0][s].lo) * w->elem;
+            for (i = c[s].lo; i < c[s].hi; ++i) {
+                const uint32_t off = (i - c[s].lo) * w->elem;
                 if (r > 1) {
                     for (t = 0; t < taps; ++t)
                         for (j = 0; j < 4; ++j)
-                            wt[4 * t + j] = j < r ? segs[j][s].w[off + t] : 0.0f;
+                            wt[4 * t + j] = j < r ? c[s].w[j][off + t] : 0.0f;
                     conv_channel4(L, wt, x + i * in_hw, y + o * out_hw, out_hw, r);
                 } else {
-                    conv_channel(L, segs[0][s].w + off, x + i * in_hw, y + o * out_hw);
+                    conv_channel(L, c[s].w[0] + off, x + i * in_hw, y + o * out_hw);
                 }
             }
         }

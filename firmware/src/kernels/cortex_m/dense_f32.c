@@ -5,19 +5,18 @@
 #include "reds.h"
 #include "rows.h"
 
-/* 4 rows of a dense layer that share their segments: each input value is loaded once for
+/* 4 rows of a dense layer (as chunks, rows.h): each input value is loaded once for
  * 4 MACs, and the loop is unrolled by 4 (one accumulator per row, summed in input order
  * as in the one-row path, so the blocking does not change the result). */
-static void dense4(const reds_seg_t segs[4][REDS_MAX_SUBMODELS], unsigned n, uint32_t e, const float *x,
-                   float acc[4])
+static void dense4(const chunk4_t *c, unsigned n, uint32_t e, const float *x, float acc[4])
 {
     float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
     unsigned s;
     uint32_t t;
     for (s = 0; s < n; ++s) {
-        const float *w0 = segs[0][s].w, *w1 = segs[1][s].w, *w2 = segs[2][s].w, *w3 = segs[3][s].w;
-        const float *xs = x + segs[0][s].lo * e;
-        const uint32_t len = (segs[0][s].hi - segs[0][s].lo) * e;
+        const float *w0 = c[s].w[0], *w1 = c[s].w[1], *w2 = c[s].w[2], *w3 = c[s].w[3];
+        const float *xs = x + c[s].lo * e;
+        const uint32_t len = (c[s].hi - c[s].lo) * e;
         for (t = 0; t + 4 <= len; t += 4) {
             float v;
             v = xs[t];
@@ -37,16 +36,16 @@ static void dense4(const reds_seg_t segs[4][REDS_MAX_SUBMODELS], unsigned n, uin
     acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3;
 }
 
-/* One row of a dense layer (the general path). */
-static float dense1(const reds_seg_t *segs, unsigned n, uint32_t e, const float *x)
+/* One row of a dense layer (the last cout % 4 rows). */
+static float dense1(const chunk4_t *c, unsigned n, uint32_t e, const float *x)
 {
     float acc = 0.0f;
     unsigned s;
     uint32_t t;
     for (s = 0; s < n; ++s) {
-        const float *ws = segs[s].w;
-        const float *xs = x + segs[s].lo * e;
-        const uint32_t len = (segs[s].hi - segs[s].lo) * e;
+        const float *ws = c[s].w[0];
+        const float *xs = x + c[s].lo * e;
+        const uint32_t len = (c[s].hi - c[s].lo) * e;
         for (t = 0; t < len; ++t)
             acc += ws[t] * xs[t];
     }
@@ -56,17 +55,18 @@ static float dense1(const reds_seg_t *segs, unsigned n, uint32_t e, const float 
 void reds_dense_f32(const reds_layer_t *L, const reds_weights_t *w, uint32_t cin, uint32_t cout,
                     const float *x, float *y)
 {
-    reds_seg_t segs[4][REDS_MAX_SUBMODELS];
+    chunk4_t c[REDS_MAX_CHUNKS];
     float acc[4];
-    uint32_t o;
+    uint32_t o, g = 0;
     unsigned n, r, j;
     (void)cin;
     for (o = 0; o < cout; o += r) {
-        r = row_block(w, o, cout, segs, &n);
+        r = cout - o < 4 ? 1 : 4;
+        n = row_chunks(w, &g, o, r, c);
         if (r == 4)
-            dense4((const reds_seg_t(*)[REDS_MAX_SUBMODELS])segs, n, w->elem, x, acc);
+            dense4(c, n, w->elem, x, acc);
         else
-            acc[0] = dense1(segs[0], n, w->elem, x);
+            acc[0] = dense1(c, n, w->elem, x);
         for (j = 0; j < r; ++j)
             y[o + j] = acc[j] + (L->bias ? L->bias[o + j] : 0.0f);
     }

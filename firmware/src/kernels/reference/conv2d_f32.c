@@ -13,21 +13,27 @@
 void reds_conv2d_f32(const reds_layer_t *L, const reds_weights_t *w, uint32_t cin, uint32_t cout,
                      const float *x, float *y)
 {
-    const uint32_t in_hw = (uint32_t)L->in_h * L->in_w;
-    reds_seg_t segs[REDS_MAX_SUBMODELS];
-    uint32_t o, i;
+    const uint32_t in_hw = (uint32_t)L->in_h * L->in_w, out_hw = (uint32_t)L->out_h * L->out_w;
+    uint32_t g, o, i;
     int32_t oy, ox;
-    unsigned s, n;
+    unsigned s;
     (void)cin; /* the segments cover exactly the active submodel's cin inputs */
-    for (o = 0; o < cout; ++o) {
-        n = reds_weight_row(w, o, segs);
-        for (oy = 0; oy < L->out_h; ++oy) {
-            for (ox = 0; ox < L->out_w; ++ox) {
-                float acc = L->bias ? L->bias[o] : 0.0f;
-                for (s = 0; s < n; ++s)
-                    for (i = segs[s].lo; i < segs[s].hi; ++i)
-                        acc += window_dot(L, segs[s].w + (i - segs[s].lo) * w->elem, x + i * in_hw, oy, ox);
-                *y++ = acc;
+    (void)cout; /* and the groups its cout rows */
+    for (g = 0; g < w->ngroups; ++g) {
+        const reds_group_t *G = &w->groups[g];
+        for (o = G->o0; o < G->o1; ++o) {
+            float *yo = y + o * out_hw;
+            for (oy = 0; oy < L->out_h; ++oy) {
+                for (ox = 0; ox < L->out_w; ++ox) {
+                    float acc = L->bias ? L->bias[o] : 0.0f;
+                    for (s = 0; s < G->n; ++s) {
+                        const reds_seg_t *S = &w->segs[G->first + s];
+                        const float *ws = w->base + S->off + o * S->step;
+                        for (i = S->lo; i < S->hi; ++i)
+                            acc += window_dot(L, ws + (i - S->lo) * w->elem, x + i * in_hw, oy, ox);
+                    }
+                    *yo++ = acc;
+                }
             }
         }
     }

@@ -10,17 +10,22 @@
 void reds_dense_f32(const reds_layer_t *L, const reds_weights_t *w, uint32_t cin, uint32_t cout,
                     const float *x, float *y)
 {
-    reds_seg_t segs[REDS_MAX_SUBMODELS];
-    uint32_t o, t;
-    unsigned s, n;
+    uint32_t g, o, t;
+    unsigned s;
     (void)cin;
-    for (o = 0; o < cout; ++o) {
-        float acc = 0.0f;
-        n = reds_weight_row(w, o, segs);
-        for (s = 0; s < n; ++s)
-            for (t = 0; t < (segs[s].hi - segs[s].lo) * w->elem; ++t)
-                acc += segs[s].w[t] * x[segs[s].lo * w->elem + t];
-        y[o] = acc + (L->bias ? L->bias[o] : 0.0f);
+    (void)cout; /* the groups cover exactly the active submodel's cout rows */
+    for (g = 0; g < w->ngroups; ++g) {
+        const reds_group_t *G = &w->groups[g];
+        for (o = G->o0; o < G->o1; ++o) {
+            float acc = 0.0f;
+            for (s = 0; s < G->n; ++s) {
+                const reds_seg_t *S = &w->segs[G->first + s];
+                const float *ws = w->base + S->off + o * S->step;
+                for (t = 0; t < (uint32_t)(S->hi - S->lo) * w->elem; ++t)
+                    acc += ws[t] * x[S->lo * w->elem + t];
+            }
+            y[o] = acc + (L->bias ? L->bias[o] : 0.0f);
+        }
     }
 }
 
