@@ -9,8 +9,10 @@ no training: speed does not depend on what the weights learned), at full width, 
 exported as C, ONNX and TFLite (float32). On this machine, on one seeded input shared by
 all of them, every submodel runs in:
 
-- reds: the C runtime (firmware/), built for the host with `cc -O2`, timed in C
-  (clock_gettime around reds_run);
+- reds: the C runtime (firmware/), built for the host with the host board's flags
+  (boards/host/Makefile, `make flags`: -O2 -march=native), timed in C (clock_gettime
+  around reds_run); with --compare-cflags, a second build of the same runtime with other
+  flags (e.g. the old `-std=c99 -O2`) runs in the same rounds as `reds-base`;
 - onnxruntime (1 intra-op and 1 inter-op thread, sequential, all graph optimisations);
 - TFLite Micro (the `tflite-micro` Python package: the reference float kernels of the
   microcontroller interpreter);
@@ -61,7 +63,14 @@ BUDGETS = (0.25, 0.5, 0.75, 1.0)
 REDS_SWITCH_US = 38.0
 NANO_HZ = 64_000_000
 RUNTIMES = ("reds", "onnxruntime", "tflite-micro", "litert")
-CFLAGS = ["-std=c99", "-O2"]
+
+
+def host_cflags(cc: str) -> list[str]:
+    """The host board's compile flags (boards/host/Makefile `make flags`: what `reds build
+    --board host` compiles with), without its warnings and include folder."""
+    r = subprocess.run(["make", "-s", "-f", str(ROOT / "boards" / "host" / "Makefile"), "flags", f"CC={cc}"],
+                       capture_output=True, text=True, check=True)
+    return [f for f in r.stdout.split() if f not in ("-Wall", "-Wextra", "-I.")]
 
 TIMER_C = r"""
 #define _POSIX_C_SOURCE 199309L
@@ -147,12 +156,12 @@ def _time_calls(call, warmup: int, min_runs: int, max_runs: int, seconds: float)
 
 
 class CRunner:
-    def __init__(self, c_dir: Path, work: Path, x: np.ndarray, cc: str):
+    def __init__(self, c_dir: Path, work: Path, x: np.ndarray, cc: str, cflags: list[str], tag: str = ""):
         src = work / "timer.c"
         src.write_text(TIMER_C)
-        self.exe = work / "reds_timer"
+        self.exe = work / f"reds_timer{tag}"
         kernels = get_board("host").kernels  # what reds builds for this computer
-        cmd = [cc, *CFLAGS, *(f"-I{d}" for d in firmware.include_dirs(kernels)), f"-I{c_dir}",
+        cmd = [cc, *cflags, *(f"-I{d}" for d in firmware.include_dirs(kernels)), f"-I{c_dir}",
                "-DREDS_HARNESS_MODEL=reds_model", str(src), str(c_dir / "reds_model.c"),
                *map(str, firmware.sources(kernels, protocol=False)), "-o", str(self.exe), "-lm"]
         r = subprocess.run(cmd, capture_output=True, text=True)
@@ -253,13 +262,17 @@ def bench_arch(arch: str, width: float, work: Path, args, cc: str, log) -> dict:
     log(f"  {arch}: exported C, ONNX, TFLite in {time.time() - t0:.0f} s")
     x = np.random.default_rng(args.seed).standard_normal(tuple(fam.input_shape)).astype(np.float32)
     arena = max(1 << 20, 8 * max(s.arena_bytes for s in fam.submodels) + (256 << 10))
-    runners = {"reds": CRunner(work / "c", work, x, cc), "onnxruntime": OrtRunner(work / "onnx", K, x),
+    runners = {"reds": CRunner(work / "c", work, x, cc, args.cflags), "onnxruntime": OrtRunner(work / "onnx", K, x),
                "tflite-micro": TflmRunner(work / "tflite", K, x, arena), "litert": LiteRTRunner(work / "tflite", K, x)}
-    meds = {r: {k: [] for k in range(K)} for r in RUNTIMES}
-    runs = {r: {k: 0 for k in range(K)} for r in RUNTIMES}
+    names = list(RUNTIMES)
+    if args.compare_cflags is not None:  # the same runtime built with other flags, in the same rounds
+        runners["reds-base"] = CRunner(work / "c", work, x, cc, args.compare_cflags, tag="-base")
+        names.insert(1, "reds-base")
+    meds = {r: {k: [] for k in range(K)} for r in names}
+    runs = {r: {k: 0 for k in range(K)} for r in names}
     outs = {}
     for _ in range(args.rounds):  # interleaved, so a burst of load elsewhere hits every runtime alike
-        for r in RUNTIMES:
+        for r in names:
             for k, (med, n, y) in runners[r].round(K, args.warmup, args.min_runs, args.max_runs,
                                                    args.seconds / args.rounds).items():
                 meds[r][k].append(med)
@@ -270,7 +283,7 @@ def bench_arch(arch: str, width: float, work: Path, args, cc: str, log) -> dict:
         row = {"index": k, "budget": s.budget, "macs": s.macs, "widths": s.widths, "runtimes": {}}
         ref = outs[("reds", k)]
         base = statistics.median(meds["reds"][k])
-        for r in RUNTIMES:
+        for r in names:
             m = statistics.median(meds[r][k])
             row["runtimes"][r] = {"us": m * 1e6, "round_us": [v * 1e6 for v in meds[r][k]], "runs": runs[r][k],
                                   "ratio_to_reds": m / base,
@@ -333,8 +346,14 @@ def _us(v: float) -> str:
 
 
 def markdown(r: dict) -> str:
+    names = r.get("runtimes", list(RUNTIMES))
+    flags = " ".join(r.get("cflags", ["-std=c99", "-O2"]))
+    base = " ".join(r["compare_cflags"]) if r.get("compare_cflags") is not None else None
+    label = {"reds-base": f"reds `{base}` µs (ratio)", "onnxruntime": "onnxruntime µs (ratio)",
+             "tflite-micro": "TFLite Micro µs (ratio)", "litert": "LiteRT µs (ratio)"}
     out = ["## Runtime speed: reds C runtime vs onnxruntime, TFLite Micro, LiteRT", "",
-           f"`{r['command']}` ({r['date']}, {r['machine']}; {r['versions'].get('cc') or 'cc'} `-O2`)", "",
+           f"`{r['command']}` ({r['date']}, {r['machine']}; {r['versions'].get('cc') or 'cc'} `{flags}`"
+           + (f"; reds-base: the same runtime built with `{base}`, in the same rounds" if base else "") + ")", "",
            "Random-weight families (tests/families.make_family: seeded weights, calibrated batch norm, nested "
            f"widths for budgets {', '.join(f'{b:.0%}' for b in BUDGETS)}) at width x{r['width_mult']:g}: speed "
            "does not depend on training. Float32 everywhere. One seeded input, the same for every runtime. Time "
@@ -349,19 +368,27 @@ def markdown(r: dict) -> str:
         for s in a["submodels"]:
             rt = s["runtimes"]
             rows.append([f"{s['budget']:.0%}", f"{s['macs']:,}", _us(rt["reds"]["us"])] +
-                        [f"{_us(rt[n]['us'])} ({rt[n]['ratio_to_reds']:.2f}x)" for n in RUNTIMES[1:]] +
-                        [f"{max(rt[n]['max_abs_diff_vs_reds'] for n in RUNTIMES[1:]):.1e}",
+                        [f"{_us(rt[n]['us'])} ({rt[n]['ratio_to_reds']:.2f}x)" for n in names[1:]] +
+                        [f"{max(rt[n]['max_abs_diff_vs_reds'] for n in names[1:]):.1e}",
                          f"{s['host_reds_deviation_pct']:+.1f}"])
         out += [f"### {a['arch']} (full model {a['full_macs']:,} MACs)", "",
-                md_table(["budget", "MACs", "reds µs", "onnxruntime µs (ratio)", "TFLite Micro µs (ratio)",
-                          "LiteRT µs (ratio)", "max |diff| vs reds", "reds latency vs MACs %"], rows), ""]
-    out += ["Last column: (latency ratio / MAC ratio - 1) of the reds runtime on this machine, each submodel "
-            "against the full model. reds runs its portable C99 float kernels (scalar loops, `-O2`, no "
-            "`-march`); onnxruntime and LiteRT (XNNPACK) use vectorised x86 kernels; TFLite Micro's reference "
-            "kernels are scalar like reds's.", ""]
+                md_table(["budget", "MACs", "reds µs", *(label[n] for n in names[1:]), "max |diff| vs reds",
+                          "reds latency vs MACs %"], rows), ""]
+    full = []
+    for a in r["archs"]:
+        rt = a["submodels"][-1]["runtimes"]
+        f = f"{a['arch']} {rt['reds']['us'] / rt['onnxruntime']['us']:.2f}x"
+        if "reds-base" in rt:
+            f += f" (`{base}`: {rt['reds-base']['us'] / rt['onnxruntime']['us']:.2f}x)"
+        full.append(f)
+    out += ["Full width, reds time / onnxruntime time (above 1, onnxruntime is faster): " + "; ".join(full) + ".",
+            "", "Last column: (latency ratio / MAC ratio - 1) of the reds runtime on this machine, each submodel "
+            f"against the full model. reds runs its portable C99 float kernels (the host board's kernels, `{flags}`: "
+            "what GCC's vectoriser makes of them); onnxruntime and LiteRT (XNNPACK) use hand-vectorised x86 "
+            "kernels; TFLite Micro's reference kernels are scalar.", ""]
     odd = []
     for a in r["archs"]:
-        for n in RUNTIMES:
+        for n in names:
             t = [s["runtimes"][n]["us"] for s in a["submodels"]]
             slower = [f"{s['budget']:.0%}" for s, v in zip(a["submodels"][:-1], t[:-1]) if v > t[-1]]
             if slower:
@@ -413,6 +440,8 @@ def main(argv=None) -> int:
     p.add_argument("--qemu-runs", type=int, default=5, help="runs per submodel on the virtual board (deterministic)")
     p.add_argument("--no-qemu", action="store_true", help="skip the virtual board")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--compare-cflags", type=shlex.split, default=None, metavar="FLAGS",
+                   help="also time reds built with these flags (e.g. '-std=c99 -O2'), as reds-base, in the same rounds")
     p.add_argument("--out", type=Path, default=HERE / "results")
     args = p.parse_args(argv)
 
@@ -421,6 +450,7 @@ def main(argv=None) -> int:
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         raise SystemExit("needs a C compiler (apt-get install gcc)")
+    args.cflags = host_cflags(cc)
     t0 = time.time()
     archs = []
     for arch in [a.strip() for a in args.archs.split(",") if a.strip()]:
@@ -430,7 +460,9 @@ def main(argv=None) -> int:
     result = {
         "command": "python benchmarks/runtime.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
         "date": datetime.date.today().isoformat(), "machine": describe_machine(), "versions": _versions(cc),
-        "cflags": CFLAGS, "threads": {"onnxruntime": 1, "litert": 1, "tflite-micro": 1, "reds": 1},
+        "cflags": args.cflags, "compare_cflags": args.compare_cflags,
+        "runtimes": list(RUNTIMES[:1]) + (["reds-base"] if args.compare_cflags is not None else []) + list(RUNTIMES[1:]),
+        "threads": {"onnxruntime": 1, "litert": 1, "tflite-micro": 1, "reds": 1},
         "width_mult": args.width, "budgets": list(BUDGETS), "rounds": args.rounds, "warmup": args.warmup,
         "min_runs": args.min_runs, "seconds": args.seconds, "wall_seconds": round(time.time() - t0, 1),
         "archs": archs,

@@ -70,13 +70,13 @@ def _make_flags(cc: str) -> list[str]:
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 def test_native_builds_vectorise_and_cross_builds_never_target_this_machine():
-    native = _make_flags("cc")
-    assert "-O3" in native and "-march=native" in native and "-ffp-contract=fast" in native
+    native = _make_flags("cc")  # optimised (GCC vectorises from -O2 on), for this machine's vector units
+    assert "-O2" in native and "-march=native" in native and "-ffp-contract=fast" in native
     a64 = _make_flags("aarch64-linux-gnu-gcc")  # the rpi board's cross compiler: the Pi 4's core
-    assert "-O3" in a64 and "-mcpu=cortex-a72" in a64 and not any(f.startswith("-march") for f in a64)
+    assert "-O2" in a64 and "-mcpu=cortex-a72" in a64 and not any(f.startswith("-march") for f in a64)
     assert get_board("rpi").toolchain["cross_cc"] == "aarch64-linux-gnu-gcc" and get_board("rpi").cpu == "cortex-a72"
     other = _make_flags("arm-linux-gnueabihf-gcc")  # any other cross compiler: generic
-    assert "-O3" in other and not any(f.startswith(("-march", "-mcpu")) for f in other)
+    assert "-O2" in other and not any(f.startswith(("-march", "-mcpu")) for f in other)
 
 
 def test_board_facts():
@@ -94,7 +94,8 @@ def test_cross_build_under_qemu_over_a_pty(fam, tmp_path, capsys):
     for f in ("Makefile", "main.c", "reds_config.h", "reds_protocol.c", "dscnn_s.c"):
         assert (tmp_path / "rpi" / f).is_file()  # self-contained: copy it to a Pi and `make`
     log = (tmp_path / "rpi" / "build.log").read_text()  # the compile line make echoed
-    assert "aarch64-linux-gnu-gcc -O3 -mcpu=cortex-a72 " in log and "-march=native" not in log
+    line = next(l for l in log.splitlines() if l.startswith("aarch64-linux-gnu-gcc ")).split()
+    assert "-O2" in line and "-mcpu=cortex-a72" in line and "-march=native" not in log
     proc, pty = start_pty_server(["qemu-aarch64-static", res.elf, "pty"])
     try:
         out = tmp_path / "trace"
@@ -153,7 +154,8 @@ def test_c_harness_and_python_server_speak_the_same_protocol(fam, tmp_path):
     from reds.device.protocol import Protocol
 
     res = build(open_family(fam), "rpi", tmp_path / "native")
-    assert " -O3 -march=native " in (tmp_path / "native" / "build.log").read_text()  # the Pi harness's native build
+    line = next(l for l in (tmp_path / "native" / "build.log").read_text().splitlines() if " -std=c99 " in l)
+    assert {"-O2", "-march=native"} <= set(line.split())  # the Pi harness's native build
     script = ("name%list%cost 0 500%cost 1 900%cost 2 1500%deadline 499%deadline 500%deadline 1499%"
               "deadline 99999%cost 3 1%cost 1%deadline x%budget 0%select 1%info%loop 1%layers%layers 1%"
               "db load 8%layers%db 00000000%infer 1 0%input%input pcm%input features%input bogus%input a b%"
