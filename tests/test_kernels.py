@@ -84,6 +84,8 @@ CASES = [
     Case("dw3x3-s2-valid-5x7", "depthwise_conv2d", 30, W3, W3, (5, 7), (3, 3), (2, 2), bias=False),
     Case("dw3x3-s2-4x4map", "depthwise_conv2d", 31, W3, W3, (4, 4), (3, 3), (2, 2), (0, 1, 0, 1)),
     Case("dw3x3-s2-2x2map", "depthwise_conv2d", 32, W3, W3, (2, 2), (3, 3), (2, 2), (0, 1, 0, 1)),
+    Case("dw3x3-s2-2x2map-pad1", "depthwise_conv2d", 35, W3, W3, (2, 2), (3, 3), (2, 2), (1, 1, 1, 1)),
+    Case("dw3x3-s2-2x2map-pad-t1-l0", "depthwise_conv2d", 36, W3, W3, (2, 2), (3, 3), (2, 2), (1, 1, 0, 1), bias=False),
     Case("dw3x3-s2-3x2", "depthwise_conv2d", 33, W3, W3, (3, 2), (3, 3), (2, 2), (1, 1, 1, 1)),
     Case("dw3x3-1x1map-no-bias", "depthwise_conv2d", 34, W3, W3, (1, 1), (3, 3), pads=(1, 1, 1, 1), bias=False),
     Case("dw5x5-no-bias", "depthwise_conv2d", 16, W3, W3, (6, 6), (5, 5), pads=(2, 2, 2, 2), bias=False),

@@ -1,6 +1,7 @@
 /*
  * depthwise conv2d, optimized: a sliding 3x3 register window for DS-CNN's blocks (3x3,
- * stride 1, padding 1), the general window otherwise.
+ * stride 1, padding 1), its 2x2 and 1x1 maps written out, a stride-2 3x3 window (padding
+ * 0 or 1 on each side: MobileNet's downsampling blocks), the general window otherwise.
  * Reference: kernels/reference/depthwise_conv2d_f32.c.
  */
 #include "reds.h"
@@ -146,16 +147,141 @@ static void dw3x3_s1_channel(const float *wk, uint32_t ih, uint32_t iw, const fl
               0.0f, 0.0f, 0.0f);
 }
 
+/* Stride-2 3x3 fast path, one output row: rows r0..r2 (a padding row is any input row
+ * with zero weights, as above), ow pixels, the first window at input column -pl (pl 0
+ * or 1). Consecutive windows share a column, so an inner pixel loads 6 values for its 9
+ * products; 2 pixels per iteration with a common pointer (immediate offsets). A window
+ * can only stick out by one column at each end (pads <= 1), written out before and
+ * after the loop; acc starts at b as the general path's y does. */
+static void dw3x3_s2_row(const float *r0, const float *r1, const float *r2, float *y, uint32_t ow, uint32_t iw,
+                         uint32_t pl, float b, float w00, float w01, float w02, float w10, float w11, float w12,
+                         float w20, float w21, float w22)
+{
+    uint32_t ox = 0, n;
+    float acc, c0, c1, c2;
+    if (pl) { /* column -1 is padding */
+        acc = b;
+        acc += w01 * r0[0]; acc += w02 * r0[1];
+        acc += w11 * r1[0]; acc += w12 * r1[1];
+        acc += w21 * r2[0]; acc += w22 * r2[1];
+        *y++ = acc;
+        ox = 1;
+    }
+    r0 += 2 * ox - pl; r1 += 2 * ox - pl; r2 += 2 * ox - pl; /* the window's first column */
+    /* inner pixels: the whole window inside, 2 * ox - pl + 2 < iw */
+    n = iw + pl >= 3 ? (iw + pl - 3) / 2 + 1 : 0;
+    n = (n > ow ? ow : n) - ox;
+    ox += n;
+    c0 = r0[0]; c1 = r1[0]; c2 = r2[0];
+    for (; n >= 2; n -= 2, r0 += 4, r1 += 4, r2 += 4, y += 2) {
+        const float d0 = r0[1], d1 = r1[1], d2 = r2[1], e0 = r0[2], e1 = r1[2], e2 = r2[2];
+        const float f0 = r0[3], f1 = r1[3], f2 = r2[3];
+        acc = b;
+        acc += w00 * c0; acc += w01 * d0; acc += w02 * e0;
+        acc += w10 * c1; acc += w11 * d1; acc += w12 * e1;
+        acc += w20 * c2; acc += w21 * d2; acc += w22 * e2;
+        y[0] = acc;
+        c0 = r0[4]; c1 = r1[4]; c2 = r2[4];
+        acc = b;
+        acc += w00 * e0; acc += w01 * f0; acc += w02 * c0;
+        acc += w10 * e1; acc += w11 * f1; acc += w12 * c1;
+        acc += w20 * e2; acc += w21 * f2; acc += w22 * c2;
+        y[1] = acc;
+    }
+    if (n) {
+        acc = b;
+        acc += w00 * c0; acc += w01 * r0[1]; acc += w02 * r0[2];
+        acc += w10 * c1; acc += w11 * r1[1]; acc += w12 * r1[2];
+        acc += w20 * c2; acc += w21 * r2[1]; acc += w22 * r2[2];
+        *y++ = acc;
+        r0 += 2; r1 += 2; r2 += 2;
+        c0 = r0[0]; c1 = r1[0]; c2 = r2[0];
+    }
+    if (ox < ow) { /* the last window: its column 2 is the right padding */
+        acc = b;
+        acc += w00 * c0; acc += w01 * r0[1];
+        acc += w10 * c1; acc += w11 * r1[1];
+        acc += w20 * c2; acc += w21 * r2[1];
+        *y = acc;
+    }
+}
+
+static void dw3x3_s2_channel(const reds_layer_t *L, const float *wk, const float *x, float b, float *y)
+{
+    const uint32_t ih = L->in_h, iw = L->in_w, oh = L->out_h, ow = L->out_w, pt = L->pad_t, pl = L->pad_l;
+    const float w00 = wk[0], w01 = wk[1], w02 = wk[2], w10 = wk[3], w11 = wk[4], w12 = wk[5];
+    const float w20 = wk[6], w21 = wk[7], w22 = wk[8];
+    uint32_t oy = 0, last = oh;
+    const float *r;
+    if (pt) { /* row -1 is padding: read row 0 with zero weights */
+        dw3x3_s2_row(x, x, x + iw, y, ow, iw, pl, b, 0.0f, 0.0f, 0.0f, w10, w11, w12, w20, w21, w22);
+        oy = 1;
+    }
+    if (2 * (oh - 1) - pt + 2 >= ih) /* the last window's row 2 is the bottom padding */
+        last = oh - 1;
+    for (r = x + (2 * oy - pt) * iw; oy < last; ++oy, r += 2 * iw)
+        dw3x3_s2_row(r, r + iw, r + 2 * iw, y + oy * ow, ow, iw, pl, b, w00, w01, w02, w10, w11, w12, w20, w21,
+                     w22);
+    if (oy < oh) /* rows ih - 2, ih - 1 and the padding (row ih - 1 again, zero weights) */
+        dw3x3_s2_row(r, r + iw, r + iw, y + oy * ow, ow, iw, pl, b, w00, w01, w02, w10, w11, w12, 0.0f, 0.0f,
+                     0.0f);
+}
+
+static int is_dw3x3_s2(const reds_layer_t *L)
+{
+    return L->kh == 3 && L->kw == 3 && L->sh == 2 && L->sw == 2 && L->pad_t <= 1 && L->pad_b <= 1 &&
+           L->pad_l <= 1 && L->pad_r <= 1 && L->in_h >= 2 && L->in_w >= 2 &&
+           L->out_h == (L->in_h + L->pad_t + L->pad_b - 3) / 2 + 1 &&
+           L->out_w == (L->in_w + L->pad_l + L->pad_r - 3) / 2 + 1;
+}
+
+/* 3x3, stride 1, padding 1 on a 2x2 map: each output sums the 4 taps that meet the input. */
+static void dw3x3_2x2(const float *wk, const float *x, float b, float *y)
+{
+    const float x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3];
+    const float w11 = wk[4];
+    float a;
+    a = b; a += w11 * x0; a += wk[5] * x1; a += wk[7] * x2; a += wk[8] * x3; y[0] = a;
+    a = b; a += wk[3] * x0; a += w11 * x1; a += wk[6] * x2; a += wk[7] * x3; y[1] = a;
+    a = b; a += wk[1] * x0; a += wk[2] * x1; a += w11 * x2; a += wk[5] * x3; y[2] = a;
+    a = b; a += wk[0] * x0; a += wk[1] * x1; a += wk[3] * x2; a += w11 * x3; y[3] = a;
+}
+
 void reds_depthwise_conv2d_f32(const reds_layer_t *L, uint32_t c, const float *x, float *y)
 {
     const uint32_t in_hw = (uint32_t)L->in_h * L->in_w, out_hw = (uint32_t)L->out_h * L->out_w;
     const uint32_t ksize = (uint32_t)L->kh * L->kw;
     const int fast = L->kh == 3 && L->kw == 3 && L->sh == 1 && L->sw == 1 && L->pad_t == 1 && L->pad_b == 1 &&
                      L->pad_l == 1 && L->pad_r == 1 && L->in_h == L->out_h && L->in_w == L->out_w;
+    const int s2 = is_dw3x3_s2(L), map2x2 = fast && in_hw == 4 && L->in_w == 2;
     uint32_t ch, p;
+    if (s2 && in_hw == 4 && out_hw == 1) {
+        /* 2x2 map, stride 2, one output: its window (top-left at -pad_t, -pad_l) meets the
+         * input in the 2x2 taps from (pad_t, pad_l) */
+        const float *wk = L->weight + 3 * L->pad_t + L->pad_l;
+        for (ch = 0; ch < c; ++ch, x += 4, wk += 9) {
+            float a = L->bias ? L->bias[ch] : 0.0f;
+            a += wk[0] * x[0]; a += wk[1] * x[1]; a += wk[3] * x[2]; a += wk[4] * x[3];
+            y[ch] = a;
+        }
+        return;
+    }
+    if (fast && in_hw == 1) { /* 1x1 map: only the centre tap meets the input */
+        for (ch = 0; ch < c; ++ch)
+            y[ch] = (L->bias ? L->bias[ch] : 0.0f) + L->weight[9 * ch + 4] * x[ch];
+        return;
+    }
     for (ch = 0; ch < c; ++ch) {
         float *yc = y + ch * out_hw;
         const float b = L->bias ? L->bias[ch] : 0.0f;
+        if (map2x2) {
+            dw3x3_2x2(L->weight + ch * ksize, x + ch * in_hw, b, yc);
+            continue;
+        }
+        if (s2) {
+            dw3x3_s2_channel(L, L->weight + ch * ksize, x + ch * in_hw, b, yc);
+            continue;
+        }
         if (fast) {
             dw3x3_s1_channel(L->weight + ch * ksize, L->in_h, L->in_w, x + ch * in_hw, b, yc);
             continue;
