@@ -63,6 +63,14 @@ CASES = [
     # conv2d: the general 4-channel path, 2-row blocks, tails of 3 and 2 channels
     Case("conv3x3-same", "conv2d", 1, (2, 3, 5), W3, (6, 5), (3, 3), pads=(1, 1, 1, 1)),
     Case("conv10x4-s2-first", "conv2d", 2, (1, 1, 1), (5, 9, 14), (13, 10), (10, 4), (2, 2), (4, 5, 1, 2)),
+    # the first conv's path (1-3 inputs; 10x4 / 3x3 stride 2, 3x3 stride 1): 4-pixel blocks and a pixel tail,
+    # both paddings, 2- and 3-channel tail blocks, inputs that grow with the submodel
+    Case("first3x3-s2-rgb", "conv2d", 37, (3, 3, 3), (5, 9, 14), (9, 11), (3, 3), (2, 2), (0, 1, 1, 1)),
+    Case("first3x3-s2-grey-pad1", "conv2d", 38, (1, 1, 1), W3, (8, 7), (3, 3), (2, 2), (1, 1, 1, 1), bias=False),
+    Case("first3x3-s2-valid", "conv2d", 39, (1, 1, 1), (5, 9, 14), (7, 12), (3, 3), (2, 2)),
+    Case("first3x3-s1-2ch", "conv2d", 40, (2, 2, 2), (6, 7, 10), (5, 9), (3, 3), pads=(1, 1, 1, 1)),
+    Case("first3x3-s1-nested-cin", "conv2d", 41, (1, 2, 3), (4, 6, 9), (6, 6), (3, 3), pads=(1, 1, 1, 1)),
+    Case("first10x4-s2-valid", "conv2d", 42, (1, 1, 1), W3, (12, 9), (10, 4), (2, 2), bias=False),
     Case("conv3x2-s2x1-valid", "conv2d", 3, (2, 4, 6), (2, 6, 10), (9, 7), (3, 2), (2, 1), bias=False),
     Case("conv3x3-2x2map", "conv2d", 4, (3, 4, 6), (4, 6, 11), (2, 2), (3, 3), pads=(1, 1, 1, 1)),
     Case("conv9x9-wide-kernel", "conv2d", 5, (1, 2, 3), (2, 5, 6), (10, 9), (9, 9), pads=(4, 4, 4, 4)),

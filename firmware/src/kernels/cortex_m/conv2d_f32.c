@@ -182,6 +182,142 @@ static void pointwise1(const chunk4_t *c, unsigned n, float b, uint32_t hw, cons
     }
 }
 
+/* The first conv (1-3 input channels: an MFCC map, a grey or RGB image), on its own path.
+ * Each output row reads cin x kh input rows, copied with their padding into a buffer
+ * (zero rows and columns: no tap tests bounds); a block of 4 output channels x NP (4, 2
+ * or 1) pixels then sums in up to 16 registers, the kernel row unrolled (kw and the stride are
+ * constants), so each loaded input value serves 4 MACs and each loaded weight NP. The
+ * weights are read in place (one pointer per channel). Sums start at the bias and run
+ * over the inputs in order, ky, kx: the same in either layout. */
+#define FIRST_BUF 384 /* floats of padded rows: cin * kh * (pad_l + in_w + pad_r) */
+
+/* One tap: input column K of the kernel row at XR, weight WK of the block's 4 channels. */
+#define FIRST_TAP(XR, K, WK, SW, NP)                                                                               \
+    {                                                                                                              \
+        const float v0 = w0[WK], v1 = w1[WK], v2 = w2[WK], v3 = w3[WK];                                            \
+        const float x0 = XR[K], x1 = XR[(NP > 1) * SW + K], x2 = XR[(NP > 2) * 2 * SW + K];                        \
+        const float x3 = XR[(NP > 3) * 3 * SW + K];                                                                \
+        a00 += v0 * x0; a10 += v1 * x0; a20 += v2 * x0; a30 += v3 * x0;                                            \
+        if (NP > 1) { a01 += v0 * x1; a11 += v1 * x1; a21 += v2 * x1; a31 += v3 * x1; }                            \
+        if (NP > 2) { a02 += v0 * x2; a12 += v1 * x2; a22 += v2 * x2; a32 += v3 * x2; }                            \
+        if (NP > 3) { a03 += v0 * x3; a13 += v1 * x3; a23 += v2 * x3; a33 += v3 * x3; }                            \
+    }
+
+/* One kernel row (KW taps, unrolled) at XR, its weights from WO. */
+#define FIRST_ROW(XR, WO, KW, SW, NP)                                                                              \
+    FIRST_TAP(XR, 0, (WO), SW, NP)                                                                                 \
+    if (KW > 1) FIRST_TAP(XR, 1, (WO) + 1, SW, NP)                                                                 \
+    if (KW > 2) FIRST_TAP(XR, 2, (WO) + 2, SW, NP)                                                                 \
+    if (KW > 3) FIRST_TAP(XR, 3, (WO) + 3, SW, NP)
+
+#define FIRST_STORE(J, A0, A1, A2, A3, NP)                                                                         \
+    if (nr > J) {                                                                                                  \
+        float *yj = y + J * ystride;                                                                               \
+        yj[0] = A0;                                                                                                \
+        if (NP > 1) { yj[1] = A1; }                                                                                \
+        if (NP > 2) { yj[2] = A2; }                                                                                \
+        if (NP > 3) { yj[3] = A3; }                                                                                \
+    }
+
+/* A block of 4 channels x NP pixels; KH 3: the kernel's 3 rows unrolled too (a whole
+ * input channel per iteration), KH 0: one kernel row (of kh) per iteration. */
+#define FIRST_BLOCK(NAME, KH, KW, SW, NP)                                                                          \
+    static void NAME(const chunk4_t *c, unsigned n, uint32_t kh, uint32_t wp, const float *pb, const float *b,     \
+                     float *y, uint32_t ystride, unsigned nr)                                                      \
+    {                                                                                                              \
+        float a00 = b[0], a01 = b[0], a02 = b[0], a03 = b[0], a10 = b[1], a11 = b[1], a12 = b[1], a13 = b[1];      \
+        float a20 = b[2], a21 = b[2], a22 = b[2], a23 = b[2], a30 = b[3], a31 = b[3], a32 = b[3], a33 = b[3];      \
+        const uint32_t rows = KH == 3 ? 3 : 1; /* kernel rows per iteration */                                     \
+        unsigned s;                                                                                                \
+        for (s = 0; s < n; ++s) {                                                                                  \
+            const float *w0 = c[s].w[0], *w1 = c[s].w[1], *w2 = c[s].w[2], *w3 = c[s].w[3];                        \
+            const float *xr = pb + c[s].lo * kh * wp;                                                              \
+            uint32_t q = (c[s].hi - c[s].lo) * (KH == 3 ? 1 : kh);                                                 \
+            for (; q; --q, xr += rows * wp, w0 += rows * KW, w1 += rows * KW, w2 += rows * KW, w3 += rows * KW) {  \
+                FIRST_ROW(xr, 0, KW, SW, NP)                                                                       \
+                if (KH == 3) {                                                                                     \
+                    const float *xs = xr + wp, *xt = xr + 2 * wp;                                                  \
+                    FIRST_ROW(xs, KW, KW, SW, NP)                                                                  \
+                    FIRST_ROW(xt, 2 * KW, KW, SW, NP)                                                              \
+                }                                                                                                  \
+            }                                                                                                      \
+        }                                                                                                          \
+        FIRST_STORE(0, a00, a01, a02, a03, NP)                                                                     \
+        FIRST_STORE(1, a10, a11, a12, a13, NP)                                                                     \
+        FIRST_STORE(2, a20, a21, a22, a23, NP)                                                                     \
+        FIRST_STORE(3, a30, a31, a32, a33, NP)                                                                     \
+    }
+
+FIRST_BLOCK(first_4x2_px4, 0, 4, 2, 4)
+FIRST_BLOCK(first_4x2_px2, 0, 4, 2, 2)
+FIRST_BLOCK(first_4x2_px1, 0, 4, 2, 1)
+FIRST_BLOCK(first_3x3s2_px4, 3, 3, 2, 4)
+FIRST_BLOCK(first_3x3s2_px2, 3, 3, 2, 2)
+FIRST_BLOCK(first_3x3s2_px1, 3, 3, 2, 1)
+FIRST_BLOCK(first_3x3s1_px4, 3, 3, 1, 4)
+FIRST_BLOCK(first_3x3s1_px2, 3, 3, 1, 2)
+FIRST_BLOCK(first_3x3s1_px1, 3, 3, 1, 1)
+
+typedef void (*first_block_fn)(const chunk4_t *, unsigned, uint32_t, uint32_t, const float *, const float *,
+                               float *, uint32_t, unsigned);
+
+/* The first conv's path; returns 0 (nothing done) for a layer it does not take. Not
+ * static, so that GCC keeps it (and its row buffer) out of reds_conv2d_f32's frame. */
+int reds_conv2d_first_f32(const reds_layer_t *L, const reds_weights_t *w, uint32_t cin, uint32_t cout,
+                          const float *x, float *y)
+{
+    const uint32_t ih = L->in_h, iw = L->in_w, kh = L->kh, kw = L->kw, sh = L->sh, sw = L->sw;
+    const uint32_t oh = L->out_h, ow = L->out_w, pl = L->pad_l, wp = L->pad_l + L->in_w + L->pad_r;
+    const uint32_t out_hw = oh * ow;
+    first_block_fn f4, f2, f1;
+    chunk4_t c[REDS_MAX_CHUNKS];
+    float pb[FIRST_BUF];
+    uint32_t oy, ox, o, i, k, j, g;
+    unsigned n, nr;
+    if (cin > 3 || cin * kh * wp > FIRST_BUF)
+        return 0;
+    if (kw == 4 && sw == 2) {
+        f4 = first_4x2_px4; f2 = first_4x2_px2; f1 = first_4x2_px1;
+    } else if (kh == 3 && kw == 3 && sw == 2) {
+        f4 = first_3x3s2_px4; f2 = first_3x3s2_px2; f1 = first_3x3s2_px1;
+    } else if (kh == 3 && kw == 3 && sw == 1) {
+        f4 = first_3x3s1_px4; f2 = first_3x3s1_px2; f1 = first_3x3s1_px1;
+    } else {
+        return 0;
+    }
+    for (oy = 0; oy < oh; ++oy) {
+        const int32_t iy0 = (int32_t)(oy * sh) - L->pad_t;
+        for (i = 0; i < cin; ++i) /* the padded input rows iy0 .. iy0 + kh - 1 of each channel */
+            for (k = 0; k < kh; ++k) {
+                float *d = pb + (i * kh + k) * wp;
+                const int32_t iy = iy0 + (int32_t)k;
+                for (j = 0; j < wp; ++j)
+                    d[j] = 0.0f;
+                if (iy >= 0 && iy < (int32_t)ih)
+                    for (j = 0; j < iw; ++j)
+                        d[pl + j] = x[(i * ih + (uint32_t)iy) * iw + j];
+            }
+        for (o = 0, g = 0; o < cout; o += 4) {
+            float b[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+            float *yo = y + o * out_hw + oy * ow;
+            nr = cout - o < 4 ? cout - o : 4;
+            n = row_chunks(w, &g, o, nr, c);
+            if (L->bias)
+                for (j = 0; j < nr; ++j)
+                    b[j] = L->bias[o + j];
+            for (ox = 0; ox + 4 <= ow; ox += 4)
+                f4(c, n, kh, wp, pb + ox * sw, b, yo + ox, out_hw, nr);
+            if (ox + 2 <= ow) {
+                f2(c, n, kh, wp, pb + ox * sw, b, yo + ox, out_hw, nr);
+                ox += 2;
+            }
+            if (ox < ow)
+                f1(c, n, kh, wp, pb + ox * sw, b, yo + ox, out_hw, nr);
+        }
+    }
+    return 1;
+}
+
 /* Largest kernel (kh * kw) that the 4-channel conv path interleaves on the stack. */
 #define CONV4_TAPS 64
 
@@ -200,7 +336,6 @@ void reds_conv2d_f32(const reds_layer_t *L, const reds_weights_t *w, uint32_t ci
     float wt[4 * CONV4_TAPS];
     uint32_t o, p, i, t, j, g = 0;
     unsigned s, n, r;
-    (void)cin; /* the segments cover exactly the active submodel's cin inputs */
     if (is_pointwise(L)) {
         for (o = 0; o < cout; o += r) {
             float b[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -216,6 +351,8 @@ void reds_conv2d_f32(const reds_layer_t *L, const reds_weights_t *w, uint32_t ci
         }
         return;
     }
+    if (reds_conv2d_first_f32(L, w, cin, cout, x, y))
+        return;
     /* Blocks of 4 output channels when their kernels fit the interleave buffer, else one
      * channel at a time (the reference path). The last 2 or 3 channels run as a 4-block
      * with zero weights in the missing rows: that still costs less per MAC than one channel
