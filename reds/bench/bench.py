@@ -44,26 +44,19 @@ AUDIO_TOLERANCE = 1e-3
 def read_clip(path) -> np.ndarray:
     """A WAV file (16 kHz mono 16-bit) as the one-second clip a front end reads."""
     from ..data.files import read_wav
-    from ..ir.inputs import CLIP_SAMPLES
+    from ..data.mfcc import one_second
 
-    pcm = read_wav(path, "pass a 16 kHz mono 16-bit PCM WAV (e.g. one of `reds data synth-kws`)")
-    clip = np.zeros(CLIP_SAMPLES, dtype=np.int16)
-    clip[:min(len(pcm), CLIP_SAMPLES)] = pcm[:CLIP_SAMPLES]
-    return clip
+    return one_second(read_wav(path, "pass a 16 kHz mono 16-bit PCM WAV (e.g. one of `reds data synth-kws`)"))
 
 
 def clip_features(family: OpenFamily, clip: np.ndarray) -> np.ndarray:
     """The raw features PyTorch computes from a clip with the family's front end."""
-    import torch
-
-    from ..data.mfcc import mfcc
+    from ..data import mfcc
     from ..ir.inputs import MfccFrontEnd
 
-    fe = MfccFrontEnd.from_json(family.manifest.frontend)
-    return mfcc(torch.from_numpy(clip.astype(np.float32) / 32768.0)[None], fe.stride_ms)[0].numpy()
+    return mfcc.clip_features(clip, MfccFrontEnd.from_json(family.manifest.frontend).stride_ms)
 
 
-# ---- the reference -------------------------------------------------------------------------
 def reference_outputs(family: OpenFamily, x: np.ndarray) -> list[np.ndarray]:
     """Every submodel's logits for one raw input (C x H x W), from PyTorch."""
     import torch

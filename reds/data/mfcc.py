@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
+import numpy as np
 import torch
 
 from ..ir.inputs import (CLIP_SAMPLES, F_MAX, F_MIN, LOG_OFFSET, N_FFT, N_MELS, N_MFCC,  # noqa: F401
@@ -79,3 +80,19 @@ def mfcc(audio: torch.Tensor, stride_ms: int = 20) -> torch.Tensor:
     magnitude = torch.fft.rfft(frames, n=N_FFT)[..., :N_BINS].abs()  # (B, T, 257)
     mel = magnitude @ mel_filterbank().to(dev)  # (B, T, 40)
     return (torch.log(mel + LOG_OFFSET) @ dct_matrix().to(dev)).unsqueeze(1)
+
+
+def one_second(samples) -> np.ndarray:
+    """int16 samples as exactly one clip: zero-padded at the end or cut (the TensorFlow
+    example's rule, and the C front end's: samples past the end read as silence)."""
+    out = np.zeros(CLIP_SAMPLES, dtype=np.int16)
+    n = min(len(samples), CLIP_SAMPLES)
+    out[:n] = samples[:n]
+    return out
+
+
+def clip_features(samples, stride_ms: int) -> np.ndarray:
+    """One clip of int16 PCM -> its raw MFCCs (1, frames, 10) float32, as training computes
+    them (x / 32768, then `mfcc`): the reference for a device's front end."""
+    x = torch.from_numpy(one_second(samples).astype(np.float32) / 32768.0)[None]
+    return mfcc(x, stride_ms)[0].numpy()

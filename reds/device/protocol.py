@@ -122,14 +122,10 @@ class Protocol:
 
     def features(self) -> np.ndarray:
         """The front end on the loaded clip (as reds_features: a short clip padded with silence)."""
-        import torch
+        from ..data.mfcc import clip_features
 
-        from ..data.mfcc import mfcc
-
-        clip = np.zeros(self.frontend_samples, dtype=np.int16)
         pcm = np.frombuffer(bytes(self.pcm[:self.db_have - self.db_have % 2]), "<i2")
-        clip[:len(pcm)] = pcm
-        return mfcc(torch.from_numpy(clip.astype(np.float32) / 32768.0)[None], self.frontend.stride_ms).numpy()
+        return clip_features(pcm, self.frontend.stride_ms)[None]
 
     def infer_once(self) -> int:
         if self.pcm is not None:
@@ -140,8 +136,6 @@ class Protocol:
         c, y = self._timed(lambda: self.runner.run(self.active, x))
         self.output = np.asarray(y, dtype=np.float32).reshape(-1)
         return self.net(c + cf)
-
-    frontend_samples = CLIP_SAMPLES  # a clip: what the C runtime's pcm buffer holds
 
     # commands
     def run_command(self, line: str) -> None:
@@ -192,7 +186,7 @@ class Protocol:
                  f"overhead={self.overhead} model={self.model} submodels={self.K} active={self.active} "
                  f"input={self.input_size} input_bytes={4 * self.input_size} "
                  f"frontend={'mfcc' if self.frontend else 'none'} "
-                 f"pcm_samples={self.frontend_samples if self.frontend else 0} "
+                 f"pcm_samples={CLIP_SAMPLES if self.frontend else 0} "
                  f"output={self.fam.num_classes} line={self.max_line} max_loop={self.max_loop} "
                  f"abi={abi.abi_version()} proto={self.version}\r\n")
 
@@ -210,7 +204,7 @@ class Protocol:
             if kind == "pcm":
                 if self.frontend is None:
                     return self.fail("no-frontend")
-                self.pcm = bytearray(2 * self.frontend_samples)
+                self.pcm = bytearray(2 * CLIP_SAMPLES)
             elif kind == "features":
                 self.pcm = None
             else:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..errors import RedsError
 from . import archfile
+from .inputs import N_MFCC, MfccFrontEnd
 from .spec import Spec
 
 BUILTIN_DIR = Path(__file__).with_name("builtin")
@@ -22,7 +23,6 @@ BUILTIN_DIR = Path(__file__).with_name("builtin")
 class Arch:
     name: str
     doc: dict  # the checked architecture document
-    source: str = "built-in"  # or the file it was read from
 
     @property
     def description(self) -> str:
@@ -74,16 +74,15 @@ def dataset_shape(arch: str | Arch, dataset: str, words=None) -> tuple[tuple[int
     unknown are the other two classes). Your own data sets (folder, npz) have no shape
     without their files: a RedsError says to pass them."""
     if dataset in FROM_DATA:
-        name = get_arch(arch).name if isinstance(arch, Arch) else arch
+        name = arch.name if isinstance(arch, Arch) else arch
         raise RedsError(f"the {dataset} data set's input shape and classes come from its files: pass --data-dir "
                         f"(`reds arch {name} --dataset {dataset} --data-dir {'FILE.npz' if dataset == 'npz' else 'DIR'}`)"
                         "; a family trained on it records them (`reds info FAMILY`)")
     if dataset not in DATASET_SHAPES:
         raise RedsError(f"unknown dataset '{dataset}'; choose one of: {', '.join([*DATASET_SHAPES, *FROM_DATA])}")
     shape, classes = DATASET_SHAPES[dataset]
-    if dataset in KWS:
-        frames = 1 + (16000 - 640) // (16 * get_arch(arch).kws_stride_ms)
-        shape = (1, frames, 10)
+    if dataset in KWS:  # the MFCC front end at the architecture's stride
+        shape = (1, MfccFrontEnd(get_arch(arch).kws_stride_ms).frames, N_MFCC)
         if words is not None:  # silence, unknown and the keywords (checked when the data is read)
             classes = 2 + len([w for w in (words.split(",") if isinstance(words, str) else words) if w.strip()])
     elif words is not None:
@@ -103,16 +102,14 @@ def get_arch(name: str | Arch) -> Arch:
     if name in ARCHS:
         return ARCHS[name]
     if is_file(name):
-        doc = archfile.load(name)
-        return Arch(doc["name"], doc, str(name))
+        return from_doc(archfile.load(name))
     raise RedsError(f"unknown architecture '{name}'; choose one of: {', '.join(ARCHS)}, "
                     "or pass an architecture file (.json or .yaml)")
 
 
 def from_doc(doc: dict) -> Arch:
-    """The architecture a family recorded (a checked document)."""
-    return ARCHS[doc["name"]] if doc["name"] in ARCHS and ARCHS[doc["name"]].doc == doc else Arch(doc["name"], doc,
-                                                                                                  "family")
+    """The architecture of a checked document (a file's, or the one a family recorded)."""
+    return Arch(doc["name"], doc)
 
 
 def build_spec(arch: str | Arch, input_shape=None, num_classes=None, dataset: str | None = None,

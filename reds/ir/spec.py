@@ -183,6 +183,15 @@ class Spec:
         """Names of the layers whose output a later add reads."""
         return {l.op.source for l in self.layers if isinstance(l.op, Add)}
 
+    @property
+    def penultimate(self) -> str:
+        """The layer whose output the classifier (the last conv or dense layer) reads: the
+        network's hidden representation (contrastive training and the probes use it)."""
+        last = max(i for i, l in enumerate(self.layers) if isinstance(l.op, (Conv2d, Dense, DepthwiseConv2d)))
+        if last == 0:
+            raise ValueError(f"{self.name}: the classifier reads the input: there is no hidden representation")
+        return self.layers[last - 1].name
+
     # ---- widths -------------------------------------------------------------------
     @property
     def group_names(self) -> list[str]:

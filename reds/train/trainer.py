@@ -351,9 +351,8 @@ class Trainer:
         cuda = self.device.type == "cuda"
         contrastive = cfg.loss == "supcon" and phase == "pretrain"
         if contrastive:
-            from ..probe.points import penultimate
             from .supcon import supcon_loss
-            pen = penultimate(self.spec)
+            pen = self.spec.penultimate
         for i, (x, y) in enumerate(bar):
             rate = cfg.schedule.rate(base_lr, epoch * n_batches + i, total_epochs * n_batches)
             for g in opt.param_groups:
