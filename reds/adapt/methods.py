@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import RedsError
-from ..ir.spec import Add, BatchNorm, Conv2d, Dense, DepthwiseConv2d, Spec
+from ..ir.spec import BatchNorm, Conv2d, Dense, DepthwiseConv2d, Spec
 from ..nn.nested import NestedNet
 from . import MERGEABLE, METHODS, RANKED  # noqa: F401 (the registries)
 
@@ -189,23 +189,23 @@ class AdaptedNet(nn.Module):
         return {id(self.net.layers[l.name].weight) for l in lora_layers(self.net.spec)}
 
     # ---- forward ------------------------------------------------------------------------
+    @property
+    def spec(self) -> Spec:
+        return self.net.spec
+
     def forward(self, x: torch.Tensor, widths: dict[str, int] | None = None, bn: int = 0) -> torch.Tensor:
-        net, spec = self.net, self.net.spec
-        if widths is None:
-            widths = spec.full_widths()
-        saved, kept = spec.saved, {}
-        for layer in spec.layers:
-            if isinstance(layer.op, Add):
-                x = x + kept.pop(layer.op.source)
-            elif layer.name in self.lora:
-                x = self._lora(layer, x, widths)
-            else:
-                fresh = layer.index > 0 and not any(t is x for t in kept.values())
-                x = net._run(layer, x, widths, bn, inplace=fresh)
-            if layer.name in self.adapters:
-                x = self.adapters[layer.name](x)
-            if layer.name in saved:
-                kept[layer.name] = x
+        # NestedNet's layer loop (its residual adds and in-place rules) over this class's `_run`:
+        # it reads only `spec` and `_run` of its self
+        return NestedNet.forward(self, x, widths, bn)
+
+    def _run(self, layer, x, widths, bn, inplace: bool = True):
+        """One layer as NestedNet runs it, LoRA / DoRA where there is one, then its adapter."""
+        if layer.name in self.lora:
+            x = self._lora(layer, x, widths)
+        else:
+            x = self.net._run(layer, x, widths, bn, inplace=inplace)
+        if layer.name in self.adapters:
+            x = self.adapters[layer.name](x)
         return x
 
     def _lora(self, layer, x, widths):

@@ -654,16 +654,17 @@ def check_shapes(doc: dict, state: dict, input_shape, where: str):
     return spec
 
 
-def _compare(expected: dict, got: dict, where: str) -> None:
+def _compare(expected: dict, got: dict, where: str, owner: str = "the architecture", needs: str = "needs") -> None:
+    """RedsError unless `got` has exactly `expected`'s tensor names and shapes."""
     for k, t in expected.items():
         if k not in got:
-            raise RedsError(f"{where}: no tensor {k}, which the architecture needs ({list(t.shape)})")
+            raise RedsError(f"{where}: has no tensor {k}, which {owner} {needs} ({list(t.shape)})")
         if tuple(got[k].shape) != tuple(t.shape):
-            raise RedsError(f"{where}: tensor {k} has shape {list(got[k].shape)}, but the architecture needs "
+            raise RedsError(f"{where}: tensor {k} has shape {list(got[k].shape)}, but {owner} {needs} "
                             f"{list(t.shape)}")
     extra = sorted(set(got) - set(expected))
     if extra:
-        raise RedsError(f"{where}: tensor {extra[0]} has no place in the architecture"
+        raise RedsError(f"{where}: tensor {extra[0]} has no place in {owner}"
                         + (f" ({len(extra) - 1} more)" if len(extra) > 1 else ""))
 
 
@@ -796,16 +797,7 @@ def load_weights(module: nn.Module, path) -> None:
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise RedsError(f"{p}: not a state dict (a dict of tensors); save it with "
                         "torch.save(model.state_dict(), FILE)")
-    own = module.state_dict()
-    for k, t in own.items():
-        if k not in sd:
-            raise RedsError(f"{p}: has no tensor {k}, which {type(module).__name__} holds ({len(own)} tensors)")
-        if tuple(sd[k].shape) != tuple(t.shape):
-            raise RedsError(f"{p}: tensor {k} has shape {list(sd[k].shape)}, but {type(module).__name__} holds "
-                            f"{list(t.shape)}")
-    extra = sorted(set(sd) - set(own))
-    if extra:
-        raise RedsError(f"{p}: tensor {extra[0]} is not one of {type(module).__name__}'s")
+    _compare(module.state_dict(), sd, str(p), type(module).__name__, "holds")
     module.load_state_dict(sd)
 
 
