@@ -10,9 +10,9 @@
  * kernels/cortex_m/conv2d_f32.c; README.md says how a build picks them).
  *
  * C99, no malloc, no stdio: the core uses <string.h> (memcpy) and nothing of the board.
- * Switching submodel is reds_select(): one store. Each kernel then reads its layer's
- * width from the active submodel's row of the widths table, and every submodel reads a
- * prefix of the same weights (see README.md for the two weight layouts).
+ * Switching submodel is reds_select(): one store. reds_run then passes each kernel its
+ * layer's widths from the active submodel's row of the widths table, and every submodel
+ * reads a prefix of the same weights (see README.md for the two weight layouts).
  */
 #ifndef REDS_H
 #define REDS_H
@@ -78,7 +78,7 @@ typedef struct {
     const float *weight;    /* conv/dense: [out][in][elem] in the model's layout;
                                depthwise: [channel][kh*kw] */
     const float *bias;      /* [out], or NULL */
-    const float *scale;     /* SCALE_BIAS: submodel 0's widths[0] values, then submodel 1's, ... */
+    const float *scale;     /* SCALE_BIAS: submodel 0's cout values, then submodel 1's, ... */
     const float *shift;     /* SCALE_BIAS: laid out as scale */
     uint8_t keep;           /* 1: a later ADD reads this layer's output: copy it to the skip slot */
     uint32_t skip;          /* keep / ADD: the skip slot's offset in the arena, in floats */

@@ -7,6 +7,14 @@
 #include "reds.h"
 #include "window.h"
 
+/* One output pixel of a 3x3 window held in registers: acc = b + the 9 products, row by
+ * row; A, C, D name the window's columns (A0 .. A2: its left column's rows 0 .. 2). */
+#define DW3X3_SUM(A, C, D)                                                                          \
+    acc = b;                                                                                        \
+    acc += w00 * A##0; acc += w01 * C##0; acc += w02 * D##0;                                        \
+    acc += w10 * A##1; acc += w11 * C##1; acc += w12 * D##1;                                        \
+    acc += w20 * A##2; acc += w21 * C##2; acc += w22 * D##2
+
 /* Depthwise fast path: 3x3 kernel, stride 1, padding 1 on every side (DS-CNN's blocks).
  * Each output line (a row; for a narrow input such as KWS's 25 x 5, a column) slides a
  * 3x3 window of registers along the input: per output pixel three new input values are
@@ -26,30 +34,18 @@
     uint32_t ox;                                                                                    \
     for (ox = 0; ox + 3 < iw; ox += 3) {                                                            \
         const float d0 = r0[(ox + 1) * (ES)], d1 = r1[(ox + 1) * (ES)], d2 = r2[(ox + 1) * (ES)];   \
-        acc = b;                                                                                    \
-        acc += w00 * a0; acc += w01 * c0; acc += w02 * d0;                                          \
-        acc += w10 * a1; acc += w11 * c1; acc += w12 * d1;                                          \
-        acc += w20 * a2; acc += w21 * c2; acc += w22 * d2;                                          \
+        DW3X3_SUM(a, c, d);                                                                         \
         yr[ox * (ES)] = acc;                                                                        \
         a0 = r0[(ox + 2) * (ES)]; a1 = r1[(ox + 2) * (ES)]; a2 = r2[(ox + 2) * (ES)];               \
-        acc = b;                                                                                    \
-        acc += w00 * c0; acc += w01 * d0; acc += w02 * a0;                                          \
-        acc += w10 * c1; acc += w11 * d1; acc += w12 * a1;                                          \
-        acc += w20 * c2; acc += w21 * d2; acc += w22 * a2;                                          \
+        DW3X3_SUM(c, d, a);                                                                         \
         yr[(ox + 1) * (ES)] = acc;                                                                  \
         c0 = r0[(ox + 3) * (ES)]; c1 = r1[(ox + 3) * (ES)]; c2 = r2[(ox + 3) * (ES)];               \
-        acc = b;                                                                                    \
-        acc += w00 * d0; acc += w01 * a0; acc += w02 * c0;                                          \
-        acc += w10 * d1; acc += w11 * a1; acc += w12 * c1;                                          \
-        acc += w20 * d2; acc += w21 * a2; acc += w22 * c2;                                          \
+        DW3X3_SUM(d, a, c);                                                                         \
         yr[(ox + 2) * (ES)] = acc; /* the next window starts with columns ox + 2 (a), ox + 3 (c) */ \
     }                                                                                               \
     for (; ox + 1 < iw; ++ox) {                                                                     \
         const float d0 = r0[(ox + 1) * (ES)], d1 = r1[(ox + 1) * (ES)], d2 = r2[(ox + 1) * (ES)];   \
-        acc = b;                                                                                    \
-        acc += w00 * a0; acc += w01 * c0; acc += w02 * d0;                                          \
-        acc += w10 * a1; acc += w11 * c1; acc += w12 * d1;                                          \
-        acc += w20 * a2; acc += w21 * c2; acc += w22 * d2;                                          \
+        DW3X3_SUM(a, c, d);                                                                         \
         yr[ox * (ES)] = acc;                                                                        \
         a0 = c0; a1 = c1; a2 = c2;                                                                  \
         c0 = d0; c1 = d1; c2 = d2;                                                                  \
@@ -81,31 +77,19 @@ static void dw3x3_col(const float *r0, const float *r1, const float *r2, float *
     for (ox = 0; ox + 3 < iw; ox += 3) {
         float d0, d1, d2;
         d0 = *(r0 += es); d1 = *(r1 += es); d2 = *(r2 += es);
-        acc = b;
-        acc += w00 * a0; acc += w01 * c0; acc += w02 * d0;
-        acc += w10 * a1; acc += w11 * c1; acc += w12 * d1;
-        acc += w20 * a2; acc += w21 * c2; acc += w22 * d2;
+        DW3X3_SUM(a, c, d);
         *yr = acc;
         a0 = *(r0 += es); a1 = *(r1 += es); a2 = *(r2 += es);
-        acc = b;
-        acc += w00 * c0; acc += w01 * d0; acc += w02 * a0;
-        acc += w10 * c1; acc += w11 * d1; acc += w12 * a1;
-        acc += w20 * c2; acc += w21 * d2; acc += w22 * a2;
+        DW3X3_SUM(c, d, a);
         *(yr += es) = acc;
         c0 = *(r0 += es); c1 = *(r1 += es); c2 = *(r2 += es);
-        acc = b;
-        acc += w00 * d0; acc += w01 * a0; acc += w02 * c0;
-        acc += w10 * d1; acc += w11 * a1; acc += w12 * c1;
-        acc += w20 * d2; acc += w21 * a2; acc += w22 * c2;
+        DW3X3_SUM(d, a, c);
         *(yr += es) = acc;
         yr += es;
     }
     for (; ox + 1 < iw; ++ox) {
         const float d0 = *(r0 += es), d1 = *(r1 += es), d2 = *(r2 += es);
-        acc = b;
-        acc += w00 * a0; acc += w01 * c0; acc += w02 * d0;
-        acc += w10 * a1; acc += w11 * c1; acc += w12 * d1;
-        acc += w20 * a2; acc += w21 * c2; acc += w22 * d2;
+        DW3X3_SUM(a, c, d);
         *yr = acc;
         yr += es;
         a0 = c0; a1 = c1; a2 = c2;
@@ -176,16 +160,10 @@ static void dw3x3_s2_row(const float *r0, const float *r1, const float *r2, floa
     for (; n >= 2; n -= 2, r0 += 4, r1 += 4, r2 += 4, y += 2) {
         const float d0 = r0[1], d1 = r1[1], d2 = r2[1], e0 = r0[2], e1 = r1[2], e2 = r2[2];
         const float f0 = r0[3], f1 = r1[3], f2 = r2[3];
-        acc = b;
-        acc += w00 * c0; acc += w01 * d0; acc += w02 * e0;
-        acc += w10 * c1; acc += w11 * d1; acc += w12 * e1;
-        acc += w20 * c2; acc += w21 * d2; acc += w22 * e2;
+        DW3X3_SUM(c, d, e);
         y[0] = acc;
         c0 = r0[4]; c1 = r1[4]; c2 = r2[4];
-        acc = b;
-        acc += w00 * e0; acc += w01 * f0; acc += w02 * c0;
-        acc += w10 * e1; acc += w11 * f1; acc += w12 * c1;
-        acc += w20 * e2; acc += w21 * f2; acc += w22 * c2;
+        DW3X3_SUM(e, f, c);
         y[1] = acc;
     }
     if (n) {
