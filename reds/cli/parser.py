@@ -40,12 +40,17 @@ class TopFormatter(DefaultsFormatter, argparse.RawDescriptionHelpFormatter):
     """`reds --help`: the examples keep their lines."""
 
 
+def _items(text: str) -> list[str]:
+    """The non-empty items of a comma-separated list, stripped."""
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
 def _budgets(text: str) -> list[float]:
     """Fractions (0.25,0.5,1) or percentages written with % (25%,50%,100%); a bare number
     above 1 is refused rather than guessed at."""
     hint = "e.g. 0.25,0.5,0.75,1.0 or 25%,50%,75%,100%"
     vals = []
-    for t in (t.strip() for t in text.split(",") if t.strip()):
+    for t in _items(text):
         try:
             vals.append(float(t[:-1]) / 100 if t.endswith("%") else float(t))
         except ValueError:
@@ -81,9 +86,20 @@ def _nonneg_int(text):
     return v
 
 
+def _dims(parts: list[str], n: int, expected: str, text: str) -> list[int]:
+    """`parts` as `n` positive whole numbers, else "expected <expected>, got <text>"."""
+    try:
+        dims = [int(p) for p in parts]
+    except ValueError:
+        dims = []
+    if len(dims) != n or min(dims) <= 0:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return dims
+
+
 def _words(text: str) -> list[str]:
     """Comma-separated keywords (checked further when the data set is read)."""
-    words = [w.strip() for w in text.split(",") if w.strip()]
+    words = _items(text)
     if not words:
         raise argparse.ArgumentTypeError(f"expected comma-separated keywords, e.g. yes,no,stop; got {text!r}")
     return words
@@ -92,31 +108,19 @@ def _words(text: str) -> list[str]:
 def _image_size(text: str) -> list[int]:
     """HxW (e.g. 32x32, 28x40) or one number for a square."""
     parts = text.lower().replace(" ", "").split("x")
-    try:
-        hw = [int(parts[0])] * 2 if len(parts) == 1 else [int(p) for p in parts]
-    except ValueError:
-        hw = []
-    if len(hw) != 2 or min(hw) <= 0:
-        raise argparse.ArgumentTypeError(f"expected HxW in pixels (e.g. 32x32) or one number, got {text!r}")
-    return hw
+    return _dims(parts * 2 if len(parts) == 1 else parts, 2, "HxW in pixels (e.g. 32x32) or one number", text)
 
 
 def _input_shape(text: str) -> list[int]:
     """C,H,W: channels, height, width of one input."""
-    try:
-        shape = [int(t) for t in text.replace("x", ",").split(",")]
-    except ValueError:
-        shape = []
-    if len(shape) != 3 or min(shape) <= 0:
-        raise argparse.ArgumentTypeError(f"expected C,H,W (channels, height, width), e.g. 3,32,32; got {text!r}")
-    return shape
+    return _dims(text.replace("x", ",").split(","), 3, "C,H,W (channels, height, width; e.g. 3,32,32)", text)
 
 
 def _methods(text: str) -> list[str]:
     """Comma-separated magnitude-pruning baselines."""
     from ..probe.pruning import METHODS
 
-    names = [w.strip() for w in text.split(",") if w.strip()]
+    names = _items(text)
     bad = [n for n in names if n not in METHODS]
     if not names or bad:
         raise argparse.ArgumentTypeError(f"expected some of {','.join(METHODS)}, got {text!r}")

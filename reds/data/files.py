@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import gzip
 import struct
+import sys
 import wave
 import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from ..errors import RedsError
 
@@ -105,6 +107,11 @@ def read_wav(path: str | Path, fix_hint: str, sample_rate: int = 16000) -> np.nd
         raise file_error(path, f"truncated: header declares {n} samples, file holds {len(frames) // 2}",
                          fix_hint)
     return np.frombuffer(frames, dtype="<i2").astype(np.int16)
+
+
+def reading_bar(n: int, folder: Path, unit: str) -> tqdm:
+    """The progress bar of reading a data set's `n` files (only on a terminal: disable=None)."""
+    return tqdm(total=n, desc=f"reading {folder.name}", unit=unit, file=sys.stderr, disable=None, leave=False)
 
 
 def holdout_split(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -23,17 +23,15 @@ another 10 % validation. Validation never overlaps training; the test set is onl
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from ..errors import RedsError
 from . import augment
 from .base import Dataset, Split
-from .files import file_error, read_wav, require_dir
+from .files import file_error, read_wav, reading_bar, require_dir
 
 AUDIO = (".wav",)
 IMAGES = (".png", ".jpg", ".jpeg")
@@ -125,39 +123,24 @@ def _kind(items: dict[str, list]) -> str:
     return "audio" if audio else "image"
 
 
-def _bar(n: int, folder: Path, unit: str):
-    return tqdm(total=n, desc=f"reading {folder.name}", unit=unit, file=sys.stderr, disable=None, leave=False)
-
-
 # ---------------------------------------------------------------------------- audio
 
 def _load_audio(folder: Path, name: str, classes: list[str], splits: dict, stride_ms: int, seed: int) -> Dataset:
-    from .mfcc import CLIP_SAMPLES, N_MFCC, num_frames
-    from .speech_commands import NOISE_DIR, Featurizer, NoiseBank, _clip
+    from .mfcc import N_MFCC, num_frames
+    from .speech_commands import NOISE_DIR, NoiseBank, audio_info, check_stride, fitted_featurizer, read_clips
 
-    if int(stride_ms) != stride_ms or stride_ms <= 0:
-        raise RedsError(f"MFCC stride must be a positive number of milliseconds, got {stride_ms}")
+    check_stride(stride_ms)
     noise_files = sorted((folder / NOISE_DIR).glob("*.wav")) if (folder / NOISE_DIR).is_dir() else []
     noise = NoiseBank([read_wav(p, FIX) for p in noise_files])
-    bar = _bar(sum(len(v) for v in splits.values()), folder, "wav")
-    out = {}
-    for split, items in splits.items():
-        x = np.empty((len(items), CLIP_SAMPLES), dtype=np.int16)
-        for j, (f, _) in enumerate(items):
-            x[j] = _clip(read_wav(f, FIX))
-            bar.update()
-        out[split] = Split(torch.from_numpy(x), torch.tensor([c for _, c in items], dtype=torch.int64))
+    bar = reading_bar(sum(len(v) for v in splits.values()), folder, "wav")
+    out = {split: Split(torch.from_numpy(read_clips([f for f, _ in items], FIX, bar)),
+                        torch.tensor([c for _, c in items], dtype=torch.int64))
+           for split, items in splits.items()}
     bar.close()
-    featurizer = Featurizer(stride_ms, noise)
-    train = out["train"].x
-    featurizer.fit_normalisation(train[torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:4000]])
-    mean, std = featurizer.mean.tolist(), featurizer.std.tolist()
+    featurizer = fitted_featurizer(stride_ms, noise, out["train"].x, seed)
     return Dataset(
         name=name, input_shape=(1, num_frames(stride_ms), N_MFCC), classes=classes, splits=out,
-        featurize=featurizer,
-        info={"kind": "audio", "stride_ms": stride_ms, "mfcc_mean": mean, "mfcc_std": std,
-              "normalize": {"mean": mean, "std": std, "axis": "coefficient"},
-              "noise_files": [p.name for p in noise_files]})
+        featurize=featurizer, info=audio_info(featurizer, noise_files))
 
 
 # ---------------------------------------------------------------------------- images
@@ -220,7 +203,7 @@ def _load_images(folder: Path, name: str, classes: list[str], splits: dict,
         w, h = heads[first][1]
         image_size = (h, w)
     c = 1 if gray else 3
-    bar = _bar(len(heads), folder, "image")
+    bar = reading_bar(len(heads), folder, "image")
     out = {}
     for split, items in splits.items():
         x = np.empty((len(items), c, *image_size), dtype=np.uint8)

@@ -14,17 +14,15 @@ background noise) before computing MFCCs, batch by batch.
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from ..errors import RedsError
 from .base import Dataset, Split
-from .files import file_error, read_wav, require_dir
-from .mfcc import CLIP_SAMPLES, N_MFCC, SAMPLE_RATE, mfcc, num_frames
+from .files import file_error, read_wav, reading_bar, require_dir
+from .mfcc import CLIP_SAMPLES, N_MFCC, SAMPLE_RATE, mfcc, num_frames, one_second
 
 SILENCE, UNKNOWN = "_silence_", "_unknown_"
 WORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
@@ -73,12 +71,18 @@ def _read_list(path: Path, fix: str) -> set[str]:
     return {line.strip().replace("\\", "/") for line in text.splitlines() if line.strip()}
 
 
-def _clip(samples: np.ndarray) -> np.ndarray:
-    """Zero-pad at the end or trim to exactly one second, as the TensorFlow example."""
-    out = np.zeros(CLIP_SAMPLES, dtype=np.int16)
-    n = min(len(samples), CLIP_SAMPLES)
-    out[:n] = samples[:n]
-    return out
+def check_stride(stride_ms) -> None:
+    if int(stride_ms) != stride_ms or stride_ms <= 0:
+        raise RedsError(f"MFCC stride must be a positive number of milliseconds, got {stride_ms}")
+
+
+def read_clips(paths: list[Path], fix: str, bar) -> np.ndarray:
+    """(len(paths), 16000) int16: each WAV read, checked and zero-padded or cut to 1 s."""
+    x = np.empty((len(paths), CLIP_SAMPLES), dtype=np.int16)
+    for j, path in enumerate(paths):
+        x[j] = one_second(read_wav(path, fix))
+        bar.update()
+    return x
 
 
 class NoiseBank:
@@ -138,6 +142,21 @@ class Featurizer:
         if augment:
             x = _augment(x, self.noise, generator)
         return (mfcc(x, self.stride_ms) - self.mean) / self.std
+
+
+def fitted_featurizer(stride_ms: int, noise: NoiseBank, train: torch.Tensor, seed: int) -> Featurizer:
+    """A Featurizer standardised on (a seeded 4000 of) the training waveforms."""
+    featurizer = Featurizer(stride_ms, noise)
+    featurizer.fit_normalisation(train[torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:4000]])
+    return featurizer
+
+
+def audio_info(featurizer: Featurizer, noise_files: list[Path]) -> dict:
+    """What a keyword-spotting Dataset's `info` records of its features."""
+    mean, std = featurizer.mean.tolist(), featurizer.std.tolist()
+    return {"kind": "audio", "stride_ms": featurizer.stride_ms, "mfcc_mean": mean, "mfcc_std": std,
+            "normalize": {"mean": mean, "std": std, "axis": "coefficient"},
+            "noise_files": [p.name for p in noise_files]}
 
 
 def _scan(folder: Path, fix: str, keywords: list[str], chosen: bool) -> dict[str, list[str]]:
@@ -210,8 +229,7 @@ def load_speech_commands(data_dir: str | None, name: str = "speech-commands", st
         how = ("create one with `reds data synth-kws --out DIR`" if name == "synth-kws"
                else f"download {GSC_URL} and extract it into DIR")
         raise RedsError(f"{name} needs a folder: pass --data-dir DIR ({how})")
-    if int(stride_ms) != stride_ms or stride_ms <= 0:
-        raise RedsError(f"MFCC stride must be a positive number of milliseconds, got {stride_ms}")
+    check_stride(stride_ms)
     fix = _hint(name, data_dir)
     folder = require_dir(data_dir, fix)
     chosen = parse_words(words)
@@ -226,15 +244,12 @@ def load_speech_commands(data_dir: str | None, name: str = "speech-commands", st
         raise RedsError(f"{noise_dir} holds no WAV of at least 1 s; {fix}")
 
     plan, n_silence = _plan(_scan(folder, fix, keywords, chosen is not None), val, test, seed, classes)
-    bar = tqdm(total=sum(len(v) for v in plan.values()), desc=f"reading {folder.name}", unit="wav",
-               file=sys.stderr, disable=None, leave=False)  # disable=None: only on a terminal
+    bar = reading_bar(sum(len(v) for v in plan.values()), folder, "wav")
     splits = {}
     for i, split in enumerate(SPLITS):
         items = plan[split]
         x = np.empty((len(items) + n_silence[split], CLIP_SAMPLES), dtype=np.int16)
-        for j, (rel, _) in enumerate(items):
-            x[j] = _clip(read_wav(folder / rel, fix))
-            bar.update()
+        x[:len(items)] = read_clips([folder / rel for rel, _ in items], fix, bar)
         g = torch.Generator().manual_seed(len(SPLITS) * seed + i)
         volume = torch.rand(n_silence[split], 1, generator=g)
         x[len(items):] = (noise.crops(n_silence[split], g).float() * volume).round().to(torch.int16).numpy()
@@ -242,16 +257,10 @@ def load_speech_commands(data_dir: str | None, name: str = "speech-commands", st
         splits[split] = Split(torch.from_numpy(x), torch.tensor(y, dtype=torch.int64))
     bar.close()
 
-    featurizer = Featurizer(stride_ms, noise)
-    train = splits["train"].x
-    featurizer.fit_normalisation(train[torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:4000]])
+    featurizer = fitted_featurizer(stride_ms, noise, splits["train"].x, seed)
     return Dataset(
         name=name, input_shape=(1, num_frames(stride_ms), N_MFCC), classes=classes,
         splits=splits, featurize=featurizer,
-        info={"data_dir": str(folder), "kind": "audio", "stride_ms": stride_ms, "seed": seed, "words": keywords,
-              "mfcc_mean": featurizer.mean.tolist(), "mfcc_std": featurizer.std.tolist(),
-              "normalize": {"mean": featurizer.mean.tolist(), "std": featurizer.std.tolist(),
-                            "axis": "coefficient"},
-              "noise_files": [p.name for p in noise_files],
+        info={"data_dir": str(folder), **audio_info(featurizer, noise_files), "seed": seed, "words": keywords,
               "counts": {s: np.bincount(splits[s].y.numpy(), minlength=len(classes)).tolist()
                          for s in SPLITS}})

@@ -22,7 +22,18 @@ void noInterrupts(void);
 void interrupts(void);
 }
 
-/* Print's overloads as the core declares them (so that an ambiguous call fails here too). */
+/* Print's overloads as the core declares them (so that an ambiguous call fails here too):
+ * println takes what print takes, and nothing. */
+#define REDS_STUB_PRINT_OVERLOADS(name)           \
+    size_t name(const char *s);                   \
+    size_t name(char c);                          \
+    size_t name(unsigned char v, int base = DEC); \
+    size_t name(int v, int base = DEC);           \
+    size_t name(unsigned int v, int base = DEC);  \
+    size_t name(long v, int base = DEC);          \
+    size_t name(unsigned long v, int base = DEC); \
+    size_t name(double v, int digits = 2);
+
 class StubSerial {
 public:
     void begin(unsigned long baud);
@@ -31,23 +42,9 @@ public:
     int read();
     size_t write(uint8_t c);
     size_t write(const uint8_t *buf, size_t n);
-    size_t print(const char *s);
-    size_t print(char c);
-    size_t print(unsigned char v, int base = DEC);
-    size_t print(int v, int base = DEC);
-    size_t print(unsigned int v, int base = DEC);
-    size_t print(long v, int base = DEC);
-    size_t print(unsigned long v, int base = DEC);
-    size_t print(double v, int digits = 2);
+    REDS_STUB_PRINT_OVERLOADS(print)
+    REDS_STUB_PRINT_OVERLOADS(println)
     size_t println(void);
-    size_t println(const char *s);
-    size_t println(char c);
-    size_t println(unsigned char v, int base = DEC);
-    size_t println(int v, int base = DEC);
-    size_t println(unsigned int v, int base = DEC);
-    size_t println(long v, int base = DEC);
-    size_t println(unsigned long v, int base = DEC);
-    size_t println(double v, int digits = 2);
 };
 extern StubSerial Serial;
 
