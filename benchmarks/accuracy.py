@@ -82,19 +82,25 @@ def progress(folder: Path) -> dict:
     return out
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+def parser(doc: str, profiles, work_help: str) -> argparse.ArgumentParser:
+    """The arguments this benchmark shares with benchmarks/probe.py (a family per run)."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--arch", default="dscnn-s-img")
     p.add_argument("--dataset", default="fmnist")
     p.add_argument("--data-dir")
-    p.add_argument("--profile", choices=list(PROFILES), default="full")
-    p.add_argument("--runs", nargs="+", choices=list(RUNS), default=list(RUNS), help="which runs, in this order")
+    p.add_argument("--profile", choices=list(profiles), default="full")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--threads", type=int)
-    p.add_argument("--work", type=Path, help="checkpoints and families (default: benchmarks/runs/accuracy-PROFILE)")
+    p.add_argument("--work", type=Path, help=work_help)
     p.add_argument("--out", type=Path, default=HERE / "results")
     p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def main(argv=None) -> int:
+    p = parser(__doc__, PROFILES, "checkpoints and families (default: benchmarks/runs/accuracy-PROFILE)")
+    p.add_argument("--runs", nargs="+", choices=list(RUNS), default=list(RUNS), help="which runs, in this order")
     p.add_argument("--report-only", action="store_true", help="write the table from the runs as they stand")
     args = p.parse_args(argv)
     prof = PROFILES[args.profile]

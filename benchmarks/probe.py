@@ -12,7 +12,6 @@ and run it again: it continues. Writes results/probe-<arch>-<dataset>[-<profile>
 """
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import os
@@ -24,6 +23,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `reds` does: it runs beside other work
 
+from accuracy import parser  # noqa: E402
 from machine import describe as describe_machine  # noqa: E402
 from publish import publish  # noqa: E402
 from reds.family import MANIFEST, atomic_write  # noqa: E402
@@ -69,18 +69,8 @@ def probe(run: str, args, prof: dict, family: Path, out: Path) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--arch", default="dscnn-s-img")
-    p.add_argument("--dataset", default="fmnist")
-    p.add_argument("--data-dir")
-    p.add_argument("--profile", choices=list(PROFILES), default="full")
+    p = parser(__doc__, PROFILES, "families and probes (default: benchmarks/runs/probe-PROFILE)")
     p.add_argument("--temperature", type=float, default=0.1)
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--threads", type=int)
-    p.add_argument("--work", type=Path, help="families and probes (default: benchmarks/runs/probe-PROFILE)")
-    p.add_argument("--out", type=Path, default=HERE / "results")
-    p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     prof = PROFILES[args.profile]
     work = args.work or HERE / "runs" / f"probe-{args.profile}"

@@ -227,8 +227,7 @@ def apply_delta(family: fam_io.OpenFamily, path: str | Path) -> AdaptedNet:
         raise RedsError(f"{path}: made for another family (base {meta.get('base', '?')[:12]}, this one "
                         f"{family.hash[:12]})")
     num_classes = int(meta["num_classes"])
-    man, net = (grown(family, num_classes) if num_classes != family.manifest.num_classes
-                else (family.manifest, _copy(family.net)))
+    net = grown(family, num_classes)[1] if num_classes != family.manifest.num_classes else _copy(family.net)
     model = AdaptedNet(net, meta["method"], int(meta["rank"]), new_head=meta.get("new_head") == "1")
     with torch.no_grad():
         sd = net.state_dict()

@@ -137,7 +137,6 @@ def _totals(rows) -> dict:
 
 def per_step(model: AdaptedNet, submodels: int) -> dict:
     """FLOPs of one step that do not scale with the batch: the optimizer, DoRA's norms."""
-    net, spec = model.net, model.net.spec
     adam = sum(p.numel() for p in model.trainable())
     out = {"optimizer": 0, "dora_norm_matmul": 0, "dora_norm_elementwise": 0, "galore_svd": 0}
     if model.method == "galore":
@@ -151,7 +150,7 @@ def per_step(model: AdaptedNet, submodels: int) -> dict:
                 out["optimizer"] += 4 * r * m * n + ADAM_FLOPS * r * hi
                 out["galore_svd"] += 4 * m * n * lo // GALORE_GAP
     out["optimizer"] += ADAM_FLOPS * adam
-    for name, ad in model.lora.items():
+    for ad in model.lora.values():
         if ad.dora:  # B A, W + B A, the row norms: forward and backward, in every submodel's forward
             m, n = ad.B.shape[0], ad.A[0].numel()
             out["dora_norm_matmul"] += submodels * 3 * 2 * m * ad.rank * n
