@@ -33,6 +33,9 @@ DOWNLOAD_FAILED = re.compile(
     r"Max retries exceeded|Failed to establish a new connection|ConnectTimeout|Network is unreachable|"
     r"UnknownPackageError|Could not find the package", re.I)
 NOT_COMPILED = "not compiled by PlatformIO"
+# what reds build and reds flash both say when PlatformIO is missing or cannot download
+INSTALL = "pip install platformio; it downloads the nordicnrf52 platform and the Arduino mbed core on first use"
+NO_DOWNLOAD = "could not download the nordicnrf52 platform, its toolchain or the Arduino mbed core (no internet?)"
 
 
 def pio_command() -> str | None:
@@ -100,8 +103,7 @@ def pio_compile(out: Path) -> str:
     (PlatformIO missing, or its downloads). A compile error is a failed build."""
     pio = pio_command()
     if pio is None:
-        return (f"{NOT_COMPILED}: it is not installed (pip install platformio; it downloads the nordicnrf52 "
-                "platform and the Arduino mbed core on first use)")
+        return f"{NOT_COMPILED}: it is not installed ({INSTALL})"
     log = [(out / LOG).read_text()] if (out / LOG).is_file() else []
     try:
         r = run(compile_command(pio, out), log)
@@ -112,8 +114,7 @@ def pio_compile(out: Path) -> str:
         return ""
     text = r.stdout + r.stderr
     if DOWNLOAD_FAILED.search(text):
-        return (f"{NOT_COMPILED}: it could not download the nordicnrf52 platform, its toolchain or the Arduino "
-                "mbed core (no internet?); connect once and run reds build again (later runs use its cache)")
+        return f"{NOT_COMPILED}: it {NO_DOWNLOAD}; connect once and run reds build again (later runs use its cache)"
     raise failed("pio run (compiling the sketch)", text, out)
 
 

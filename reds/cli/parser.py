@@ -86,17 +86,6 @@ def _nonneg_int(text):
     return v
 
 
-def _dims(parts: list[str], n: int, expected: str, text: str) -> list[int]:
-    """`parts` as `n` positive whole numbers, else "expected <expected>, got <text>"."""
-    try:
-        dims = [int(p) for p in parts]
-    except ValueError:
-        dims = []
-    if len(dims) != n or min(dims) <= 0:
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
-    return dims
-
-
 def _words(text: str) -> list[str]:
     """Comma-separated keywords (checked further when the data set is read)."""
     words = _items(text)
@@ -106,14 +95,25 @@ def _words(text: str) -> list[str]:
 
 
 def _image_size(text: str) -> list[int]:
-    """HxW (e.g. 32x32, 28x40) or one number for a square."""
-    parts = text.lower().replace(" ", "").split("x")
-    return _dims(parts * 2 if len(parts) == 1 else parts, 2, "HxW in pixels (e.g. 32x32) or one number", text)
+    """HxW (e.g. 32x32, 28x40) or one number for a square: the folder loader's own check."""
+    from ..data.folder import parse_image_size
+    from ..errors import RedsError
+
+    try:
+        return list(parse_image_size(text))
+    except RedsError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _input_shape(text: str) -> list[int]:
     """C,H,W: channels, height, width of one input."""
-    return _dims(text.replace("x", ",").split(","), 3, "C,H,W (channels, height, width; e.g. 3,32,32)", text)
+    try:
+        shape = [int(t) for t in text.replace("x", ",").split(",")]
+    except ValueError:
+        shape = []
+    if len(shape) != 3 or min(shape) <= 0:
+        raise argparse.ArgumentTypeError(f"expected C,H,W (channels, height, width), e.g. 3,32,32; got {text!r}")
+    return shape
 
 
 def _methods(text: str) -> list[str]:

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..build.platformio import DOWNLOAD_FAILED, compile_command, pio_command
+from ..build.platformio import DOWNLOAD_FAILED, INSTALL, NO_DOWNLOAD, compile_command, pio_command
 from ..build.stamp import read_stamp
 from ..errors import RedsError
 
@@ -30,8 +30,7 @@ def upload_command(pio: str, build: Path, port: str | None = None) -> list[str]:
 def classify(output: str, rc: int, build: Path) -> str:
     """One line that says why `pio run -t upload` failed."""
     if DOWNLOAD_FAILED.search(output):
-        return ("PlatformIO could not download the nordicnrf52 platform, its toolchain or the Arduino mbed core "
-                f"(no internet?): connect once and run `reds flash {build}` again (later runs use its cache)")
+        return f"PlatformIO {NO_DOWNLOAD}: connect once and run `reds flash {build}` again (later runs use its cache)"
     if NO_BOARD.search(output):
         return ("no Nano 33 BLE found to upload to: plug it in (double-tap reset if the upload still fails) and "
                 "pass its port with --port /dev/ttyACM0")
@@ -50,8 +49,7 @@ def flash(build_dir, port: str | None = None, echo=None) -> None:
         raise RedsError(f"{build}: the build did not finish; run `reds build` again")
     pio = pio_command()
     if pio is None:
-        raise RedsError("PlatformIO (pio) not found: pip install platformio (it downloads the nordicnrf52 platform "
-                        "and the Arduino mbed core on first use, so the first flash needs internet)")
+        raise RedsError(f"PlatformIO (pio) not found: {INSTALL}, so the first flash needs internet")
     cmd = upload_command(pio, build, port)
     echo = echo or (lambda line: print(line, end="", file=sys.stderr))
     try:
