@@ -17,7 +17,7 @@ from reds.ir.archs import build_spec
 from reds.nn.nested import NestedNet
 from reds.probe.depth import knn_predict, prediction_depth
 from reds.probe.pies import modal, pies
-from reds.probe.points import block_outputs, penultimate
+from reds.probe.points import block_outputs
 from reds.probe.pruning import (apply_masks, cubic, effective_cost, kept_weights, magnitude_masks, prunable,
                                 prune)
 from reds.probe.qscore import q_score, q_score_normalised
@@ -91,11 +91,11 @@ def test_knn_probe_on_a_separable_toy_set():
 def test_probe_points_are_block_outputs_then_the_penultimate_layer():
     spec = build_spec("dscnn-s-img", dataset="fmnist", width_mult=0.25)
     pts = block_outputs(spec)
-    assert pts[0] == "act0" and pts[-1] == penultimate(spec) == "flatten" and len(pts) == 10
+    assert pts[0] == "act0" and pts[-1] == spec.penultimate == "flatten" and len(pts) == 10
     res = build_spec(RESIDUAL, dataset="cifar10")
     pts = block_outputs(res)
     adds = [l.name for l in res.layers if l.kind == "add"]
-    assert adds and set(adds) <= set(pts) and pts[-1] == penultimate(res)
+    assert adds and set(adds) <= set(pts) and pts[-1] == res.penultimate
     # an activation feeding an add is not a probe point (the add is)
     names = [l.name for l in res.layers]
     assert all(names[names.index(a) - 1] not in pts for a in adds)

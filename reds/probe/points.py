@@ -14,18 +14,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..ir.spec import Add, Conv2d, Dense, DepthwiseConv2d, LeakyReLU, ReLU, Spec
+from ..ir.spec import Add, LeakyReLU, ReLU, Spec
 
 POOL = 4  # feature maps are pooled to at most POOL x POOL positions for the k-NN probes
-
-
-def penultimate(spec: Spec) -> str:
-    """The layer whose output the classifier (the last conv or dense layer) reads."""
-    layers = spec.layers
-    last = max(i for i, l in enumerate(layers) if isinstance(l.op, (Conv2d, Dense, DepthwiseConv2d)))
-    if last == 0:
-        raise ValueError(f"{spec.name}: the classifier reads the input: there is no hidden representation")
-    return layers[last - 1].name
 
 
 def block_outputs(spec: Spec) -> list[str]:
@@ -36,7 +27,7 @@ def block_outputs(spec: Spec) -> list[str]:
         feeds_add = i + 1 < len(layers) and isinstance(layers[i + 1].op, Add)
         if isinstance(l.op, (ReLU, LeakyReLU)) and not feeds_add or isinstance(l.op, Add):
             names.append(l.name)
-    pen = penultimate(spec)
+    pen = spec.penultimate
     last = max(i for i, l in enumerate(layers) if l.name == pen)
     names = [n for n in names if next(i for i, l in enumerate(layers) if l.name == n) <= last]
     if pen not in names:
