@@ -148,10 +148,16 @@ def _submodel(s, k: int, spec: Spec) -> Submodel:
     _keys(s, what, SUBMODEL_FIELDS, set(ACCURACIES))
     budget = _num(s["budget"], f"{what}'s budget", 0.0, 1.0, lo_open=True)
     widths = _dict(s["widths"], f"{what}'s widths")
-    if set(widths) != set(spec.group_names):
-        raise Invalid(f"{what}'s widths must name exactly the groups {spec.group_names}")
-    widths = {g.name: _int(widths[g.name], f"{what}'s width of {g.name}", 1, g.units) for g in spec.groups}
-    c = cost(spec, widths)
+    blocks = [b.name for b in spec.blocks if b.name in widths]  # elastic depth: 1 runs, 0 skipped
+    if set(widths) - set(blocks) != set(spec.group_names):
+        raise Invalid(f"{what}'s widths must name exactly the groups {spec.group_names}"
+                      + (f" (and may name the skippable blocks {[b.name for b in spec.blocks]})" if spec.blocks else ""))
+    widths = {**{g.name: _int(widths[g.name], f"{what}'s width of {g.name}", 1, g.units) for g in spec.groups},
+              **{b: _int(widths[b], f"{what}'s entry of block {b}", 0, 1) for b in blocks}}
+    try:
+        c = cost(spec, widths)
+    except ValueError as e:
+        raise Invalid(f"{what}: {e}") from None
     for name, want in (("macs", c.macs), ("params", c.params), ("weight_bytes", c.weight_bytes),
                        ("arena_bytes", c.arena_bytes)):
         got = _int(s[name], f"{what}'s {name}", 0, 2 ** 63)
@@ -193,9 +199,13 @@ def parse(d) -> Family:
     for k, (a, b) in enumerate(zip(subs, subs[1:])):
         if not a.budget < b.budget:
             raise Invalid(f"submodels {k} and {k + 1}: budgets must increase ({a.budget:g}, then {b.budget:g})")
-        wider = [g for g in a.widths if a.widths[g] > b.widths[g]]
+        wider = [g for g in spec.group_names if a.widths[g] > b.widths[g]]
         if wider:
             raise Invalid(f"submodels are not nested: submodel {k} is wider than {k + 1} in {', '.join(wider)}")
+        deeper = [x.name for x in spec.skipped(b.widths) if x not in spec.skipped(a.widths)]
+        if deeper:
+            raise Invalid(f"submodels are not nested: submodel {k} runs block(s) {', '.join(deeper)}, "
+                          f"which {k + 1} skips")
     classes = [_text(c, "a class name") for c in _list(d.get("classes", []), "classes", 0, classes_n)]
     if classes and len(classes) != classes_n:
         raise Invalid(f"classes names {len(classes)} classes, num_classes is {classes_n}")

@@ -9,6 +9,8 @@ The schema (version 1; `docs/architecture-files.md` has it with examples):
     default_dataset: fmnist      # optional: what `reds arch` shows without --dataset
     kws_stride_ms: 20            # optional: MFCC stride on keyword-spotting data (20: 49x10)
     min_units: 2                 # optional: the fewest units any group keeps (default 2)
+    skippable:                   # optional: the blocks a submodel may skip (`reds train --depth on`);
+      - {name: b2, first: dw2, last: act_pw2}   # absent: inferred (see Spec.blocks), []: none
     ops:                         # in order; the input shape and classes come from the data
       - {op: conv2d, name: conv1, out: 32, kernel: [3, 3], stride: [1, 1], padding: same, bias: true}
       - {op: batch_norm, name: bn1, eps: 1.0e-5}
@@ -38,12 +40,13 @@ import re
 from pathlib import Path
 
 from ..errors import RedsError
-from .spec import (Add, AvgPool, BatchNorm, Conv2d, Dense, DepthwiseConv2d, Flatten, Group, LeakyReLU, MaxPool,
+from .spec import (Add, AvgPool, BatchNorm, Block, Conv2d, Dense, DepthwiseConv2d, Flatten, Group, LeakyReLU, MaxPool,
                    Op, ReLU, Spec)
 
 FORMAT, VERSION = "reds-arch", 1
 SUFFIXES = (".json", ".yaml", ".yml")
-TOP_KEYS = {"format", "version", "name", "description", "default_dataset", "kws_stride_ms", "min_units", "ops"}
+TOP_KEYS = {"format", "version", "name", "description", "default_dataset", "kws_stride_ms", "min_units", "ops",
+            "skippable"}
 # op -> (required keys, optional keys with defaults)
 OPS: dict[str, tuple[dict, dict]] = {
     "conv2d": ({"out": None, "kernel": None},
@@ -110,6 +113,8 @@ def check(doc, where: str = "architecture") -> dict:
             raise ArchError(f"{where}: '{key}' must be a positive integer, got {v!r}")
     if "default_dataset" in doc:
         out["default_dataset"] = str(doc["default_dataset"])
+    if "skippable" in doc:
+        out["skippable"] = _skippable(doc["skippable"], where)
     ops = doc.get("ops")
     if not isinstance(ops, list) or not ops:
         raise ArchError(f"{where}: 'ops' must be a non-empty list")
@@ -134,6 +139,21 @@ def check(doc, where: str = "architecture") -> dict:
         full = {"op": kind, "name": name, **optional, **{k: v for k, v in op.items() if k not in ("op", "name")}}
         _check_values(full, label)
         out["ops"].append(full)
+    return out
+
+
+def _skippable(blocks, where: str) -> list[dict]:
+    """The `skippable` list: blocks {name, first, last} a submodel may skip (elastic depth)."""
+    if not isinstance(blocks, list):
+        raise ArchError(f"{where}: 'skippable' must be a list of {{name, first, last}} (an empty one: no block)")
+    out = []
+    for i, b in enumerate(blocks):
+        if not isinstance(b, dict) or set(b) != {"name", "first", "last"}:
+            raise ArchError(f"{where}: skippable[{i}] must be a mapping of exactly name, first and last")
+        for key in ("name", "first", "last"):
+            if not isinstance(b[key], str) or not b[key].isidentifier():
+                raise ArchError(f"{where}: skippable[{i}]'s {key} must be an identifier, got {b[key]!r}")
+        out.append({"name": b["name"], "first": b["first"], "last": b["last"]})
     return out
 
 
@@ -284,6 +304,9 @@ def to_spec(doc: dict, input_shape, num_classes: int, where: str | None = None) 
     kept = [g for g in groups.order if groups.find(g) == g]
     specs_groups = tuple(Group(g, groups.units[g], min(groups.min_units[g], groups.units[g])) for g in kept)
     try:
-        return Spec(doc["name"], tuple(int(v) for v in input_shape), int(num_classes), specs_groups, tuple(built))
+        skippable = (None if "skippable" not in doc
+                     else tuple(Block(b["name"], b["first"], b["last"]) for b in doc["skippable"]))
+        return Spec(doc["name"], tuple(int(v) for v in input_shape), int(num_classes), specs_groups, tuple(built),
+                    skippable)
     except ValueError as e:
         raise ArchError(f"{where}: {e}") from None

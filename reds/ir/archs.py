@@ -130,7 +130,8 @@ def build_spec(arch: str | Arch, input_shape=None, num_classes=None, dataset: st
         spec = a.build(tuple(input_shape), int(num_classes))
         if width_mult != 1.0:
             groups = tuple(replace(g, units=max(g.min_units + 2, round(g.units * width_mult))) for g in spec.groups)
-            spec = Spec(f"{spec.name}@{width_mult:g}", spec.input_shape, spec.num_classes, groups, spec.ops)
+            spec = Spec(f"{spec.name}@{width_mult:g}", spec.input_shape, spec.num_classes, groups, spec.ops,
+                        spec.skippable)
         return spec
     except ValueError as e:
         raise RedsError(f"{a.name} does not fit input {tuple(input_shape)}: {e}") from None

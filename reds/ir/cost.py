@@ -132,16 +132,23 @@ def live_bytes(spec: Spec, layer: Layer, lt: LayerTerms, widths: dict[str, int])
 
 
 def cost(spec: Spec, widths: dict[str, int]) -> Cost:
+    """The cost of a width vector; the layers of a block it skips cost nothing (they are
+    listed, at 0), so the result is that of the shallower network `spec.shallow` builds."""
     widths = spec.check_widths(widths)
+    runs = spec.runs(widths)
     layers = []
-    for layer, lt in zip(spec.layers, spec_terms(spec)):
-        layers.append(LayerCost(layer.name, _sum(lt.macs, widths), _sum(lt.params, widths),
-                                live_bytes(spec, layer, lt, widths)))
+    for layer, lt, run in zip(spec.layers, spec_terms(spec), runs):
+        if run:
+            layers.append(LayerCost(layer.name, _sum(lt.macs, widths), _sum(lt.params, widths),
+                                    live_bytes(spec, layer, lt, widths)))
+        else:
+            layers.append(LayerCost(layer.name, 0, 0, 0))
     macs = sum(l.macs for l in layers)
     params = sum(l.params for l in layers)
     # A network of in-place ops only still needs its input buffer.
     first = spec_terms(spec)[0].act_in.value(widths) * BYTES_PER_FLOAT
-    skips = max([0] + [BYTES_PER_FLOAT * _sum(t, widths) for t in skip_terms(spec)])
+    # a skipped block's adds keep nothing (its kept outputs are live inside it only)
+    skips = max([0] + [BYTES_PER_FLOAT * _sum(t, widths) for t, run in zip(skip_terms(spec), runs) if run])
     arena = max([first] + [l.act_bytes for l in layers]) + skips
     return Cost(macs, params, params * BYTES_PER_FLOAT, arena, tuple(layers))
 

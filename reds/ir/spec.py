@@ -100,6 +100,37 @@ class Add:
     source: str
 
 
+@dataclass(frozen=True)
+class Block:
+    """A run of ops, `first` .. `last`, that a submodel may skip whole (elastic depth): its
+    output has its input's shape at full width, so skipping it changes no other shape."""
+
+    name: str
+    first: str
+    last: str
+
+
+@dataclass(frozen=True)
+class SkipBlock:
+    """A skippable block resolved against the layers (see `Spec.blocks`).
+
+    `dead`: the groups only the block's layers produce; while the block is skipped their
+    widths mean nothing, except `alias`: the block's output group when it differs from its
+    input group (a depthwise-separable block with its own pointwise group). Skipped, the
+    block passes its input through, so `alias` must then have the input group's width."""
+
+    name: str
+    start: int  # index of its first layer
+    stop: int  # index of its last layer (inclusive)
+    in_group: str
+    out_group: str
+    dead: tuple[str, ...]
+    alias: str | None
+
+    def __contains__(self, index: int) -> bool:
+        return self.start <= index <= self.stop
+
+
 Op = Union[Conv2d, DepthwiseConv2d, Dense, BatchNorm, ReLU, LeakyReLU, AvgPool, MaxPool, Flatten, Add]
 
 OP_KIND = {
@@ -166,10 +197,78 @@ class Spec:
     num_classes: int
     groups: tuple[Group, ...]
     ops: tuple[Op, ...]
+    # the blocks a submodel may skip; None: every depthwise-separable block whose output has
+    # its input's shape, and every residual block (`infer_blocks`)
+    skippable: tuple[Block, ...] | None = None
     layers: tuple[Layer, ...] = field(init=False, repr=False, compare=False)
+    blocks: tuple[SkipBlock, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", tuple(self._resolve()))
+        if self.skippable is None:  # inferred: the candidates that qualify
+            blocks = []
+            for b in infer_blocks(self):
+                try:
+                    blocks.append(_resolve_block(self, b))
+                except ValueError:
+                    pass
+        else:  # named by the architecture: each must qualify
+            blocks = [_resolve_block(self, b) for b in self.skippable]
+        object.__setattr__(self, "blocks", tuple(blocks))
+        names = set(self.group_names)
+        for b in self.blocks:
+            if b.name in names:
+                raise ValueError(f"{self.name}: block {b.name} has the name of a group")
+            names.add(b.name)
+        for a, b in zip(self.blocks, self.blocks[1:]):
+            if b.start <= a.stop:
+                raise ValueError(f"{self.name}: skippable blocks {a.name} and {b.name} overlap")
+
+    # ---- elastic depth ----------------------------------------------------------------
+    def block(self, name: str) -> SkipBlock:
+        for b in self.blocks:
+            if b.name == name:
+                return b
+        raise KeyError(name)
+
+    def skipped(self, widths: dict) -> list[SkipBlock]:
+        """The blocks a width vector skips: those whose entry is 0 (absent: the block runs)."""
+        return [b for b in self.blocks if widths.get(b.name, 1) == 0]
+
+    def runs(self, widths: dict) -> list[bool]:
+        """Per layer: does it run in the submodel `widths` (False inside a skipped block)?"""
+        out = [True] * len(self.layers)
+        for b in self.skipped(widths):
+            out[b.start:b.stop + 1] = [False] * (b.stop - b.start + 1)
+        return out
+
+    def channels(self, widths: dict) -> list[int]:
+        """The channels of every tensor the submodel passes on: entry 0 the input's, entry
+        l + 1 layer l's output (a skipped layer passes its input's count through)."""
+        runs = self.runs(widths)
+        out = [self.size(self.layers[0].in_ch, widths)]
+        for layer, run in zip(self.layers, runs):
+            out.append(self.size(layer.out_ch, widths) if run else out[-1])
+        return out
+
+    def shallow(self, widths: dict) -> tuple["Spec", dict[str, str]]:
+        """The network a submodel with skipped blocks is, built plainly: their ops removed,
+        their dead groups gone. Also the map of each removed alias group to the group it
+        reads in the shallow spec."""
+        skipped = self.skipped(widths)
+        drop = {i for b in skipped for i in range(b.start, b.stop + 1)}
+        dead = {g for b in skipped for g in b.dead}
+        alias: dict[str, str] = {}
+        for b in skipped:
+            if b.alias:
+                alias[b.alias] = alias.get(b.in_group, b.in_group)
+        ops = tuple(op for i, op in enumerate(self.ops) if i not in drop)
+        groups = tuple(g for g in self.groups if g.name not in dead)
+        names = {op.name for op in ops}
+        keep = tuple(Block(b.name, self.layers[b.start].name, self.layers[b.stop].name)
+                     for b in self.blocks if b not in skipped
+                     and self.layers[b.start].name in names)
+        return Spec(self.name, self.input_shape, self.num_classes, groups, ops, keep), alias
 
     # ---- residual adds --------------------------------------------------------------
     @property
@@ -210,16 +309,30 @@ class Spec:
         return dim if isinstance(dim, int) else int(widths[dim])
 
     def check_widths(self, widths: dict[str, int]) -> dict[str, int]:
-        """Return `widths` with every group present and in range, or raise ValueError."""
+        """Return `widths` with every group present and in range, or raise ValueError.
+
+        A skippable block's name may be there too: 1 (it runs, as when it is absent) or 0
+        (skipped; then its alias group must have its input group's width)."""
         missing = set(self.group_names) - set(widths)
-        extra = set(widths) - set(self.group_names)
+        extra = set(widths) - set(self.group_names) - {b.name for b in self.blocks}
         if missing or extra:
-            raise ValueError(f"widths must name exactly the groups {self.group_names}")
+            raise ValueError(f"widths must name exactly the groups {self.group_names}"
+                             + (f" (and may name the blocks {[b.name for b in self.blocks]})" if self.blocks else ""))
         for g in self.groups:
             w = widths[g.name]
             if not 1 <= w <= g.units:
                 raise ValueError(f"width of group {g.name} must be 1..{g.units}, got {w}")
-        return {g.name: int(widths[g.name]) for g in self.groups}
+        out = {g.name: int(widths[g.name]) for g in self.groups}
+        for b in self.blocks:
+            if b.name in widths:
+                if widths[b.name] not in (0, 1):
+                    raise ValueError(f"block {b.name} must be 1 (runs) or 0 (skipped), got {widths[b.name]}")
+                out[b.name] = int(widths[b.name])
+        for b in self.skipped(out):
+            if b.alias and out[b.alias] != out[b.in_group]:
+                raise ValueError(f"block {b.name} is skipped, so group {b.alias} must have the width of "
+                                 f"{b.in_group} ({out[b.in_group]}), got {out[b.alias]}")
+        return out
 
     # ---- structure ----------------------------------------------------------------
     def param_dims(self, layer: Layer) -> list[ParamDim]:
@@ -358,3 +471,75 @@ class Spec:
         unused = set(names) - produced
         if unused:
             raise ValueError(f"{self.name}: groups never produced: {sorted(unused)}")
+
+
+def infer_blocks(spec: Spec) -> list[Block]:
+    """The blocks a submodel may skip when an architecture names none: every residual body
+    (the ops after an add's source, up to the add) and every depthwise-separable block (a
+    stride-1 depthwise conv, a 1x1 conv, the batch norms and activations after each) whose
+    output has its input's shape, outside residual bodies."""
+    layers, out = spec.layers, []
+    by_name = {l.name: l for l in layers}
+    bodies = [(by_name[l.op.source].index + 1, l.index) for l in layers if isinstance(l.op, Add)]
+    for start, stop in bodies:
+        out.append((start, stop))
+    tail = (BatchNorm, ReLU, LeakyReLU)
+    for l in layers:
+        if not (isinstance(l.op, DepthwiseConv2d) and l.op.stride == (1, 1) and l.in_hw == l.out_hw):
+            continue
+        i = l.index + 1
+        while i < len(layers) and isinstance(layers[i].op, tail):
+            i += 1
+        if not (i < len(layers) and isinstance(layers[i].op, Conv2d) and layers[i].op.kernel == (1, 1)
+                and layers[i].op.stride == (1, 1)):
+            continue
+        i += 1
+        while i < len(layers) and isinstance(layers[i].op, tail):
+            i += 1
+        stop = i - 1
+        if any(a <= stop and l.index <= b for a, b in bodies):
+            continue
+        full = spec.full_widths()
+        if (isinstance(l.in_ch, str) and isinstance(layers[stop].out_ch, str)
+                and spec.size(l.in_ch, full) == spec.size(layers[stop].out_ch, full)):
+            out.append((l.index, stop))
+    return [Block(f"skip_{layers[a].name}", layers[a].name, layers[b].name) for a, b in sorted(out)]
+
+
+def _resolve_block(spec: Spec, block: Block) -> SkipBlock:
+    by_name = {l.name: l for l in spec.layers}
+    where = f"{spec.name}: skippable block {block.name}"
+    if not block.name.isidentifier():
+        raise ValueError(f"{where}: the name must be an identifier")
+    for op in (block.first, block.last):
+        if op not in by_name:
+            raise ValueError(f"{where}: no op named '{op}'")
+    a, b = by_name[block.first], by_name[block.last]
+    if b.index < a.index:
+        raise ValueError(f"{where}: '{block.last}' comes before '{block.first}'")
+    full = spec.full_widths()
+    if not (isinstance(a.in_ch, str) and isinstance(b.out_ch, str)):
+        raise ValueError(f"{where}: it must read and write unit groups (not the input's channels or the classes)")
+    if (a.flat_in or b.flat_out or a.in_hw != b.out_hw
+            or spec.size(a.in_ch, full) != spec.size(b.out_ch, full)):
+        raise ValueError(f"{where}: its output ({spec.size(b.out_ch, full)} x {b.out_hw}) must have its input's "
+                         f"shape ({spec.size(a.in_ch, full)} x {a.in_hw}) to be skipped")
+    inside = range(a.index, b.index + 1)
+    for src, add in spec.skips:
+        if src.index in inside and src.index != b.index and add.index not in inside:
+            raise ValueError(f"{where}: {src.name}'s output is added after the block ({add.name})")
+        if add.index in inside and src.index < a.index - 1:
+            raise ValueError(f"{where}: {add.name} adds {src.name}, which comes before the block's input")
+    producers: dict[str, set[int]] = {}
+    for l in spec.layers:
+        if isinstance(l.op, (Conv2d, Dense)) and isinstance(l.out_ch, str):
+            producers.setdefault(l.out_ch, set()).add(l.index)
+    dead = tuple(g for g, idx in producers.items() if idx <= set(inside))
+    for l in spec.layers[b.index + 1:]:
+        if isinstance(l.in_ch, str) and l.in_ch in dead and l.in_ch != b.out_ch:
+            raise ValueError(f"{where}: group {l.in_ch} is made inside it and read after it")
+    alias = b.out_ch if b.out_ch != a.in_ch else None
+    if alias is not None and alias not in dead:
+        raise ValueError(f"{where}: its output group {alias} is also made outside it, so a skip could not "
+                         f"pass {a.in_ch} through")
+    return SkipBlock(block.name, a.index, b.index, a.in_ch, b.out_ch, dead, alias)

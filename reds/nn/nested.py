@@ -3,7 +3,7 @@
 `NestedNet(spec, num_bn=K)` holds one set of weights and K private batch-norm states (one
 per submodel: a shared batch norm is what costs slimmable networks accuracy). Run any
 width vector with `net(x, widths, bn=k)`; submodel k reads the first widths[g] units of
-every group g.
+every group g, and skips the blocks whose entry in `widths` is 0 (elastic depth).
 
 `reds.nn.plain` builds the same submodel from standard torch layers (the independent
 reference of the tests and what the ONNX and TFLite exporters convert).
@@ -86,8 +86,10 @@ class NestedNet(nn.Module):
         if widths is None:
             widths = spec.full_widths()
         saved, kept = spec.saved, {}
-        for layer in spec.layers:
-            if isinstance(layer.op, Add):
+        for layer, run in zip(spec.layers, spec.runs(widths)):
+            if not run:  # in a skipped block: its input passes through
+                pass
+            elif isinstance(layer.op, Add):
                 x = x + kept.pop(layer.op.source)
             else:
                 # in place only on a fresh tensor: never the input, never an output kept for an add
@@ -110,8 +112,10 @@ class NestedNet(nn.Module):
         if unknown:
             raise KeyError(f"no layers named {sorted(unknown)} in {spec.name}")
         saved, kept, out = spec.saved, {}, {}
-        for layer in spec.layers:
-            if isinstance(layer.op, Add):
+        for layer, run in zip(spec.layers, spec.runs(widths)):
+            if not run:  # a skipped layer's output is its input
+                pass
+            elif isinstance(layer.op, Add):
                 x = x + kept.pop(layer.op.source)
             else:
                 x = self._run(layer, x, widths, bn, inplace=False)

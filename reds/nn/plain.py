@@ -15,7 +15,8 @@ from .nested import BNState, NestedNet
 
 def plain_model(net: NestedNet, widths: dict[str, int], bn: int = 0, fold_bn: bool = False) -> nn.Module:
     """The submodel `widths` as standard layers, weights copied: an nn.Sequential, or for a
-    residual network a `Residual` (the same layers, with the adds).
+    residual network a `Residual` (the same layers, with the adds). The layers of a block
+    the submodel skips are left out.
 
     fold_bn: replace each batch norm by its eval-mode per-channel affine (scale, shift),
     the form the exporters emit. Outputs are the same in eval mode.
@@ -26,7 +27,10 @@ def plain_model(net: NestedNet, widths: dict[str, int], bn: int = 0, fold_bn: bo
     adds: dict[int, int] = {}  # module index of an add -> module index of its source
     ends: dict[str, int] = {}  # layer name -> index of the module that ends it
     with torch.no_grad():
-        for layer in spec.layers:
+        for layer, run in zip(spec.layers, spec.runs(widths)):
+            if not run:  # a skipped block: no module; its output is the last module's
+                ends[layer.name] = len(mods) - 1
+                continue
             op = layer.op
             if isinstance(op, Add):
                 adds[len(mods)] = ends[op.source]
