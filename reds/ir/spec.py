@@ -13,7 +13,7 @@ Everything downstream (PyTorch modules, cost model, knapsack, exporters) reads `
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Union
 
 Dim = Union[str, int]  # a group name, or a fixed size (input channels, classes)
@@ -262,7 +262,15 @@ class Spec:
         for b in skipped:
             if b.alias:
                 alias[b.alias] = alias.get(b.in_group, b.in_group)
-        ops = tuple(op for i, op in enumerate(self.ops) if i not in drop)
+        ops, last = [], {}  # last: each dropped op -> the kept op whose output it passes on
+        for i, op in enumerate(self.ops):
+            if i in drop:
+                last[op.name] = ops[-1].name
+                continue
+            if isinstance(op, Add) and op.source in last:
+                op = replace(op, source=last[op.source])
+            ops.append(op)
+        ops = tuple(ops)
         groups = tuple(g for g in self.groups if g.name not in dead)
         names = {op.name for op in ops}
         keep = tuple(Block(b.name, self.layers[b.start].name, self.layers[b.stop].name)
