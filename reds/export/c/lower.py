@@ -177,6 +177,10 @@ def lower(src: Source, layout: str, name: str) -> Lowered:
     if not 1 <= K <= abi.max_submodels():
         raise RedsError(f"the C runtime runs 1..{abi.max_submodels()} submodels; this family has {K}")
     widths = src.widths
+    skipping = [k for k, w in enumerate(widths) if spec.skipped(w)]
+    if skipping:  # elastic depth (issue 17): the runtime's per-submodel layer mask is still to come
+        raise RedsError(f"submodel {skipping[0]} skips a block, and the C runtime runs every layer; "
+                        "export it as onnx or tflite")
     cols = [[spec.input_shape[0]] + [spec.size(l.out_ch, w) for l in spec.layers] for w in widths]
     if max(max(r) for r in cols) > 0xFFFF:
         raise RedsError("a layer is wider than 65535 units; the C runtime's widths table is 16-bit")
