@@ -43,7 +43,7 @@ def test_skipping_is_exact_against_the_shallower_network(arch, shape):
     x = torch.randn(3, *shape)
     for names in ([spec.blocks[0].name], [b.name for b in spec.blocks[1:]]):
         w = _skip(spec, spec.full_widths(), names)
-        shallow, _ = spec.shallow(w)
+        shallow = spec.shallow(w)
         ref = NestedNet(shallow).eval()
         ref.load_state_dict({k: v for k, v in net.state_dict().items() if k.split(".")[1] in ref.layers})
         ws = {g: w[g] for g in shallow.group_names}

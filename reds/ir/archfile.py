@@ -9,7 +9,7 @@ The schema (version 1; `docs/architecture-files.md` has it with examples):
     default_dataset: fmnist      # optional: what `reds arch` shows without --dataset
     kws_stride_ms: 20            # optional: MFCC stride on keyword-spotting data (20: 49x10)
     min_units: 2                 # optional: the fewest units any group keeps (default 2)
-    skippable:                   # optional: the blocks a submodel may skip (`reds train --depth on`);
+    skippable:                   # optional: the blocks a submodel may skip (elastic depth);
       - {name: b2, first: dw2, last: act_pw2}   # absent: inferred (see Spec.blocks), []: none
     ops:                         # in order; the input shape and classes come from the data
       - {op: conv2d, name: conv1, out: 32, kernel: [3, 3], stride: [1, 1], padding: same, bias: true}
@@ -153,7 +153,7 @@ def _skippable(blocks, where: str) -> list[dict]:
         for key in ("name", "first", "last"):
             if not isinstance(b[key], str) or not b[key].isidentifier():
                 raise ArchError(f"{where}: skippable[{i}]'s {key} must be an identifier, got {b[key]!r}")
-        out.append({"name": b["name"], "first": b["first"], "last": b["last"]})
+        out.append(dict(b))
     return out
 
 

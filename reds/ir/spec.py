@@ -127,9 +127,6 @@ class SkipBlock:
     dead: tuple[str, ...]
     alias: str | None
 
-    def __contains__(self, index: int) -> bool:
-        return self.start <= index <= self.stop
-
 
 Op = Union[Conv2d, DepthwiseConv2d, Dense, BatchNorm, ReLU, LeakyReLU, AvgPool, MaxPool, Flatten, Add]
 
@@ -225,12 +222,6 @@ class Spec:
                 raise ValueError(f"{self.name}: skippable blocks {a.name} and {b.name} overlap")
 
     # ---- elastic depth ----------------------------------------------------------------
-    def block(self, name: str) -> SkipBlock:
-        for b in self.blocks:
-            if b.name == name:
-                return b
-        raise KeyError(name)
-
     def skipped(self, widths: dict) -> list[SkipBlock]:
         """The blocks a width vector skips: those whose entry is 0 (absent: the block runs)."""
         return [b for b in self.blocks if widths.get(b.name, 1) == 0]
@@ -242,26 +233,12 @@ class Spec:
             out[b.start:b.stop + 1] = [False] * (b.stop - b.start + 1)
         return out
 
-    def channels(self, widths: dict) -> list[int]:
-        """The channels of every tensor the submodel passes on: entry 0 the input's, entry
-        l + 1 layer l's output (a skipped layer passes its input's count through)."""
-        runs = self.runs(widths)
-        out = [self.size(self.layers[0].in_ch, widths)]
-        for layer, run in zip(self.layers, runs):
-            out.append(self.size(layer.out_ch, widths) if run else out[-1])
-        return out
-
-    def shallow(self, widths: dict) -> tuple["Spec", dict[str, str]]:
+    def shallow(self, widths: dict) -> "Spec":
         """The network a submodel with skipped blocks is, built plainly: their ops removed,
-        their dead groups gone. Also the map of each removed alias group to the group it
-        reads in the shallow spec."""
+        their dead groups gone (an alias group's consumers then read the block's input)."""
         skipped = self.skipped(widths)
         drop = {i for b in skipped for i in range(b.start, b.stop + 1)}
         dead = {g for b in skipped for g in b.dead}
-        alias: dict[str, str] = {}
-        for b in skipped:
-            if b.alias:
-                alias[b.alias] = alias.get(b.in_group, b.in_group)
         ops, last = [], {}  # last: each dropped op -> the kept op whose output it passes on
         for i, op in enumerate(self.ops):
             if i in drop:
@@ -272,11 +249,9 @@ class Spec:
             ops.append(op)
         ops = tuple(ops)
         groups = tuple(g for g in self.groups if g.name not in dead)
-        names = {op.name for op in ops}
         keep = tuple(Block(b.name, self.layers[b.start].name, self.layers[b.stop].name)
-                     for b in self.blocks if b not in skipped
-                     and self.layers[b.start].name in names)
-        return Spec(self.name, self.input_shape, self.num_classes, groups, ops, keep), alias
+                     for b in self.blocks if b not in skipped)
+        return Spec(self.name, self.input_shape, self.num_classes, groups, ops, keep)
 
     # ---- residual adds --------------------------------------------------------------
     @property
@@ -485,12 +460,12 @@ def infer_blocks(spec: Spec) -> list[Block]:
     """The blocks a submodel may skip when an architecture names none: every residual body
     (the ops after an add's source, up to the add) and every depthwise-separable block (a
     stride-1 depthwise conv, a 1x1 conv, the batch norms and activations after each) whose
-    output has its input's shape, outside residual bodies."""
-    layers, out = spec.layers, []
+    output has its input's shape, outside residual bodies. These are candidates: `Spec`
+    keeps those `_resolve_block` accepts (same shape, groups on both ends)."""
+    layers = spec.layers
     by_name = {l.name: l for l in layers}
     bodies = [(by_name[l.op.source].index + 1, l.index) for l in layers if isinstance(l.op, Add)]
-    for start, stop in bodies:
-        out.append((start, stop))
+    out = list(bodies)
     tail = (BatchNorm, ReLU, LeakyReLU)
     for l in layers:
         if not (isinstance(l.op, DepthwiseConv2d) and l.op.stride == (1, 1) and l.in_hw == l.out_hw):
@@ -505,11 +480,7 @@ def infer_blocks(spec: Spec) -> list[Block]:
         while i < len(layers) and isinstance(layers[i].op, tail):
             i += 1
         stop = i - 1
-        if any(a <= stop and l.index <= b for a, b in bodies):
-            continue
-        full = spec.full_widths()
-        if (isinstance(l.in_ch, str) and isinstance(layers[stop].out_ch, str)
-                and spec.size(l.in_ch, full) == spec.size(layers[stop].out_ch, full)):
+        if not any(a <= stop and l.index <= b for a, b in bodies):
             out.append((l.index, stop))
     return [Block(f"skip_{layers[a].name}", layers[a].name, layers[b].name) for a, b in sorted(out)]
 
