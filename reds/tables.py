@@ -37,13 +37,19 @@ def family_table(fam) -> str:
     full = max(s.macs for s in fam.submodels)
     groups = [g["name"] for g in fam.groups]
     has_scratch = any(s.scratch_accuracy is not None for s in fam.submodels)
-    headers = ["k", "budget", "widths (" + ",".join(groups) + ")", "MACs", "% full", "params", "weights", "arena",
-               "val %", "test %"] + (["scratch %"] if has_scratch else [])
+    # elastic depth: the blocks each submodel skips (width entries 0 that name no group)
+    skips = [[b for b, v in s.widths.items() if b not in groups and v == 0] for s in fam.submodels]
+    has_skips = any(skips)
+    headers = (["k", "budget", "widths (" + ",".join(groups) + ")"] + (["skips"] if has_skips else [])
+               + ["MACs", "% full", "params", "weights", "arena", "val %", "test %"]
+               + (["scratch %"] if has_scratch else []))
     rows = []
     for k, s in enumerate(fam.submodels):
-        row = [k, f"{s.budget:.0%}", ",".join(str(s.widths[g]) for g in groups), f"{s.macs:,}",
-               f"{100 * s.macs / full:.1f}", f"{s.params:,}", _kb(s.weight_bytes), _kb(s.arena_bytes),
-               _pct(s.val_accuracy), _pct(s.accuracy)]
+        row = [k, f"{s.budget:.0%}", ",".join(str(s.widths[g]) for g in groups)]
+        if has_skips:
+            row.append(",".join(skips[k]) or "-")
+        row += [f"{s.macs:,}", f"{100 * s.macs / full:.1f}", f"{s.params:,}", _kb(s.weight_bytes),
+                _kb(s.arena_bytes), _pct(s.val_accuracy), _pct(s.accuracy)]
         if has_scratch:
             row.append(_pct(s.scratch_accuracy))
         rows.append(row)
@@ -55,7 +61,8 @@ def family_table(fam) -> str:
     if norm is not None:  # what every export does to the raw features first
         head += (f"\ninput: raw features, standardised per {'MFCC coefficient' if norm['axis'] == 'width' else 'channel'}"
                  f" ({len(norm['mean'])} mean/std pairs) inside every export")
-    return head + "\n" + render(headers, rows, "rllrrrrrrr" + ("r" if has_scratch else ""))
+    return head + "\n" + render(headers, rows, "rll" + ("l" if has_skips else "") + "rrrrrrr"
+                                 + ("r" if has_scratch else ""))
 
 
 def _pct(v) -> str:

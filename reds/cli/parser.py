@@ -207,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="MAC budgets as fractions of the full model")
     t.add_argument("--knapsack", choices=MODES, default="bottom-up",
                    help="order of the budgets: bottom-up (REDS: smallest first), top-down, or joint (all at once)")
+    t.add_argument("--depth", choices=["off", "on"], default="off",
+                   help="on: the knapsack may also skip whole blocks (depthwise-separable and residual ones, or an "
+                        "architecture file's 'skippable'), nested in depth as in width; bottom-up or top-down only")
     t.add_argument("--importance", choices=METHODS, default="grad",
                    help="unit score: grad (REDS: |W x gradient|), l1 (|W|) or random")
     t.add_argument("--importance-batches", type=_positive(int), default=100,

@@ -71,3 +71,47 @@ def scores(net: NestedNet, method: str = "grad", batches: Iterable | None = None
         for (g, dim, t), gsum in zip(_producer_weights(net), grads):
             out[g] += _per_unit((t * gsum).abs(), dim).double().cpu()
     return out
+
+
+def block_scores(net: NestedNet, batches: list, scores: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Importance of every skippable block (elastic depth), in the units of `scores`.
+
+    A block's measured cost is the loss increase when it alone is skipped (the full network
+    otherwise, running statistics, the same minibatches). Unit scores are put on that scale
+    by the same measurement on units: cutting each group alone to half its width raises the
+    loss by dL_g and drops the score S_g of its tail (`scores` in the units' current,
+    sorted order). The median of S_g / dL_g converts a block's loss increase to score units;
+    a block whose skip does not raise the loss is worth 0."""
+    spec = net.spec
+    if not spec.blocks:
+        return {}
+    if not batches:
+        raise ValueError("block importance needs minibatches")
+    full = spec.full_widths()
+    was_training = net.training
+    net.eval()
+
+    def loss(widths) -> float:
+        with torch.no_grad():
+            total = sum(float(F.cross_entropy(net(x, widths), y, reduction="sum")) for x, y in batches)
+        return total / sum(len(y) for _, y in batches)
+
+    base = loss(full)
+    ratios = []
+    for g in spec.groups:
+        half = max(1, g.units // 2)
+        if half == g.units:
+            continue
+        dl = loss({**full, g.name: half}) - base
+        dropped = float(torch.clamp(scores[g.name][half:], min=0).sum())
+        if dl > 0 and dropped > 0:
+            ratios.append(dropped / dl)
+    scale = float(torch.tensor(ratios, dtype=torch.float64).median()) if ratios else 0.0
+    out = {}
+    for b in spec.blocks:
+        w = dict(full, **{b.name: 0})
+        if b.alias:
+            w[b.alias] = w[b.in_group]
+        out[b.name] = max(0.0, loss(w) - base) * scale
+    net.train(was_training)
+    return out

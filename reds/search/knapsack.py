@@ -66,29 +66,35 @@ def value_tables(spec: Spec, scores: dict[str, torch.Tensor]) -> dict[str, list[
     Every unit is worth at least 1 (of VALUE_SCALE), however small its score: a worthless
     unit would tie with dropping it, and the solver could drop units that fit (even at
     100 %: dead units score exactly 0). The tables stay concave."""
-    total = sum(float(torch.clamp(scores[g.name], min=0).sum()) for g in spec.groups) or 1.0
+    scale = value_scale(spec, scores)
     tables = {}
     for g in spec.groups:
-        s = torch.clamp(scores[g.name].double(), min=0) * (VALUE_SCALE / total)
+        s = torch.clamp(scores[g.name].double(), min=0) * scale
         prefix = torch.cumsum(torch.clamp(torch.round(s), min=1).long(), 0).tolist()
         tables[g.name] = [0] + prefix
     return tables
 
 
-class _Model:
-    """A CP-SAT model with one width vector per budget of `budgets`."""
+def value_scale(spec: Spec, scores: dict[str, torch.Tensor]) -> float:
+    """Table units per unit of score: all groups together are worth VALUE_SCALE."""
+    total = sum(float(torch.clamp(scores[g.name], min=0).sum()) for g in spec.groups) or 1.0
+    return VALUE_SCALE / total
 
-    def __init__(self, spec: Spec, tables, budgets, limits: Limits, lower=None, upper=None,
+
+class _Model:
+    """A CP-SAT model with one width vector per MAC target of `targets`."""
+
+    def __init__(self, spec: Spec, tables, targets: list[int], limits: Limits, lower=None, upper=None,
                  domains: list[dict[str, list[int]]] | None = None, hint: list[dict[str, int]] | None = None):
-        """domains: per budget, the widths each group may take (filtered, see
-        `lagrangian_domains`); hint: per budget, a feasible width vector to start from."""
+        """targets: the most MACs each width vector may have; domains: per target, the
+        widths each group may take (filtered, see `lagrangian_domains`); hint: per target,
+        a feasible width vector to start from."""
         self.spec, self.m = spec, cp_model.CpModel()
-        self.full_macs = _macs_of(spec, spec.full_widths())
         self.w: list[dict[str, cp_model.IntVar]] = []
         bounds: dict[str, tuple[int, int]] = {}
         terms = spec_terms(spec)
         objective = []
-        for k, budget in enumerate(budgets):
+        for k, target in enumerate(targets):
             wk = {}
             for g in spec.groups:
                 lo, hi = width_range(g, limits, lower, upper)
@@ -133,7 +139,7 @@ class _Model:
                         out += t.coef * products[key]
                 return out
 
-            self.m.Add(expr([t for lt in terms for t in lt.macs]) <= target_macs(self.full_macs, budget))
+            self.m.Add(expr([t for lt in terms for t in lt.macs]) <= target)
             if limits.weight_bytes is not None:
                 self.m.Add(BYTES_PER_FLOAT * expr([t for lt in terms for t in lt.params]) <= limits.weight_bytes)
             if limits.arena_bytes is not None:
@@ -144,7 +150,7 @@ class _Model:
                     if not layer.in_place:
                         for live in kept:
                             self.m.Add(BYTES_PER_FLOAT * expr([lt.act_in, lt.act_out, *live]) <= limits.arena_bytes)
-        for k in range(len(budgets) - 1):
+        for k in range(len(targets) - 1):
             for g in spec.groups:
                 self.m.Add(self.w[k][g.name] <= self.w[k + 1][g.name])
         self.m.Maximize(sum(objective))
@@ -171,7 +177,24 @@ def target_macs(full_macs: int, budget: float) -> int:
     return int(full_macs * budget + 1e-9)
 
 
-def _macs_of(spec: Spec, widths) -> int:
+def check_budgets(budgets) -> list[float]:
+    """The budgets in ascending order, or a RedsError saying what is wrong with them."""
+    budgets = sorted(float(b) for b in budgets)
+    if not budgets or budgets[0] <= 0 or budgets[-1] > 1.0 or len(set(budgets)) != len(budgets):
+        raise RedsError("budgets must be distinct fractions of the full MACs in (0, 1], e.g. 0.25,0.5,0.75,1.0")
+    return budgets
+
+
+def no_submodel(budget: float, target: int, status: str, time_limit: float) -> RedsError:
+    """The error for a budget the solver found no submodel for."""
+    if status == "UNKNOWN":
+        return RedsError(f"the solver found no submodel for budget {budget:g} within the time limit "
+                         f"({time_limit:g} s); raise the time limit")
+    return RedsError(f"no submodel fits budget {budget:g} ({target:,} MACs; solver: {status}); "
+                     "raise the budget, lower --min-units or relax the memory limits")
+
+
+def macs_of(spec: Spec, widths) -> int:
     return sum(t.value(widths) for lt in spec_terms(spec) for t in lt.macs)
 
 
@@ -179,7 +202,7 @@ def _value(tables, widths) -> int:
     return sum(tables[g][w] for g, w in widths.items())
 
 
-def _solve_filtered(spec, tables, budget, limits, nest, filt: Filtered, deadline, seed, workers):
+def _solve_filtered(spec, tables, target, limits, nest, filt: Filtered, deadline, seed, workers):
     """CP-SAT on the filtered widths, in rounds of doubling length: while a round finds a
     better solution, filter again with its value (the domains shrink fast as the incumbent
     nears the optimum); a round without improvement, or the eighth, gets all the time left."""
@@ -191,7 +214,7 @@ def _solve_filtered(spec, tables, budget, limits, nest, filt: Filtered, deadline
         if left <= 0.05:
             break
         slice_ = left if last or r == 7 else min(left, first * 2**r)
-        model = _Model(spec, tables, [budget], limits, **nest, domains=[filt.domains], hint=[filt.incumbent])
+        model = _Model(spec, tables, [target], limits, **nest, domains=[filt.domains], hint=[filt.incumbent])
         status, widths, bound, _ = model.solve(slice_, seed, workers)
         if widths is not None:
             best = bound if best is None else min(best, bound)
@@ -222,26 +245,19 @@ def solve(spec: Spec, scores: dict[str, torch.Tensor], budgets: list[float], mod
     docstring); False gives CP-SAT the full box (slow to prove on large networks)."""
     if mode not in MODES:
         raise RedsError(f"unknown knapsack mode '{mode}'; choose one of: {', '.join(MODES)}")
-    budgets = sorted(float(b) for b in budgets)
-    if not budgets or budgets[0] <= 0 or budgets[-1] > 1.0 or len(set(budgets)) != len(budgets):
-        raise RedsError("budgets must be distinct fractions of the full MACs in (0, 1], e.g. 0.25,0.5,0.75,1.0")
+    budgets = check_budgets(budgets)
     limits = limits or Limits()
     workers = workers or max(2, min(8, os.cpu_count() or 2))
     tables = value_tables(spec, scores)
-    full = _macs_of(spec, spec.full_widths())
+    full = macs_of(spec, spec.full_widths())
     out: list[Solution | None] = [None] * len(budgets)
 
     def record(k, status, widths, bound, seconds):
         out[k] = Solution(budgets[k], widths, status, _value(tables, widths), bound, seconds,
-                          _macs_of(spec, widths), target_macs(full, budgets[k]))
+                          macs_of(spec, widths), target_macs(full, budgets[k]))
 
     def fail(k, status):
-        if status == "UNKNOWN":
-            raise RedsError(f"the solver found no submodel for budget {budgets[k]:g} within the time limit "
-                            f"({time_limit:g} s); raise the time limit")
-        raise RedsError(
-            f"no submodel fits budget {budgets[k]:g} ({target_macs(full, budgets[k]):,} MACs; solver: {status}); "
-            "raise the budget, lower --min-units or relax the memory limits")
+        raise no_submodel(budgets[k], target_macs(full, budgets[k]), status, time_limit)
 
     if mode == "joint":
         t0 = time.perf_counter()
@@ -267,7 +283,7 @@ def solve(spec: Spec, scores: dict[str, torch.Tensor], budgets: list[float], mod
                     for k, f in enumerate(filts):
                         f.refilter(start[k], lb - (ub - f.bound))
                     extra["domains"] = [f.domains for f in filts]
-        model = _Model(spec, tables, budgets, limits, **extra)
+        model = _Model(spec, tables, [target_macs(full, b) for b in budgets], limits, **extra)
         status, widths, bound, _ = model.solve(max(0.1, t0 + time_limit - time.perf_counter()), seed, workers)
         if start is not None:
             # Relaxing nesting, the budgets' Lagrangian bounds add up to a bound too.
@@ -293,16 +309,24 @@ def solve(spec: Spec, scores: dict[str, torch.Tensor], budgets: list[float], mod
     for k in order:
         nest = {"lower": prev} if mode == "bottom-up" else {"upper": prev}
         t0 = time.perf_counter()
-        filt = lagrangian_domains(spec, tables, limits, target_macs(full, budgets[k]), **nest) if lagrangian else None
-        if filt is None:
-            model = _Model(spec, tables, [budgets[k]], limits, **nest)
-            status, ws, best, _ = model.solve(time_limit, seed, workers)
-            widths = ws[0] if ws else None
-        else:
-            status, widths, best = _solve_filtered(spec, tables, budgets[k], limits, nest, filt,
-                                                   t0 + time_limit, seed, workers)
+        status, widths, best = solve_target(spec, tables, target_macs(full, budgets[k]), limits, nest,
+                                            t0 + time_limit, seed, workers, lagrangian)
         if widths is None:
             fail(k, status)
         record(k, status, widths, best, time.perf_counter() - t0)
         prev = widths
     return out
+
+
+def solve_target(spec: Spec, tables, target: int, limits: Limits, nest: dict, deadline: float, seed: int,
+                 workers: int, lagrangian: bool = True, filt: Filtered | None = None):
+    """The best widths of at most `target` MACs within `nest`'s bounds ({"lower": widths} or
+    {"upper": widths}), by `deadline` (a `time.perf_counter()` time); `filt`: its Lagrangian
+    filter when already computed. Returns (status, widths or None, proven bound)."""
+    if filt is None and lagrangian:
+        filt = lagrangian_domains(spec, tables, limits, target, **nest)
+    if filt is None:
+        model = _Model(spec, tables, [target], limits, **nest)
+        status, ws, best, _ = model.solve(max(0.1, deadline - time.perf_counter()), seed, workers)
+        return status, (ws[0] if ws else None), best
+    return _solve_filtered(spec, tables, target, limits, nest, filt, deadline, seed, workers)

@@ -31,19 +31,25 @@ from ..errors import RedsError
 from ..ir.archs import build_spec, get_arch
 from ..ir.inputs import InputNorm, MfccFrontEnd
 from ..ir.cost import cost
+from ..nn.importance import block_scores
 from ..nn.importance import scores as importance_scores
 from ..nn.nested import NestedNet
 from ..nn.permute import order_by_importance, permute_all
+from ..search.depth import MODES as DEPTH_MODES
+from ..search.depth import solve as solve_depth
 from ..search.knapsack import Limits, solve
 from .devices import cpus, pick_device, set_threads
 from .recipes import RECIPES, Recipe
 
 CHECKPOINT = "checkpoint.pt"
+BLOCK_BATCHES = 20  # minibatches a block's loss increase (and the groups' it is scaled by) is measured on
 BN_RATE = 0.25  # batch-norm-only tuning runs at this share of the fine-tuning rate (REDS's middle stage)
 METRICS = "metrics.jsonl"
 # settings added since checkpoints were first written, at their defaults: older checkpoints resume
-NEW_SETTINGS = {"words": None, "image_size": None, "init": None, "loss": "ce", "temperature": 0.1, "head_epochs": 2}
+NEW_SETTINGS = {"words": None, "image_size": None, "init": None, "loss": "ce", "temperature": 0.1, "head_epochs": 2,
+                "depth": "off"}
 LOSSES = ("ce", "supcon")
+DEPTHS = ("off", "on")
 
 
 @dataclass
@@ -55,6 +61,8 @@ class TrainConfig:
     image_size: list[int] | None = None  # folder of images: [H, W] (None: the first image's size)
     budgets: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0])
     knapsack: str = "bottom-up"
+    # elastic depth: "on" lets the knapsack skip whole blocks as well (search/depth.py)
+    depth: str = "off"
     importance: str = "grad"
     # REDS sums the gradient over 100 minibatches: a few seconds of a run, and 25 already pick
     # other widths (benchmarks/README.md, "Training speed")
@@ -94,6 +102,10 @@ class TrainConfig:
         if self.recipe not in RECIPES:
             raise RedsError(f"unknown recipe '{self.recipe}'; choose one of: {', '.join(RECIPES)}")
         r = RECIPES[self.recipe]
+        if self.depth not in DEPTHS:
+            raise RedsError(f"depth must be one of: {', '.join(DEPTHS)}; got '{self.depth}'")
+        if self.depth == "on" and self.knapsack not in DEPTH_MODES:
+            raise RedsError(f"--depth on runs the {' or '.join(DEPTH_MODES)} knapsack, not {self.knapsack}")
         if self.loss not in LOSSES:
             raise RedsError(f"unknown loss '{self.loss}'; choose one of: {', '.join(LOSSES)}")
         if not self.temperature > 0:
@@ -429,12 +441,28 @@ class Trainer:
                         {g.name: cfg.min_units for g in self.spec.groups} if cfg.min_units else {})
         self.log(f"importance ({cfg.importance}) in {time.time() - t0:.1f} s; solving the knapsack ({cfg.knapsack}, "
                  f"{len(cfg.budgets)} budgets, at most {cfg.time_limit:g} s per solve; usually seconds)")
-        sols = solve(self.spec, sorted_scores, cfg.budgets, cfg.knapsack, limits, cfg.time_limit, cfg.seed)
+        if cfg.depth == "on" and self.spec.blocks:
+            gen = torch.Generator().manual_seed(hash_seed(cfg.seed, "block importance", 0))
+            it = self.ds.batches("train", cfg.batch_size, shuffle=True, generator=gen)
+            batches = [self._to_device(*b) for _, b in zip(range(BLOCK_BATCHES), it)]
+            blocks = block_scores(net, batches, sorted_scores)
+            self.log(f"block importance (loss increase when skipped) of {len(blocks)} blocks; "
+                     "the knapsack chooses the depth as well")
+            sols = solve_depth(self.spec, sorted_scores, blocks, cfg.budgets, cfg.knapsack, limits,
+                               cfg.time_limit, cfg.seed)
+        else:
+            if cfg.depth == "on":
+                self.log(f"note: {self.spec.name} has no skippable blocks; the knapsack chooses widths only")
+            blocks = None
+            sols = solve(self.spec, sorted_scores, cfg.budgets, cfg.knapsack, limits, cfg.time_limit, cfg.seed)
         for s in sols:
+            skipped = ", ".join(b.name for b in self.spec.skipped(s.widths))
             self.log(f"  budget {s.budget:.0%}: {s.status} in {s.seconds:.2f} s, "
-                     f"MACs {s.macs:,} = {s.macs / s.target_macs:.1%} of target")
-        self._metric(phase="search", seconds=time.time() - t0, solutions=[s.as_dict() for s in sols])
-        return {"solutions": [s.as_dict() for s in sols], "seconds": time.time() - t0}
+                     f"MACs {s.macs:,} = {s.macs / s.target_macs:.1%} of target"
+                     + (f"; skips {skipped}" if skipped else ""))
+        self._metric(phase="search", seconds=time.time() - t0, solutions=[s.as_dict() for s in sols],
+                     **({"block_scores": blocks} if blocks is not None else {}))
+        return {"solutions": [s.as_dict() for s in sols], "seconds": time.time() - t0, "block_scores": blocks}
 
     def _family(self, net, search, widths, seconds) -> fam_io.Family:
         cfg = self.cfg
@@ -459,7 +487,9 @@ class Trainer:
                       "status": "OPTIMAL" if statuses == {"OPTIMAL"} else "/".join(sorted(statuses)),
                       "seconds": round(sum(s["seconds"] for s in sols) if cfg.knapsack != "joint"
                                        else sols[0]["seconds"], 3),
-                      "solutions": sols},
+                      "solutions": sols,
+                      **({"depth": "on", "block_scores": search["block_scores"]}
+                         if search.get("block_scores") is not None else {})},
             training=self._training_record(seconds, search))
 
     def _input_norm(self) -> dict | None:
