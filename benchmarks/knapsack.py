@@ -32,10 +32,14 @@ from machine import describe as describe_machine  # noqa: E402
 from reds.ir.archs import ARCHS, build_spec
 from reds.errors import RedsError
 from reds.nn.importance import scores as importance_scores
+from reds.search import depth
 from reds.search.knapsack import MODES, solve
 from reds.nn.nested import NestedNet
 from reds.nn.permute import order_by_importance, permute_all
 
+# elastic depth (`reds train --depth on`): the knapsack also picks which blocks run; only
+# for architectures with skippable blocks
+DEPTH_MODES = tuple(f"{m}+depth" for m in depth.MODES)
 BUDGET_SETS = {
     "4": [0.25, 0.5, 0.75, 1.0],
     "10": [round(0.1 * i, 1) for i in range(1, 11)],
@@ -65,6 +69,14 @@ def proxy_scores(spec, seed: int, method: str = "l1") -> dict[str, torch.Tensor]
     return s
 
 
+def proxy_block_scores(spec, scores, seed: int) -> dict[str, float]:
+    """A training-free block value (the trainer measures a loss increase): a seeded uniform
+    share, up to the mean group's total score, so some blocks are cheap to skip and some dear."""
+    gen = torch.Generator().manual_seed(seed)
+    mean = sum(float(v.sum()) for v in scores.values()) / len(scores)
+    return {b.name: float(torch.rand((), generator=gen)) * mean for b in spec.blocks}
+
+
 def atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -81,8 +93,13 @@ def run_one(spec, scores, arch, mode, set_name, budgets, args) -> dict:
     rec = {"arch": arch, "mode": mode, "budget_set": set_name, "budgets": budgets,
            "full_macs": None, "time_limit": args.time_limit}
     try:
-        sols = solve(spec, scores, budgets, mode, time_limit=args.time_limit, seed=args.seed,
-                     workers=args.workers, lagrangian=not args.no_lagrangian)
+        if mode in DEPTH_MODES:
+            sols = depth.solve(spec, scores, proxy_block_scores(spec, scores, args.seed), budgets,
+                               mode.removesuffix("+depth"), time_limit=args.time_limit, seed=args.seed,
+                               workers=args.workers, lagrangian=not args.no_lagrangian)
+        else:
+            sols = solve(spec, scores, budgets, mode, time_limit=args.time_limit, seed=args.seed,
+                         workers=args.workers, lagrangian=not args.no_lagrangian)
     except RedsError as e:
         rec.update(error=str(e), seconds=time.perf_counter() - t0, submodels=[])
         return rec
@@ -91,7 +108,7 @@ def run_one(spec, scores, arch, mode, set_name, budgets, args) -> dict:
         "budget": s.budget, "status": s.status, "seconds": round(s.seconds, 3),
         "objective": s.objective, "bound": s.bound, "gap": round(gap(s.objective, s.bound), 6),
         "macs": s.macs, "target": s.target_macs, "macs_over_target": round(s.macs / s.target_macs, 5),
-        "widths": s.widths,
+        "widths": s.widths, "skipped": [b.name for b in spec.skipped(s.widths)],
     } for s in sols]
     rec["objective_sum"] = sum(s.objective for s in sols)
     return rec
@@ -117,7 +134,9 @@ def markdown(meta: dict, records: list[dict]) -> str:
         f"- Lagrangian width filter: {'on' if meta['lagrangian'] else 'off (CP-SAT on the full width box)'}",
         "- bottom-up and top-down solve one CP-SAT model per budget; joint solves one model for the whole "
         "family (its seconds, status and bound belong to the family). Gap = (bound - objective) / bound of "
-        "the worst submodel (0 when every solve is OPTIMAL).",
+        "the worst submodel (0 when every solve is OPTIMAL). `+depth`: the knapsack also chooses which "
+        "skippable blocks run (`reds train --depth on`; every nested depth mask searched, block values a "
+        "seeded proxy), for the architectures that have skippable blocks.",
         "",
         "| arch | full MACs | budgets | mode | seconds | status | worst gap | MACs/target (min..max) |",
         "|---|---:|---|---|---:|---|---:|---|",
@@ -144,13 +163,13 @@ def markdown(meta: dict, records: list[dict]) -> str:
     per = [r for r in records if not r.get("error") and r["mode"] != "joint"]
     if per:
         lines += ["", "## Per submodel (bottom-up and top-down)", "",
-                  "| arch | mode | budget | status | seconds | gap | MACs | target | MACs/target |",
-                  "|---|---|---:|---|---:|---:|---:|---:|---:|"]
+                  "| arch | mode | budget | status | seconds | gap | MACs | target | MACs/target | blocks skipped |",
+                  "|---|---|---:|---|---:|---:|---:|---:|---:|---:|"]
         for r in per:
             for s in r["submodels"]:
                 lines.append(f"| {r['arch']} | {r['mode']} | {s['budget']:.0%} | {s['status']} | "
                              f"{fmt_s(s['seconds'])} | {s['gap']:.2%} | {s['macs']:,} | {s['target']:,} | "
-                             f"{s['macs_over_target']:.4f} |")
+                             f"{s['macs_over_target']:.4f} | {len(s.get('skipped', []))} |")
     lines += ["", "## REDS's published search times (Gurobi), for comparison", "",
               "| setting | search time |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in PUBLISHED]
@@ -164,7 +183,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/knapsack.json"))
     ap.add_argument("--time-limit", type=float, default=60.0, help="seconds per CP-SAT call (default 60)")
     ap.add_argument("--archs", nargs="+", default=list(ARCHS), choices=list(ARCHS))
-    ap.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+    ap.add_argument("--modes", nargs="+", default=[*MODES, *DEPTH_MODES], choices=[*MODES, *DEPTH_MODES])
     ap.add_argument("--sets", nargs="+", default=list(BUDGET_SETS), choices=list(BUDGET_SETS),
                     help="budget sets: 4 = 25/50/75/100 %%, 10 = 10..100 %% in steps of 10")
     ap.add_argument("--workers", type=int, default=None, help="CP-SAT workers (default: reds' choice)")
@@ -191,7 +210,9 @@ def main(argv=None) -> int:
     }
     md_path = args.out.with_suffix(".md")
     records: list[dict] = []
-    jobs = [(a, s, m) for a in args.archs for s in args.sets for m in args.modes]
+    blocks = {a: bool(build_spec(a).blocks) for a in args.archs}
+    jobs = [(a, s, m) for a in args.archs for s in args.sets for m in args.modes
+            if m not in DEPTH_MODES or blocks[a]]
     cache: dict[str, tuple] = {}
     t_start = time.perf_counter()
     for i, (arch, set_name, mode) in enumerate(jobs, 1):

@@ -32,6 +32,9 @@ BENCHMARKS = {
     "adapt": ["benchmarks/adapt.py", "--profile", "quick"],
     # dscnn-s on synth-kws with added noise; makes its data set (espeak-ng, sox) and family first
     "adapt-kws": ["benchmarks/adapt.py", "--profile", "quick", "--dataset", "synth-kws"],
+    # width-only vs width+depth families (elastic depth), accuracy and virtual-M4 cycles;
+    # the full profile takes hours on a CPU: `python benchmarks/depth.py`
+    "depth": ["benchmarks/depth.py", "--profile", "quick"],
     # the full profile takes hours on a CPU: `python benchmarks/probe.py`
     "probe": ["benchmarks/probe.py", "--profile", "quick"],
 }

@@ -1,0 +1,239 @@
+"""Elastic depth: width-only vs width+depth families at the same budgets, accuracy and latency.
+
+    python benchmarks/depth.py --profile quick     # what `make bench` runs (about half an hour on 2 cores)
+    python benchmarks/depth.py                     # the full-length runs (hours on a CPU)
+    python benchmarks/depth.py --setups dscnn-s-img/fmnist
+
+For each setup (an architecture on a data set) two `reds.train.Trainer` runs (the code of
+`reds train`) with the same seed, so the same pretraining: `--depth off` (widths only, REDS)
+and `--depth on` (the knapsack may skip blocks too), at budgets of 10, 25, 50, 75 and 100 %
+of the MACs. Runs live in benchmarks/runs/depth-<profile>/<setup>-<depth>/ and resume from
+their checkpoints: kill the script and run it again to continue. Each finished family is
+then built for the virtual Cortex-M4 and benched there (`reds bench`: every submodel and
+every ordered switch timed on the device in cycles, outputs checked against PyTorch).
+Writes results/depth[-<profile>].{json,md,png}.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shlex
+import sys
+import traceback
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from machine import describe as describe_machine  # noqa: E402
+from publish import publish  # noqa: E402
+from reds.family import MANIFEST, atomic_write, read_manifest  # noqa: E402
+from reds.tables import markdown as md_table  # noqa: E402
+
+BUDGETS = [0.1, 0.25, 0.5, 0.75, 1.0]
+SETUPS = {  # name -> (arch, dataset)
+    "dscnn-s-img/fmnist": ("dscnn-s-img", "fmnist"),
+    "dscnn-s/synth-kws": ("dscnn-s", "synth-kws"),
+    "dscnn-l/synth-kws": ("dscnn-l", "synth-kws"),
+}
+PROFILES = {
+    "full": {"epochs": 30, "finetune_epochs": 30, "limit_train": None, "per_word": 400, "width": 1.0},
+    "quick": {"epochs": 3, "finetune_epochs": 3, "limit_train": 10000, "per_word": 200, "width": 0.5},
+}
+DEPTHS = ("off", "on")
+
+
+def data_dir(dataset: str, prof: dict, work: Path) -> str | None:
+    """fmnist: the Debian package's (the loader finds it); synth-kws: made in the work folder."""
+    if dataset != "synth-kws":
+        return None
+    from reds.data.synth_kws import generate
+
+    out = work / "data-synth-kws"
+    s = generate(out, per_word=prof["per_word"], seed=0, progress=False)
+    if s.get("created", True):
+        print(f"made synth-kws ({s['utterances']:,} utterances, {s['seconds']:.0f} s) in {out}", flush=True)
+    return str(out)
+
+
+def run_folder(work: Path, setup: str, depth: str) -> Path:
+    return work / f"{setup.replace('/', '-')}-depth-{depth}"
+
+
+def train(setup: str, depth: str, prof: dict, work: Path, args) -> None:
+    from reds.train import TrainConfig, Trainer
+
+    folder = run_folder(work, setup, depth)
+    if (folder / MANIFEST).exists() and not (folder / "checkpoint.pt").exists():
+        print(f"== {folder.name}: finished before", flush=True)
+        return
+    arch, dataset = SETUPS[setup]
+    print(f"== {folder.name}", flush=True)
+    cfg = TrainConfig(arch=arch, dataset=dataset, data_dir=data_dir(dataset, prof, work), budgets=BUDGETS,
+                      depth=depth, epochs=prof["epochs"], finetune_epochs=prof["finetune_epochs"],
+                      limit_train=prof["limit_train"], width_mult=prof["width"], seed=args.seed)
+    Trainer(cfg, folder, device=args.device, threads=args.threads, progress=False).run(resume=True)
+
+
+def latency(folder: Path, runs: int) -> dict:
+    """The family benched on the virtual M4 (cached in the run folder as bench.json)."""
+    cached = folder / "bench.json"
+    if cached.exists():
+        return json.loads(cached.read_text())
+    from reds.bench.bench import bench
+    from reds.errors import RedsError
+    from reds.family import open as open_family
+
+    try:
+        r = bench(open_family(folder), "qemu-m4", runs=runs, log=lambda m: None)
+    except RedsError as e:  # recorded in the table, not hidden
+        return {"error": str(e)}
+    out = {"outputs_match": r["outputs_match"], "switch": r["switch"],
+           "cycles": [s["cycles_median"] for s in r["submodels"]]}
+    atomic_write(cached, lambda p: p.write_text(json.dumps(out, indent=2) + "\n"))
+    return out
+
+
+def summary(folder: Path, runs: int, bench: bool) -> dict | None:
+    if not (folder / MANIFEST).exists() or (folder / "checkpoint.pt").exists():
+        return None
+    fam = read_manifest(folder)
+    groups = {g["name"] for g in fam.groups}
+    out = {"seconds": fam.training["seconds"], "knapsack_status": fam.knapsack["status"],
+           "knapsack_seconds": fam.knapsack["seconds"],
+           "submodels": [{"budget": s.budget, "macs": s.macs, "accuracy": s.accuracy,
+                          "skips": [b for b, v in s.widths.items() if b not in groups and v == 0]}
+                         for s in fam.submodels]}
+    if bench:
+        out["device"] = latency(folder, runs)
+    return out
+
+
+def write(result: dict, out: Path, stem: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    plot(result, out / f"{stem}.png")
+    publish(out, stem, result, markdown)
+
+
+def table_rows(runs: dict) -> list[list[str]]:
+    off, on = runs.get("off"), runs.get("on")
+    if off is None or on is None:
+        return []
+    rows = []
+    for i, (a, b) in enumerate(zip(off["submodels"], on["submodels"])):
+        def cyc(r):
+            d = r.get("device") or {}
+            return f"{d['cycles'][i]:,.0f}" if "cycles" in d else "-"
+        rows.append([f"{a['budget']:.0%}", f"{a['macs']:,}", f"{a['accuracy']:.2f}", f"{b['macs']:,}",
+                     f"{b['accuracy']:.2f}", f"{b['accuracy'] - a['accuracy']:+.2f}",
+                     ", ".join(s.removeprefix("skip_") for s in b["skips"]) or "-", cyc(off), cyc(on)])
+    return rows
+
+
+HEADERS = ["budget", "MACs (width)", "width-only %", "MACs (+depth)", "width+depth %", "depth - width",
+           "blocks skipped", "M4 cycles (width)", "M4 cycles (+depth)"]
+
+
+def markdown(r: dict) -> str:
+    parts = [f"## Elastic depth: width-only vs width+depth ({r['profile']} profile)\n",
+             f"`{r['command']}` ({r['date']}; {r['machine']}). Each setup: two runs with the same seed and so "
+             f"the same pretraining ({r['epochs']} + {r['finetune_epochs']} epochs"
+             + (f", {r['limit_train']:,} training samples" if r["limit_train"] else "")
+             + f", width x{r['width']:g}); `--depth off` is REDS's widths-only knapsack, `--depth on` may skip "
+             "blocks too. Test accuracy; cycles are the median of `reds bench` on the virtual Cortex-M4 "
+             "(instructions, deterministic).\n"]
+    parts.append(f"![accuracy vs MACs, width-only and width+depth](results/{r['plot']})\n")
+    for setup, runs in r["setups"].items():
+        parts.append(f"### {setup}\n")
+        rows = table_rows(runs)
+        if not rows:
+            parts.append("not finished: " + ", ".join(f"depth {d}: {'done' if runs.get(d) else 'not finished'}"
+                                                    for d in DEPTHS) + "\n")
+            continue
+        parts.append(md_table(HEADERS, rows) + "\n")
+        notes = []
+        for d in DEPTHS:
+            run = runs[d]
+            dev = run.get("device") or {}
+            if "error" in dev:
+                notes.append(f"depth {d}: not benched on the M4: {dev['error']}")
+            elif dev:
+                notes.append(f"depth {d}: outputs match PyTorch: {'yes' if dev['outputs_match'] else 'NO'}; "
+                             f"switch {dev['switch']['median']:g} cycles median, {dev['switch']['max']:g} max")
+            notes.append(f"depth {d}: knapsack {run['knapsack_status']} in {run['knapsack_seconds']:.2f} s; "
+                         f"trained in {run['seconds'] / 60:.1f} min")
+        parts.append("\n".join(f"- {n}" for n in notes) + "\n")
+    return "\n".join(parts)
+
+
+def plot(r: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    setups = list(r["setups"].items())
+    fig, axes = plt.subplots(1, len(setups), figsize=(4.6 * len(setups), 3.8), squeeze=False)
+    for ax, (setup, runs) in zip(axes[0], setups):
+        for d, style, label in (("off", "o-", "width only"), ("on", "s-", "width + depth")):
+            run = runs.get(d)
+            if run:
+                subs = run["submodels"]
+                ax.plot([s["macs"] for s in subs], [s["accuracy"] for s in subs], style, label=label)
+        ax.set_xscale("log")
+        ax.set_title(setup)
+        ax.set_xlabel("MACs")
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    atomic_write(path, lambda p: fig.savefig(p, dpi=110, format="png"))
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--profile", choices=list(PROFILES), default="full")
+    p.add_argument("--setups", nargs="+", choices=list(SETUPS), default=list(SETUPS))
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--threads", type=int)
+    p.add_argument("--runs", type=int, default=3, help="timed runs per submodel on the virtual M4")
+    p.add_argument("--no-bench", action="store_true", help="skip the virtual M4 (accuracy only)")
+    p.add_argument("--report-only", action="store_true", help="write the tables from the runs as they stand")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--work", type=Path, help="runs (default: benchmarks/runs/depth-PROFILE)")
+    p.add_argument("--out", type=Path, default=HERE / "results")
+    args = p.parse_args(argv)
+    prof = PROFILES[args.profile]
+    work = args.work or HERE / "runs" / f"depth-{args.profile}"
+    stem = "depth" + ("" if args.profile == "full" else f"-{args.profile}")
+    given = argv if argv is not None else sys.argv[1:]
+    command = "python benchmarks/depth.py " + shlex.join(a for a in given if a != "--report-only")
+    result = {"command": command, "date": datetime.date.today().isoformat(), "machine": describe_machine(),
+              "profile": args.profile, **prof, "budgets": BUDGETS, "plot": f"{stem}.png", "setups": {}}
+
+    def collect():
+        for setup in args.setups:
+            result["setups"][setup] = {d: summary(run_folder(work, setup, d), args.runs, not args.no_bench)
+                                       for d in DEPTHS}
+
+    if not args.report_only:
+        for setup in args.setups:
+            for d in DEPTHS:
+                try:
+                    train(setup, d, prof, work, args)
+                except Exception:  # one failed run must not lose the others' table
+                    traceback.print_exc()
+            collect()
+            write(result, args.out, stem)
+    collect()
+    write(result, args.out, stem)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
