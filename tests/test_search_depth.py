@@ -143,7 +143,9 @@ def test_block_importance_is_zero_for_a_block_that_changes_nothing():
     batches = [(torch.randn(8, 1, 28, 28, generator=gen), torch.randint(0, 10, (8,), generator=gen))
                for _ in range(3)]
     scores = {g.name: torch.linspace(1, 0.1, g.units, dtype=torch.float64) for g in spec.groups}
+    before = {k: v.clone() for k, v in net.state_dict().items()}
     out = block_scores(net, batches, scores)
+    assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())  # statistics restored
     assert set(out) == {first.name, second.name}
     assert out[first.name] == 0.0
     # on the unit-score scale: scaling every unit score scales a block's value alike

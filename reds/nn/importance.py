@@ -77,22 +77,31 @@ def block_scores(net: NestedNet, batches: list, scores: dict[str, torch.Tensor])
     """Importance of every skippable block (elastic depth), in the units of `scores`.
 
     A block's measured cost is the loss increase when it alone is skipped (the full network
-    otherwise, running statistics, the same minibatches). Unit scores are put on that scale
-    by the same measurement on units: cutting each group alone to half its width raises the
-    loss by dL_g and drops the score S_g of its tail (`scores` in the units' current,
-    sorted order). The median of S_g / dL_g converts a block's loss increase to score units;
-    a block whose skip does not raise the loss is worth 0."""
+    otherwise, the same minibatches). Unit scores are put on that scale by the same
+    measurement on units: cutting each group alone to half its width raises the loss by
+    dL_g and drops the score S_g of its tail (`scores` in the units' current, sorted order).
+    The median of S_g / dL_g converts a block's loss increase to score units; a block whose
+    skip does not raise the loss is worth 0. Each probe's batch-norm statistics are first
+    recomputed on the minibatches, as every submodel's are after fine-tuning: otherwise the
+    statistics of the full network would charge a skip for a shift fine-tuning removes.
+    The network's own statistics are restored at the end."""
     spec = net.spec
     if not spec.blocks:
         return {}
     if not batches:
         raise ValueError("block importance needs minibatches")
     full = spec.full_widths()
-    was_training = net.training
-    net.eval()
+    was_training, momentum = net.training, net.bn_momentum
+    saved = [{k: v.clone() for k, v in s.state_dict().items()} for s in net.bn_states()]
 
     def loss(widths) -> float:
         with torch.no_grad():
+            net.train()
+            net.reset_bn_stats(0)
+            net.bn_momentum = None  # an exact average over the minibatches
+            for x, _ in batches:
+                net(x, widths)
+            net.eval()
             total = sum(float(F.cross_entropy(net(x, widths), y, reduction="sum")) for x, y in batches)
         return total / sum(len(y) for _, y in batches)
 
@@ -113,5 +122,9 @@ def block_scores(net: NestedNet, batches: list, scores: dict[str, torch.Tensor])
         if b.alias:
             w[b.alias] = w[b.in_group]
         out[b.name] = max(0.0, loss(w) - base) * scale
+    with torch.no_grad():
+        for s, state in zip(net.bn_states(), saved):
+            s.load_state_dict(state)
+    net.bn_momentum = momentum
     net.train(was_training)
     return out
