@@ -5,7 +5,8 @@
 seeded random weights, one batch-norm state per submodel with *calibrated* running
 statistics (so activations keep unit scale through deep nets and outputs depend on the
 input) and random affine parameters, and nested width vectors that shrink each group by
-its own factor (so no two groups share a width by accident).
+its own factor (so no two groups share a width by accident). With `depth=True` smaller
+submodels also skip more of the spec's skippable blocks (`depth_widths`).
 """
 from __future__ import annotations
 
@@ -47,6 +48,25 @@ def nested_widths(spec: Spec, budgets, gen: torch.Generator) -> list[dict[str, i
     return out
 
 
+def depth_widths(spec: Spec, widths: list[dict[str, int]]) -> list[dict[str, int]]:
+    """`widths` (ascending, nested) with nested depth: of K submodels, submodel k skips the
+    first ceil(B (K-1-k) / K) of the B skippable blocks (the largest skips none, and a block
+    that runs in submodel k runs in every larger one). A skipped block's alias group takes
+    its input group's width; the widths stay nested."""
+    K, B = len(widths), len(spec.blocks)
+    out = []
+    for k, w in enumerate(widths):
+        skip = {b.name for b in spec.blocks[:math.ceil(B * (K - 1 - k) / K)]}
+        w = {g: max(v, out[-1][g]) for g, v in w.items()} if out else dict(w)
+        for b in spec.blocks:  # in order: a block's input group may be the alias of the one before
+            if b.name in skip:
+                w[b.name] = 0
+                if b.alias:
+                    w[b.alias] = w[b.in_group]
+        out.append(w)
+    return out
+
+
 def make_net(spec: Spec, widths: list[dict[str, int]], seed: int = 0) -> NestedNet:
     """A NestedNet with seeded weights and one calibrated, randomised BN state per width vector."""
     gen = torch.Generator().manual_seed(seed)
@@ -74,13 +94,18 @@ def make_net(spec: Spec, widths: list[dict[str, int]], seed: int = 0) -> NestedN
 
 
 def make_family(tmp_path, arch: str, width_mult: float = 0.25, budgets=BUDGETS, seed: int = 0,
-                name: str | None = None, input_norm: dict | None = None, frontend: dict | None = None) -> Path:
+                name: str | None = None, input_norm: dict | None = None, frontend: dict | None = None,
+                depth: bool = False) -> Path:
     """Write a family of `arch` at `width_mult` with one submodel per budget; return its folder.
     input_norm, frontend: the family's input normalisation and front end (reds.ir.inputs),
-    recorded as training would."""
+    recorded as training would. depth: smaller submodels skip more blocks (depth_widths)."""
     spec = build_spec(arch, width_mult=width_mult)
     gen = torch.Generator().manual_seed(seed + 1)
     widths = nested_widths(spec, budgets, gen)
+    if depth:
+        if not spec.blocks:
+            raise ValueError(f"{spec.name} has no skippable blocks")
+        widths = depth_widths(spec, widths)
     net = make_net(spec, widths, seed)
     subs = []
     for b, w in zip(sorted(budgets), widths):
@@ -93,7 +118,7 @@ def make_family(tmp_path, arch: str, width_mult: float = 0.25, budgets=BUDGETS, 
                  groups=[{"name": g.name, "units": g.units} for g in spec.groups],
                  submodels=subs, knapsack={"mode": "test"}, training={"seed": seed},
                  width_mult=width_mult, input_norm=input_norm, frontend=frontend)
-    out = Path(tmp_path) / (name or f"family-{a.name}@{width_mult:g}")
+    out = Path(tmp_path) / (name or f"family-{a.name}@{width_mult:g}" + ("-depth" if depth else ""))
     save(out, fam, net)
     return out
 
@@ -101,9 +126,10 @@ def make_family(tmp_path, arch: str, width_mult: float = 0.25, budgets=BUDGETS, 
 _SHARED: dict[tuple, Path] = {}
 
 
-def shared_family(tmp_path_factory, arch: str, width_mult: float = 0.25, budgets=BUDGETS, seed: int = 0) -> Path:
+def shared_family(tmp_path_factory, arch: str, width_mult: float = 0.25, budgets=BUDGETS, seed: int = 0,
+                  depth: bool = False) -> Path:
     """`make_family` once per test process and arguments: for tests that only read it."""
-    key = (arch, width_mult, tuple(budgets), seed)
+    key = (arch, width_mult, tuple(budgets), seed, depth)
     if key not in _SHARED:
-        _SHARED[key] = make_family(tmp_path_factory.mktemp("family"), arch, width_mult, budgets, seed)
+        _SHARED[key] = make_family(tmp_path_factory.mktemp("family"), arch, width_mult, budgets, seed, depth=depth)
     return _SHARED[key]

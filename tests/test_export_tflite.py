@@ -66,8 +66,6 @@ NORMALISED = "dscnn-s+norm"
 @needs_extra
 @pytest.mark.parametrize("arch", [*ALL, NORMALISED], ids=arch_id)
 def test_tflite_matches_pytorch(arch, tmp_path, tmp_path_factory):
-    from reds.export.tflite import interpreter_class, run_tflite
-
     if arch == NORMALISED:
         rng = np.random.default_rng(5)
         norm = {"axis": "width", "mean": rng.normal(0, 5, 10).tolist(), "std": rng.uniform(0.5, 4, 10).tolist()}
@@ -80,6 +78,16 @@ def test_tflite_matches_pytorch(arch, tmp_path, tmp_path_factory):
     assert m["files"] == [f"submodel_{k}.tflite" for k in range(len(fam.submodels))]
     assert json.loads((out / "manifest.json").read_text())["family_hash"] == open_family(d).hash
     x = np.random.default_rng(0).normal(size=(4, *fam.input_shape)).astype(np.float32)
+    print(f"{arch}: " + ", ".join(check_tflite(d, out, x)))
+
+
+def check_tflite(d: Path, out: Path, x: np.ndarray) -> list[str]:
+    """Every submodel's file in `out`, run by each TFLite interpreter installed (the test skips
+    without one) on x (made raw features of the family's range), against PyTorch: within
+    ATOL, same argmax. Returns one "who[k] diff" per run."""
+    from reds.export.tflite import interpreter_class, run_tflite
+
+    fam, _ = load(d)
     litert = interpreter_class()
     have_tflm = _has("tflite_micro")
     if litert is None and not have_tflm:
@@ -102,7 +110,7 @@ def test_tflite_matches_pytorch(arch, tmp_path, tmp_path_factory):
             assert diff <= ATOL, f"submodel {k}: max |{who} - PyTorch| = {diff:.3g}"
             assert (got.argmax(1) == ref.argmax(1)).all(), f"submodel {k}: {who} argmax differs"
             report.append(f"{who}[{k}] {diff:.2g}")
-    print(f"{arch}: " + ", ".join(report))
+    return report
 
 
 def test_missing_extra_is_one_clear_line(tmp_path, tmp_path_factory, monkeypatch, capsys):

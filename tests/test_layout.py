@@ -118,6 +118,7 @@ def test_op_codes_and_layouts_are_the_headers():
     assert set(OP_ENUM.values()) == set(abi.op_codes())
     assert set(ORDERS) == set(abi.layouts()) and abi.layout_names()[0] == abi.DEFAULT_LAYOUT
     assert abi.layouts() == {"rowmajor": 0, "nested": 1}
+    assert abi.layer_masks() == {"run": 0, "skip": 1, "skip_keep": 2}
 
 
 def test_constants_read_from_the_headers_are_the_compiled_ones(tmp_path):
@@ -130,6 +131,8 @@ def test_constants_read_from_the_headers_are_the_compiled_ones(tmp_path):
                     "    printf(\"%d %d %d %d %lu %d\\n\", REDS_ABI_VERSION, REDS_MAX_SUBMODELS, REDS_PROTO_LINE, "
                     "REDS_PROTO_MAX_LOOP, (unsigned long)REDS_PROTO_MAX_INFER, REDS_PROTO_VERSION);\n"
                     + "".join(f"    printf(\"{o} %d\\n\", (int){o});\n" for o in ops)
+                    + "".join(f"    printf(\"REDS_LAYER_{m.upper()} %d\\n\", (int)REDS_LAYER_{m.upper()});\n"
+                              for m in abi.layer_masks())
                     + "    printf(\"nested %d rowmajor %d\\n\", (int)REDS_LAYOUT_NESTED, (int)REDS_LAYOUT_ROWMAJOR);\n"
                     "    return 0;\n}\n")
     _, incs = runtime()
@@ -140,7 +143,10 @@ def test_constants_read_from_the_headers_are_the_compiled_ones(tmp_path):
     assert [int(v) for v in lines[0].split()] == [abi.abi_version(), abi.max_submodels(), abi.protocol_limit("LINE"),
                                                  abi.protocol_limit("MAX_LOOP"), abi.protocol_limit("MAX_INFER"),
                                                  abi.protocol_limit("VERSION")]
-    assert {l.split()[0]: int(l.split()[1]) for l in lines[1:-1]} == abi.op_codes()
+    compiled = {l.split()[0]: int(l.split()[1]) for l in lines[1:-1]}
+    assert {n: v for n, v in compiled.items() if n.startswith("REDS_OP_")} == abi.op_codes()
+    assert {n[len("REDS_LAYER_"):].lower(): v for n, v in compiled.items() if n.startswith("REDS_LAYER_")} == \
+        abi.layer_masks()
     assert lines[-1] == f"nested {abi.layouts()['nested']} rowmajor {abi.layouts()['rowmajor']}"
 
 

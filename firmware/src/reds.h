@@ -12,7 +12,9 @@
  * C99, no malloc, no stdio: the core uses <string.h> (memcpy) and nothing of the board.
  * Switching submodel is reds_select(): one store. reds_run then passes each kernel its
  * layer's widths from the active submodel's row of the widths table, and every submodel
- * reads a prefix of the same weights (see README.md for the two weight layouts).
+ * reads a prefix of the same weights (see README.md for the two weight layouts). A
+ * submodel may also skip whole blocks of layers (elastic depth): the layer mask's row says
+ * which.
  */
 #ifndef REDS_H
 #define REDS_H
@@ -25,7 +27,7 @@
 extern "C" {
 #endif
 
-#define REDS_ABI_VERSION 3
+#define REDS_ABI_VERSION 4
 /* The exporter refuses families with more submodels (a row of weights has at most one
  * segment per submodel; kernels keep that many segment descriptors on the stack). */
 #define REDS_MAX_SUBMODELS 32
@@ -57,6 +59,14 @@ typedef enum {
     REDS_LAYOUT_ROWMAJOR = 0, /* rows of the largest submodel; a submodel reads the top-left block */
     REDS_LAYOUT_NESTED = 1    /* submodel k's weights are one contiguous prefix, shell by shell */
 } reds_layout_t;
+
+/* A layer in submodel k (reds_net_t.layer_mask): it runs, or it is in a block the submodel
+ * skips, and then its input passes through it unchanged. */
+typedef enum {
+    REDS_LAYER_RUN = 0,
+    REDS_LAYER_SKIP = 1,
+    REDS_LAYER_SKIP_KEEP = 2 /* skipped, and a later ADD reads what passes through: copied to the skip slot */
+} reds_layer_mask_t;
 
 typedef enum {
     REDS_AXIS_NONE = 0,    /* the input is used as it is */
@@ -115,8 +125,10 @@ typedef struct {
     float *frontend_work;       /* REDS_MFCC_WORK_FLOATS(frontend) floats */
     const reds_layer_t *layers;
     /* [num_submodels][num_layers + 1]: column 0 is the input's channels, column l + 1
-     * the output channels of layer l. Nested: no column grows from one row to the next. */
+     * the output channels of layer l (of a skipped layer: its input's, passed through). */
     const uint16_t *widths;
+    /* [num_submodels][num_layers] reds_layer_mask_t, or NULL: every submodel runs every layer */
+    const uint8_t *layer_mask;
     const uint32_t *macs;         /* [num_submodels] */
     const uint32_t *weight_bytes; /* [num_submodels] float32 weights the submodel reads */
     const uint32_t *arena_bytes;  /* [num_submodels] activation bytes the submodel needs */

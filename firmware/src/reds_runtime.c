@@ -6,7 +6,8 @@
  * the layers of the largest submodel; batch norm, activations, flatten and adds overwrite
  * their input. A residual network's arena starts with its skip slots (skip_floats): the
  * output of a layer a later add reads is copied there. Together that is exactly the
- * family's arena_bytes.
+ * family's arena_bytes. A layer the active submodel skips (its layer mask) leaves x as it
+ * is: its input passes through.
  */
 #include <string.h>
 
@@ -100,6 +101,7 @@ RUN_INLINE const float *run_layers(reds_model_t *m, const float *input, reds_tic
     const reds_net_t *net = m->net;
     const uint32_t k = m->active, stride = (uint32_t)net->num_layers + 1u;
     const uint16_t *row = net->widths + k * stride;
+    const uint8_t *mask = net->layer_mask != 0 ? net->layer_mask + k * net->num_layers : 0;
     float *const base = m->arena + net->skip_floats; /* the ping-pong region */
     const uint32_t floats = net->arena_floats - net->skip_floats;
     float *x = base;
@@ -123,10 +125,11 @@ RUN_INLINE const float *run_layers(reds_model_t *m, const float *input, reds_tic
         const reds_layer_t *L = &net->layers[l];
         const uint32_t cin = row[l], cout = row[l + 1];
         const uint32_t out_n = cout * L->out_h * L->out_w;
+        const uint8_t skipped = mask != 0 ? mask[l] : (uint8_t)REDS_LAYER_RUN;
         float *y = at_start ? base + floats - out_n : base;
         int moved = 1; /* the output is in y (else the layer ran in place on x) */
         reds_weights_t w;
-        switch (L->op) {
+        switch (skipped == REDS_LAYER_RUN ? L->op : 0u) { /* 0: skipped, x passes through */
         case REDS_OP_CONV2D:
             reds_layer_weights(L, k, &w);
             reds_conv2d_f32(L, &w, cin, cout, x, y);
@@ -146,9 +149,11 @@ RUN_INLINE const float *run_layers(reds_model_t *m, const float *input, reds_tic
             break;
         case REDS_OP_SCALE_BIAS: {
             /* Submodel k's vectors follow those of submodels 0 .. k-1. The activation that
-             * follows, if any, is fused in (and then skipped), unless an add needs the
-             * batch norm's own output. */
-            const uint8_t next = l + 1 < net->num_layers && !L->keep ? net->layers[l + 1].op : 0u;
+             * follows, if any, is fused in (and then not run again), unless an add needs the
+             * batch norm's own output or the submodel skips the activation. */
+            const uint8_t next = l + 1 < net->num_layers && !L->keep && (mask == 0 || mask[l + 1] == REDS_LAYER_RUN)
+                                     ? net->layers[l + 1].op
+                                     : 0u;
             const uint8_t act = next == REDS_OP_RELU         ? REDS_ACT_RELU
                                 : next == REDS_OP_LEAKY_RELU ? REDS_ACT_LEAKY_RELU
                                                              : REDS_ACT_NONE;
@@ -174,7 +179,7 @@ RUN_INLINE const float *run_layers(reds_model_t *m, const float *input, reds_tic
             reds_add_f32(x, m->arena + L->skip, out_n);
             moved = 0;
             break;
-        default: /* REDS_OP_FLATTEN: C x H x W is already the flat order */
+        default: /* REDS_OP_FLATTEN: C x H x W is already the flat order; or a skipped layer */
             moved = 0;
             break;
         }
@@ -182,7 +187,9 @@ RUN_INLINE const float *run_layers(reds_model_t *m, const float *input, reds_tic
             x = y;
             at_start = !at_start;
         }
-        if (net->layers[l].keep) /* l: the last layer run (a fused activation) */
+        /* l: the last layer run (a fused activation). Skipped, the layer's kept output is what
+         * passes through, copied where a later add reads it only. */
+        if (skipped == REDS_LAYER_RUN ? net->layers[l].keep : skipped == REDS_LAYER_SKIP_KEEP)
             memcpy(m->arena + net->layers[l].skip, x, out_n * sizeof(float));
         if (ticks != 0) {
             t1 = ticks();

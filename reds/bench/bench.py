@@ -79,16 +79,18 @@ def layer_profile(family: OpenFamily, k: int, dev: dict) -> dict:
     """Submodel k's `layers%` reply (Link.layers) beside the family's spec: each row's layer
     name, op, output shape at the submodel's widths, MACs (reds.ir.cost), cycles, cycles/MAC,
     % of the ordinary run. The rows' sum should equal the run within one timer overhead per
-    row (each row's timer read is subtracted as the overhead measured at start-up)."""
+    row (each row's timer read is subtracted as the overhead measured at start-up). A layer
+    the submodel skips (elastic depth) has no shape and no MACs: its row times the pass-through
+    (about 0 cycles)."""
     from ..export.c.lower import OP_ENUM
     from ..ir.cost import cost
 
     spec, widths = family.spec, family.submodels[k].widths
-    per = cost(spec, widths).layers
+    per, runs = cost(spec, widths).layers, spec.runs(widths)
     run = dev["run"]
     rows = []
     for r in dev["rows"]:
-        row = {"index": None, "name": r["i"], "op": r["op"], "shape": None, "macs": 0}
+        row = {"index": None, "name": r["i"], "op": r["op"], "shape": None, "macs": 0, "skipped": False}
         if r["i"].isdigit():
             i = int(r["i"])
             if i >= len(spec.layers):
@@ -98,7 +100,8 @@ def layer_profile(family: OpenFamily, k: int, dev: dict) -> dict:
             if r["op"] != want:
                 raise RedsError(f"the device's layer {i} is a {r['op']}, {family.dir}'s ({layer.name}) a {want}: "
                                 "build and flash this family first")
-            row.update(index=i, name=layer.name, shape=_shape(spec, layer, widths), macs=per[i].macs)
+            row.update(index=i, name=layer.name, shape=_shape(spec, layer, widths) if runs[i] else None,
+                       macs=per[i].macs, skipped=not runs[i])
         elif r["i"] == "input":
             row["shape"] = list(spec.input_shape)
         c = r["cycles"]
@@ -151,15 +154,19 @@ def profile_table(report: dict) -> str:
               f"{'%':>6}"
         lines += [hdr, "-" * len(hdr)]
         for r in p["layers"]:
-            shape = "x".join(map(str, r["shape"])) if r["shape"] else "-"
+            shape = "skipped" if r.get("skipped") else "x".join(map(str, r["shape"])) if r["shape"] else "-"
             cycles = "fused" if r["fused"] else f"{r['cycles']:,}"
             cpm = f"{r['cycles_per_mac']:.2f}" if r["cycles_per_mac"] is not None else "-"
             pct = f"{r['pct']:.1f}" if r["pct"] is not None else "-"
             idx = "-" if r["index"] is None else str(r["index"])
             lines.append(f"{idx:>3} {r['name']:<14} {r['op']:<16} {shape:>12} {r['macs']:>11,} {cycles:>11} "
                          f"{cpm:>8} {pct:>6}")
-        lines.append("(fused: the activation runs inside the batch norm's step; that row holds both)"
-                     if any(r["fused"] for r in p["layers"]) else "")
+        notes = [note for key, note in (("fused", "(fused: the activation runs inside the batch norm's step; that "
+                                                  "row holds both)"),
+                                        ("skipped", "(skipped: in a block this submodel skips; its input passes "
+                                                    "through)"))
+                 if any(r.get(key) for r in p["layers"])]
+        lines += notes or [""]
     return "\n".join(lines).rstrip("\n")
 
 

@@ -41,6 +41,12 @@ def op_codes() -> dict[str, int]:
     return _enum("REDS_OP_")
 
 
+def layer_masks() -> dict[str, int]:
+    """`run` -> 0, `skip` -> 1, `skip_keep` -> 2 (reds_layer_mask_t, lower case): what a
+    submodel does with a layer (elastic depth)."""
+    return {k[len("REDS_LAYER_"):].lower(): v for k, v in _enum("REDS_LAYER_").items()}
+
+
 def layouts() -> dict[str, int]:
     """`nested` -> 1, `rowmajor` -> 0 (the enum's REDS_LAYOUT_ names, lower case)."""
     return {k[len("REDS_LAYOUT_"):].lower(): v for k, v in _enum("REDS_LAYOUT_").items()}

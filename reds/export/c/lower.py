@@ -8,7 +8,9 @@ Two weight layouts (`firmware/README.md` has the index formulas):
 
 Batch norm is folded per submodel into a per-channel scale and bias; a conv/dense bias
 that feeds a batch norm is folded into that bias too (y = s*(Wx + b) + t = s*Wx + (s*b + t)).
-Nothing here writes text: `emit` does.
+A submodel that skips blocks (elastic depth) gets a row of the layer mask: a skipped layer's
+widths-table column passes its input's channels through, while its weights and segment
+tables keep the group widths (as if it ran). Nothing here writes text: `emit` does.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import numpy as np
 import torch
 
 from ...errors import RedsError
-from ...ir.cost import BYTES_PER_FLOAT
+from ...ir.cost import BYTES_PER_FLOAT, cost
 from ...ir.spec import (Add, AvgPool, BatchNorm, Conv2d, Dense, DepthwiseConv2d, Flatten, Layer, LeakyReLU, MaxPool,
                         ReLU, Spec)
 from ...nn.plain import bn_scale_shift
@@ -141,6 +143,7 @@ class Lowered:
     arrays: list[Array]
     layers: list[LayerC]
     widths: list[list[int]]  # [submodel][layer + 1]: input channels, then each layer's outputs
+    mask: list[list[int]] | None = None  # [submodel][layer] reds_layer_mask_t; None: every layer runs
     skip_floats: int = 0  # the arena's skip slots (residual adds)
     info: dict = field(default_factory=dict)  # sizes, as the export's manifest records them
     input_axis: str | None = None  # the input normalisation's axis (arrays input_scale, input_shift)
@@ -170,6 +173,32 @@ def folded_bn(src: Source, layer: Layer, k: int, producer: Layer | None) -> tupl
     return _np(scale), _np(shift)
 
 
+def columns(spec: Spec, widths: dict[str, int]) -> list[int]:
+    """A submodel's row of the widths table: the input's channels, then each layer's output
+    channels; a skipped layer's are its input's (they pass through)."""
+    col = [spec.input_shape[0]]
+    for layer, run in zip(spec.layers, spec.runs(widths)):
+        col.append(spec.size(layer.out_ch, widths) if run else col[-1])
+    return col
+
+
+def layer_mask(spec: Spec, widths: dict[str, int], kept: set[str]) -> list[int]:
+    """A submodel's row of the layer mask (reds_layer_mask_t). A skipped block's last layer
+    whose output is `kept` for a later add keeps what passes through instead."""
+    codes, stops = abi.layer_masks(), {b.stop for b in spec.blocks}
+    return [codes["run"] if run else codes["skip_keep"] if l.name in kept and l.index in stops else codes["skip"]
+            for l, run in zip(spec.layers, spec.runs(widths))]
+
+
+def arena_bytes(spec: Spec, widths: list[dict[str, int]], skip_floats: int) -> int:
+    """The arena as the runtime lays it out: the skip slots, then the ping-pong region of the
+    submodel that needs most (the largest input + output of a layer it runs, or its input).
+    Without skipped blocks that is the largest submodel's arena_bytes."""
+    first = BYTES_PER_FLOAT * int(np.prod(spec.input_shape))
+    return BYTES_PER_FLOAT * skip_floats + max(max([first] + [l.act_bytes for l in cost(spec, w).layers])
+                                               for w in widths)
+
+
 def lower(src: Source, layout: str, name: str) -> Lowered:
     """The C model of `src` in `layout`; refuses a family the runtime cannot run."""
     spec, net, fam = src.spec, src.net, src.family
@@ -177,11 +206,7 @@ def lower(src: Source, layout: str, name: str) -> Lowered:
     if not 1 <= K <= abi.max_submodels():
         raise RedsError(f"the C runtime runs 1..{abi.max_submodels()} submodels; this family has {K}")
     widths = src.widths
-    skipping = [k for k, w in enumerate(widths) if spec.skipped(w)]
-    if skipping:  # elastic depth (issue 17): the runtime's per-submodel layer mask is still to come
-        raise RedsError(f"submodel {skipping[0]} skips a block, and the C runtime runs every layer; "
-                        "export it as onnx or tflite")
-    cols = [[spec.input_shape[0]] + [spec.size(l.out_ch, w) for l in spec.layers] for w in widths]
+    cols = [columns(spec, w) for w in widths]
     if max(max(r) for r in cols) > 0xFFFF:
         raise RedsError("a layer is wider than 65535 units; the C runtime's widths table is 16-bit")
     if max(s.macs for s in fam.submodels) >= 2 ** 32 or max(s.arena_bytes for s in fam.submodels) >= 2 ** 32:
@@ -194,13 +219,14 @@ def lower(src: Source, layout: str, name: str) -> Lowered:
     seg_tables: dict[str, SegTable] = {}
     absorbed_bytes = 0
     slots, skip_floats = skip_slots(spec, big)
+    mask = [layer_mask(spec, w, set(slots)) for w in widths] if any(spec.skipped(w) for w in widths) else None
     for li, layer in enumerate(spec.layers):
         op = layer.op
         L = re.sub(r"\W", "_", layer.name).upper()
         cin, cout = spec.size(layer.in_ch, big), spec.size(layer.out_ch, big)
         (ih, iw), (oh, ow) = layer.in_hw, layer.out_hw
-        ins = [c[li] for c in cols]
-        outs = [c[li + 1] for c in cols]
+        ins = [spec.size(layer.in_ch, w) for w in widths]  # the weights': group widths, skipped or not
+        outs = [spec.size(layer.out_ch, w) for w in widths]
         init = {"op": OP_ENUM[type(op)], "in_h": ih, "in_w": iw, "out_h": oh, "out_w": ow}
         enum = [f"{L}_IN_C = {cin}", f"{L}_IN_H = {ih}", f"{L}_IN_W = {iw}",
                 f"{L}_OUT_C = {cout}", f"{L}_OUT_H = {oh}", f"{L}_OUT_W = {ow}"]
@@ -242,10 +268,13 @@ def lower(src: Source, layout: str, name: str) -> Lowered:
                 init["bias"] = f"{layer.name}_bias"
         if isinstance(op, BatchNorm):
             prev = spec.layers[li - 1] if li and spec.layers[li - 1].name in absorbed else None
-            folded = [folded_bn(src, layer, k, prev) for k in range(K)]
-            total = " + ".join(str(o) for o in outs)
+            # submodel k's vectors: as many as its widths-table column (zeros, never read, where it skips them)
+            chans = [c[li + 1] for c in cols]
+            folded = [folded_bn(src, layer, k, prev) if mask is None or mask[k][li] == abi.layer_masks()["run"]
+                      else (np.zeros(chans[k], np.float32),) * 2 for k in range(K)]
+            total = " + ".join(str(o) for o in chans)
             for j, kind in enumerate(("scale", "shift")):
-                arrays.append(Array(f"{layer.name}_{kind}", f"{sum(outs)}",
+                arrays.append(Array(f"{layer.name}_{kind}", f"{sum(chans)}",
                                     np.concatenate([f[j] for f in folded]), kind,
                                     f"submodels 0..{K - 1}, one after the other: {total} channels"))
             init.update(scale=f"{layer.name}_scale", shift=f"{layer.name}_shift")
@@ -266,15 +295,17 @@ def lower(src: Source, layout: str, name: str) -> Lowered:
     folded_big = n_bn_big * BYTES_PER_FLOAT
     nl = len(spec.layers)
     tables = K * (nl + 1) * 2 + K * 4 * 4  # widths (uint16) + macs, weight/arena bytes (uint32), budgets
+    tables += K * nl if mask is not None else 0  # the layer mask (uint8)
     tables += sum(t.nbytes for t in seg_tables.values())  # + the segment tables
     largest = fam.submodels[-1]
-    if shared + folded_big + absorbed_bytes != largest.weight_bytes:  # the cost model's count, exactly
+    every = cost(spec, {g: big[g] for g in spec.group_names}).weight_bytes  # the largest, every block run
+    if shared + folded_big + absorbed_bytes != every:  # the cost model's count, exactly
         raise AssertionError(f"exported weights {shared + folded_big + absorbed_bytes} != "
-                             f"family weight_bytes {largest.weight_bytes}")
+                             f"the cost model's {every}")
     overhead = weight_arrays + tables - largest.weight_bytes
     info = {
         "layout": layout, "name": name, "files": [f"{name}.h", f"{name}.c"],
-        "arena_bytes": largest.arena_bytes,
+        "arena_bytes": arena_bytes(spec, widths, skip_floats),
         "weight_array_bytes": weight_arrays,  # every float array: shared + folded batch norms
         "shared_bytes": shared,  # conv/dense weights and biases, read by every submodel
         "folded_bn_bytes": folded_all,  # per-submodel scale and bias, all submodels
@@ -294,7 +325,8 @@ def lower(src: Source, layout: str, name: str) -> Lowered:
                             "-mean / std"))
         info["input_norm"] = norm.axis
         info["input_norm_bytes"] = 2 * len(std) * BYTES_PER_FLOAT
-    return Lowered(name, layout, arrays, layers, cols, skip_floats, info, norm.axis if norm else None, seg_tables)
+    return Lowered(name, layout, arrays, layers, cols, mask, skip_floats, info, norm.axis if norm else None,
+                   seg_tables)
 
 
 def skip_slots(spec: Spec, widths: dict[str, int]) -> tuple[dict[str, int], int]:
