@@ -82,22 +82,3 @@ def test_an_architecture_file_names_its_blocks(tmp_path):
         archfile.to_spec(bad, (1, 6, 6), 3)
     with pytest.raises(RedsError, match="mapping of exactly name, first and last"):
         archfile.check(dict(doc, skippable=[{"name": "x"}]))
-
-
-def test_the_c_export_refuses_a_family_that_skips_blocks(tmp_path):
-    import json
-
-    from reds import family
-    from reds.export import export
-    from tests.families import make_family
-    fam = make_family(tmp_path, "dscnn-s", budgets=(0.5, 1.0))
-    path = fam / "family.json"
-    d = json.loads(path.read_text())
-    spec = build_spec("dscnn-s", tuple(d["input_shape"]), d["num_classes"], width_mult=d["width_mult"])
-    w = _skip(spec, d["submodels"][0]["widths"], ["skip_dw2"])
-    c = cost(spec, w)
-    d["submodels"][0].update(widths=w, **c.as_dict())
-    path.write_text(json.dumps(d))
-    with pytest.raises(RedsError, match="skips a block"):
-        export(family.open(fam), "c", tmp_path / "out")
-    assert not (tmp_path / "out").exists()
