@@ -74,11 +74,13 @@ def test_depth_knapsack_matches_brute_force(mode, seed):
     spec = tiny_ds(rng)
     assert [b.name for b in spec.blocks] == ["skip_dw0", "skip_dw1"]
     scores = _random_scores(spec, rng)
-    bscores = {b.name: rng.random() * 0.6 for b in spec.blocks}
     budgets = [0.15, 0.4, 0.7, 1.0]
+    # one set of block values for all budgets, or one per budget
+    bscores = ({b.name: rng.random() * 0.6 for b in spec.blocks} if seed % 2 else
+               [{b.name: rng.random() * 0.6 for b in spec.blocks} for _ in budgets])
     sols = depth.solve(spec, scores, bscores, budgets, mode, time_limit=20)
     tables, scale = value_tables(spec, scores), value_scale(spec, scores)
-    bvalue = {b: max(1, round(v * scale)) for b, v in bscores.items()}
+    per_budget = bscores if isinstance(bscores, list) else [bscores] * len(budgets)
     full = cost(spec, spec.full_widths()).macs
     vectors = [(w, cost(spec, w).macs) for w in _all_vectors(spec)]
     order = range(len(budgets)) if mode == "bottom-up" else reversed(range(len(budgets)))
@@ -86,6 +88,7 @@ def test_depth_knapsack_matches_brute_force(mode, seed):
     for k in order:
         s = sols[k]
         target = target_macs(full, budgets[k])
+        bvalue = {b: max(1, round(v * scale)) for b, v in per_budget[k].items()}
         assert s.status == "OPTIMAL"
         assert spec.check_widths(s.widths) == s.widths and set(s.widths) == set(spec.group_names) | {
             b.name for b in spec.blocks}
@@ -123,6 +126,8 @@ def test_depth_knapsack_refusals():
         depth.solve(spec, scores, bscores, [0.5, 1.0], "joint")
     with pytest.raises(RedsError, match="no value for the block"):
         depth.solve(spec, scores, {}, [0.5, 1.0])
+    with pytest.raises(RedsError, match="1 sets of block values for 2 budgets"):
+        depth.solve(spec, scores, [bscores], [0.5, 1.0])
     cnn = build_spec("cnn-s", (1, 49, 10), 12, width_mult=0.25)
     with pytest.raises(RedsError, match="no skippable blocks"):
         depth.solve(cnn, _random_scores(cnn, random.Random(0)), {}, [0.5, 1.0])
@@ -144,13 +149,16 @@ def test_block_importance_is_zero_for_a_block_that_changes_nothing():
                for _ in range(3)]
     scores = {g.name: torch.linspace(1, 0.1, g.units, dtype=torch.float64) for g in spec.groups}
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    out = block_scores(net, batches, scores)
+    full = spec.full_widths()
+    subs = [{g: max(1, n // 4) for g, n in full.items()}, {g: max(1, n // 2) for g, n in full.items()}, full]
+    out = block_scores(net, batches, scores, subs)
     assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())  # statistics restored
-    assert set(out) == {first.name, second.name}
-    assert out[first.name] == 0.0
+    assert len(out) == 3 and all(set(o) == {first.name, second.name} for o in out)
+    assert all(o[first.name] == 0.0 for o in out)
+    assert all(o[second.name] > 0 for o in out)
     # on the unit-score scale: scaling every unit score scales a block's value alike
-    doubled = block_scores(net, batches, {g: 2 * s for g, s in scores.items()})
-    assert doubled[second.name] == pytest.approx(2 * out[second.name])
+    doubled = block_scores(net, batches, {g: 2 * s for g, s in scores.items()}, subs)
+    assert [d[second.name] for d in doubled] == pytest.approx([2 * o[second.name] for o in out])
     assert not net.training
 
 
@@ -163,7 +171,8 @@ def test_cli_train_depth_on_writes_a_family_that_skips_blocks(synth_kws, tmp_pat
     assert rc == 0
     fam, net = fam_io.load(out)  # the manifest checks nesting in depth and the alias widths
     spec = fam.spec()
-    assert fam.knapsack["depth"] == "on" and set(fam.knapsack["block_scores"]) == {b.name for b in spec.blocks}
+    assert fam.knapsack["depth"] == "on"
+    assert [set(v) for v in fam.knapsack["block_scores"]] == [{b.name for b in spec.blocks}] * len(fam.submodels)
     for s in fam.submodels:
         assert set(s.widths) == set(spec.group_names) | {b.name for b in spec.blocks}
         assert s.macs == cost(spec, s.widths).macs <= s.budget * fam.submodels[-1].macs

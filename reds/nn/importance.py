@@ -73,21 +73,27 @@ def scores(net: NestedNet, method: str = "grad", batches: Iterable | None = None
     return out
 
 
-def block_scores(net: NestedNet, batches: list, scores: dict[str, torch.Tensor]) -> dict[str, float]:
-    """Importance of every skippable block (elastic depth), in the units of `scores`.
+def block_scores(net: NestedNet, batches: list, scores: dict[str, torch.Tensor],
+                 submodels: list[dict[str, int]]) -> list[dict[str, float]]:
+    """Importance of every skippable block (elastic depth), in the units of `scores`, once
+    per submodel of `submodels` (the width-only knapsack's widths, one per budget).
 
-    A block's measured cost is the loss increase when it alone is skipped (the full network
-    otherwise, the same minibatches). Unit scores are put on that scale by the same
-    measurement on units: cutting each group alone to half its width raises the loss by
-    dL_g and drops the score S_g of its tail (`scores` in the units' current, sorted order).
-    The median of S_g / dL_g converts a block's loss increase to score units; a block whose
-    skip does not raise the loss is worth 0. Each probe's batch-norm statistics are first
-    recomputed on the minibatches, as every submodel's are after fine-tuning: otherwise the
-    statistics of the full network would charge a skip for a shift fine-tuning removes.
-    The network's own statistics are restored at the end."""
+    A block's measured cost is the loss increase dL_b when it alone is skipped from the full
+    network, on the minibatches. It is put on the scale of unit scores where the decision
+    is made: submodel k drops the score D_k of its groups' tails (`scores` in the units'
+    current, sorted order) and raises the loss by dL_k, so at budget k a block is worth
+    dL_b * D_k / dL_k. (Unit scores add up linearly while the loss of cutting many layers
+    compounds, so one scale for all budgets would misprice a skip at small ones.) Where a
+    submodel does not raise the loss (the full one), the scale is the median of S_g / dL_g
+    over cutting each group alone to half its width. A block whose skip does not raise the
+    loss is worth 0.
+
+    Each probe's batch-norm statistics are first recomputed on the minibatches, as every
+    submodel's are after fine-tuning: the full network's statistics would charge a probe for
+    a shift that fine-tuning removes. The network's own statistics are restored at the end."""
     spec = net.spec
     if not spec.blocks:
-        return {}
+        return [{} for _ in submodels]
     if not batches:
         raise ValueError("block importance needs minibatches")
     full = spec.full_widths()
@@ -105,23 +111,30 @@ def block_scores(net: NestedNet, batches: list, scores: dict[str, torch.Tensor])
             total = sum(float(F.cross_entropy(net(x, widths), y, reduction="sum")) for x, y in batches)
         return total / sum(len(y) for _, y in batches)
 
+    def dropped(widths) -> float:
+        return sum(float(torch.clamp(scores[g.name][widths[g.name]:], min=0).sum()) for g in spec.groups)
+
     base = loss(full)
     ratios = []
     for g in spec.groups:
         half = max(1, g.units // 2)
-        if half == g.units:
-            continue
-        dl = loss({**full, g.name: half}) - base
-        dropped = float(torch.clamp(scores[g.name][half:], min=0).sum())
-        if dl > 0 and dropped > 0:
-            ratios.append(dropped / dl)
-    scale = float(torch.tensor(ratios, dtype=torch.float64).median()) if ratios else 0.0
-    out = {}
+        if half < g.units:
+            w = {**full, g.name: half}
+            dl, d = loss(w) - base, dropped(w)
+            if dl > 0 and d > 0:
+                ratios.append(d / dl)
+    fallback = float(torch.tensor(ratios, dtype=torch.float64).median()) if ratios else 0.0
+    skip = {}
     for b in spec.blocks:
         w = dict(full, **{b.name: 0})
         if b.alias:
             w[b.alias] = w[b.in_group]
-        out[b.name] = max(0.0, loss(w) - base) * scale
+        skip[b.name] = max(0.0, loss(w) - base)
+    out = []
+    for w in submodels:
+        dl, d = loss(w) - base, dropped(w)
+        scale = d / dl if dl > 0 and d > 0 else fallback
+        out.append({b: v * scale for b, v in skip.items()})
     with torch.no_grad():
         for s, state in zip(net.bn_states(), saved):
             s.load_state_dict(state)

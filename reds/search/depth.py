@@ -8,8 +8,8 @@ and CP-SAT). The value of a submodel with mask m is
 
     sum of the kept groups' tables at their widths
   + the full value of each skipped block's own groups
-  - the value of each skipped block (`block_values`: the loss its skip costs, on the
-    unit-importance scale).
+  - the value of each skipped block (the loss its skip costs, put on the unit-importance
+    scale at this budget: `reds.nn.importance.block_scores`).
 
 So skipping a block trades the block's measured value for the MACs it frees, and keeping
 it runs its groups at whatever widths the knapsack gives them.
@@ -46,26 +46,29 @@ MODES = ("bottom-up", "top-down")  # joint mode has no depth (nesting in depth i
 RANK_ITERS = 8  # bisection steps of the Lagrangian multiplier when ranking masks
 
 
-def solve(spec: Spec, scores: dict[str, torch.Tensor], block_scores: dict[str, float], budgets: list[float],
+def solve(spec: Spec, scores: dict[str, torch.Tensor], block_scores, budgets: list[float],
           mode: str = "bottom-up", limits: Limits | None = None, time_limit: float = 30.0, seed: int = 0,
           workers: int | None = None, lagrangian: bool = True) -> list[Solution]:
     """Like `knapsack.solve`, choosing which of `spec.blocks` run as well: one Solution per
     budget, ascending; each widths dict names every group and every block (1 runs, 0 skipped).
 
-    block_scores: each block's value in the units of `scores` (see `block_values`)."""
+    block_scores: each block's value in the units of `scores` ({block: value}), or one such
+    dict per budget in ascending order (`reds.nn.importance.block_scores` measures them)."""
     if mode not in MODES:
         raise RedsError(f"the knapsack with depth runs {' or '.join(MODES)}, not '{mode}'")
     if not spec.blocks:
         raise RedsError(f"{spec.name} has no skippable blocks; train it with --depth off")
-    missing = [b.name for b in spec.blocks if b.name not in block_scores]
+    budgets = check_budgets(budgets)
+    per_budget = list(block_scores) if isinstance(block_scores, (list, tuple)) else [block_scores] * len(budgets)
+    if len(per_budget) != len(budgets):
+        raise RedsError(f"{len(per_budget)} sets of block values for {len(budgets)} budgets")
+    missing = sorted({b.name for bs in per_budget for b in spec.blocks if b.name not in bs})
     if missing:
         raise RedsError(f"no value for the block(s) {', '.join(missing)}")
-    budgets = check_budgets(budgets)
     limits = limits or Limits()
     workers = workers or max(2, min(8, os.cpu_count() or 2))
     tables = value_tables(spec, scores)
     scale = value_scale(spec, scores)
-    bvalue = {b.name: max(1, round(float(block_scores[b.name]) * scale)) for b in spec.blocks}
     full = cost(spec, spec.full_widths()).macs
     shallow: dict[tuple[int, ...], Spec] = {}
     out: list[Solution | None] = [None] * len(budgets)
@@ -73,6 +76,8 @@ def solve(spec: Spec, scores: dict[str, torch.Tensor], block_scores: dict[str, f
     prev = None
     for k in order:
         t0 = time.perf_counter()
+        # every block is worth at least 1: skipping one is never free
+        bvalue = {b.name: max(1, round(float(per_budget[k][b.name]) * scale)) for b in spec.blocks}
         target = target_macs(full, budgets[k])
         status, widths, bound = _solve_budget(spec, tables, bvalue, target, limits, mode, prev, shallow,
                                               t0 + time_limit, seed, workers, lagrangian)

@@ -445,8 +445,12 @@ class Trainer:
             gen = torch.Generator().manual_seed(hash_seed(cfg.seed, "block importance", 0))
             it = self.ds.batches("train", cfg.batch_size, shuffle=True, generator=gen)
             batches = [self._to_device(*b) for _, b in zip(range(BLOCK_BATCHES), it)]
-            blocks = block_scores(net, batches, sorted_scores)
-            self.log(f"block importance (loss increase when skipped) of {len(blocks)} blocks; "
+            # the width-only family first: its submodels put a skip's loss on the scale of
+            # unit scores at each budget (block_scores)
+            widths_only = solve(self.spec, sorted_scores, cfg.budgets, cfg.knapsack, limits, cfg.time_limit,
+                                cfg.seed)
+            blocks = block_scores(net, batches, sorted_scores, [s.widths for s in widths_only])
+            self.log(f"block importance (loss increase when skipped) of {len(self.spec.blocks)} blocks; "
                      "the knapsack chooses the depth as well")
             sols = solve_depth(self.spec, sorted_scores, blocks, cfg.budgets, cfg.knapsack, limits,
                                cfg.time_limit, cfg.seed)
