@@ -4,10 +4,11 @@
     python benchmarks/depth.py                     # the full-length runs (hours on a CPU)
     python benchmarks/depth.py --setups dscnn-s-img/fmnist
 
-For each setup (an architecture on a data set) two `reds.train.Trainer` runs (the code of
-`reds train`) with the same seed, so the same pretraining: `--depth off` (widths only, REDS)
-and `--depth on` (the knapsack may skip blocks too), at budgets of 10, 25, 50, 75 and 100 %
-of the MACs. Runs live in benchmarks/runs/depth-<profile>/<setup>-<depth>/ and resume from
+For each setup (an architecture on a data set) three `reds.train.Trainer` runs (the code of
+`reds train`) with the same seed, so the same pretraining: `--depth off` (widths only, REDS),
+`--depth on` (the knapsack may skip blocks too, each worth its measured loss increase) and
+`--depth on --block-importance none` (skips cost nothing: does a shallower, wider submodel
+win once fine-tuned?), at budgets of 10, 25, 50, 75 and 100 % of the MACs. Runs live in benchmarks/runs/depth-<profile>/<setup>-<depth>/ and resume from
 their checkpoints: kill the script and run it again to continue. Each finished family is
 then built for the virtual Cortex-M4 and benched there (`reds bench`: every submodel and
 every ordered switch timed on the device in cycles, outputs checked against PyTorch).
@@ -39,11 +40,25 @@ SETUPS = {  # name -> (arch, dataset)
     "dscnn-s/synth-kws": ("dscnn-s", "synth-kws"),
     "dscnn-l/synth-kws": ("dscnn-l", "synth-kws"),
 }
+# each setup's training: the profile's settings, then its data set's and its architecture's
 PROFILES = {
-    "full": {"epochs": 30, "finetune_epochs": 30, "limit_train": None, "per_word": 400, "width": 1.0},
-    "quick": {"epochs": 3, "finetune_epochs": 3, "limit_train": 10000, "per_word": 200, "width": 0.5},
+    "full": {"epochs": 30, "finetune_epochs": 30, "limit_train": None, "per_word": 400, "width": 1.0,
+             "augment": True},
+    "quick": {"epochs": 3, "finetune_epochs": 3, "limit_train": 10000, "per_word": 200, "width": 0.5,
+              "augment": True,
+              # synth-kws is small (2,660 clips) and its voices clean: more epochs, no added noise
+              "synth-kws": {"epochs": 10, "finetune_epochs": 10, "augment": False},
+              # dscnn-l has 10x dscnn-s's MACs: a quarter of its width keeps it in minutes
+              "dscnn-l": {"width": 0.25}},
 }
-DEPTHS = ("off", "on")
+# run name -> (label, `reds train` flags)
+VARIANTS = {
+    "off": ("width only", "--depth off: REDS's knapsack"),
+    "on": ("+depth", "--depth on: the knapsack may skip blocks, each worth its measured loss increase"),
+    "free": ("+depth, free skips", "--depth on --block-importance none: skipping a block costs nothing but "
+             "what its own units were worth (an ablation)"),
+}
+TRAIN_FLAGS = {"off": {"depth": "off"}, "on": {"depth": "on"}, "free": {"depth": "on", "block_importance": "none"}}
 
 
 def data_dir(dataset: str, prof: dict, work: Path) -> str | None:
@@ -59,22 +74,32 @@ def data_dir(dataset: str, prof: dict, work: Path) -> str | None:
     return str(out)
 
 
-def run_folder(work: Path, setup: str, depth: str) -> Path:
-    return work / f"{setup.replace('/', '-')}-depth-{depth}"
+def settings(setup: str, prof: dict) -> dict:
+    """How a setup trains in this profile: epochs, finetune_epochs, limit_train, width, augment."""
+    arch, dataset = SETUPS[setup]
+    out = {k: prof[k] for k in ("epochs", "finetune_epochs", "limit_train", "width", "augment")}
+    out.update(prof.get(dataset, {}))
+    out.update(prof.get(arch, {}))
+    return out
 
 
-def train(setup: str, depth: str, prof: dict, work: Path, args) -> None:
+def run_folder(work: Path, setup: str, variant: str) -> Path:
+    return work / f"{setup.replace('/', '-')}-depth-{variant}"
+
+
+def train(setup: str, variant: str, prof: dict, work: Path, args) -> None:
     from reds.train import TrainConfig, Trainer
 
-    folder = run_folder(work, setup, depth)
+    folder = run_folder(work, setup, variant)
     if (folder / MANIFEST).exists() and not (folder / "checkpoint.pt").exists():
         print(f"== {folder.name}: finished before", flush=True)
         return
     arch, dataset = SETUPS[setup]
     print(f"== {folder.name}", flush=True)
+    st = settings(setup, prof)
     cfg = TrainConfig(arch=arch, dataset=dataset, data_dir=data_dir(dataset, prof, work), budgets=BUDGETS,
-                      depth=depth, epochs=prof["epochs"], finetune_epochs=prof["finetune_epochs"],
-                      limit_train=prof["limit_train"], width_mult=prof["width"], seed=args.seed)
+                      **TRAIN_FLAGS[variant], epochs=st["epochs"], finetune_epochs=st["finetune_epochs"],
+                      limit_train=st["limit_train"], width_mult=st["width"], augment=st["augment"], seed=args.seed)
     Trainer(cfg, folder, device=args.device, threads=args.threads, progress=False).run(resume=True)
 
 
@@ -119,51 +144,55 @@ def write(result: dict, out: Path, stem: str) -> None:
 
 
 def table_rows(runs: dict) -> list[list[str]]:
-    off, on = runs.get("off"), runs.get("on")
-    if off is None or on is None:
+    if any(runs.get(v) is None for v in VARIANTS):
         return []
     rows = []
-    for i, (a, b) in enumerate(zip(off["submodels"], on["submodels"])):
-        def cyc(r):
-            d = r.get("device") or {}
-            return f"{d['cycles'][i]:,.0f}" if "cycles" in d else "-"
-        rows.append([f"{a['budget']:.0%}", f"{a['macs']:,}", f"{a['accuracy']:.2f}", f"{b['macs']:,}",
-                     f"{b['accuracy']:.2f}", f"{b['accuracy'] - a['accuracy']:+.2f}",
-                     ", ".join(s.removeprefix("skip_") for s in b["skips"]) or "-", cyc(off), cyc(on)])
+    for i, base in enumerate(runs["off"]["submodels"]):
+        row = [f"{base['budget']:.0%}"]
+        for v in VARIANTS:
+            s = runs[v]["submodels"][i]
+            dev = runs[v].get("device") or {}
+            row += [f"{s['accuracy']:.2f}", f"{s['macs']:,}"]
+            if v != "off":
+                row.append(", ".join(b.removeprefix("skip_") for b in s["skips"]) or "-")
+            row.append(f"{dev['cycles'][i]:,.0f}" if "cycles" in dev else "-")
+        rows.append(row)
     return rows
 
 
-HEADERS = ["budget", "MACs (width)", "width-only %", "MACs (+depth)", "width+depth %", "depth - width",
-           "blocks skipped", "M4 cycles (width)", "M4 cycles (+depth)"]
+HEADERS = ["budget", "width only %", "MACs", "M4 cycles",
+           "+depth %", "MACs", "skipped", "M4 cycles",
+           "+depth, free skips %", "MACs", "skipped", "M4 cycles"]
 
 
 def markdown(r: dict) -> str:
     parts = [f"## Elastic depth: width-only vs width+depth ({r['profile']} profile)\n",
-             f"`{r['command']}` ({r['date']}; {r['machine']}). Each setup: two runs with the same seed and so "
-             f"the same pretraining ({r['epochs']} + {r['finetune_epochs']} epochs"
-             + (f", {r['limit_train']:,} training samples" if r["limit_train"] else "")
-             + f", width x{r['width']:g}); `--depth off` is REDS's widths-only knapsack, `--depth on` may skip "
-             "blocks too. Test accuracy; cycles are the median of `reds bench` on the virtual Cortex-M4 "
+             f"`{r['command']}` ({r['date']}; {r['machine']}). Each setup: three runs with the same seed and so "
+             "the same pretraining: " + "; ".join(f"{label} ({flags})" for label, flags in VARIANTS.values())
+             + ". Test accuracy; cycles are the median of `reds bench` on the virtual Cortex-M4 "
              "(instructions, deterministic).\n"]
     parts.append(f"![accuracy vs MACs, width-only and width+depth](results/{r['plot']})\n")
     for setup, runs in r["setups"].items():
-        parts.append(f"### {setup}\n")
+        st = settings(setup, r)
+        parts.append(f"### {setup}\n\nwidth x{st['width']:g}, {st['epochs']} + {st['finetune_epochs']} epochs"
+                     + (f" on at most {st['limit_train']:,} training samples" if st["limit_train"] else "")
+                     + ("" if st["augment"] else ", no augmentation") + ".\n")
         rows = table_rows(runs)
         if not rows:
-            parts.append("not finished: " + ", ".join(f"depth {d}: {'done' if runs.get(d) else 'not finished'}"
-                                                    for d in DEPTHS) + "\n")
+            parts.append("not finished: " + ", ".join(f"{VARIANTS[v][0]}: {'done' if runs.get(v) else 'not finished'}"
+                                                    for v in VARIANTS) + "\n")
             continue
         parts.append(md_table(HEADERS, rows) + "\n")
         notes = []
-        for d in DEPTHS:
-            run = runs[d]
+        for v, (label, _) in VARIANTS.items():
+            run = runs[v]
             dev = run.get("device") or {}
             if "error" in dev:
-                notes.append(f"depth {d}: not benched on the M4: {dev['error']}")
+                notes.append(f"{label}: not benched on the M4: {dev['error']}")
             elif dev:
-                notes.append(f"depth {d}: outputs match PyTorch: {'yes' if dev['outputs_match'] else 'NO'}; "
+                notes.append(f"{label}: outputs match PyTorch: {'yes' if dev['outputs_match'] else 'NO'}; "
                              f"switch {dev['switch']['median']:g} cycles median, {dev['switch']['max']:g} max")
-            notes.append(f"depth {d}: knapsack {run['knapsack_status']} in {run['knapsack_seconds']:.2f} s; "
+            notes.append(f"{label}: knapsack {run['knapsack_status']} in {run['knapsack_seconds']:.2f} s; "
                          f"trained in {run['seconds'] / 60:.1f} min")
         parts.append("\n".join(f"- {n}" for n in notes) + "\n")
     return "\n".join(parts)
@@ -178,8 +207,8 @@ def plot(r: dict, path: Path) -> None:
     setups = list(r["setups"].items())
     fig, axes = plt.subplots(1, len(setups), figsize=(4.6 * len(setups), 3.8), squeeze=False)
     for ax, (setup, runs) in zip(axes[0], setups):
-        for d, style, label in (("off", "o-", "width only"), ("on", "s-", "width + depth")):
-            run = runs.get(d)
+        for v, style in zip(VARIANTS, ("o-", "s-", "^--")):
+            run, label = runs.get(v), VARIANTS[v][0]
             if run:
                 subs = run["submodels"]
                 ax.plot([s["macs"] for s in subs], [s["accuracy"] for s in subs], style, label=label)
@@ -188,7 +217,8 @@ def plot(r: dict, path: Path) -> None:
         ax.set_xlabel("MACs")
         ax.set_ylabel("test accuracy (%)")
         ax.grid(alpha=0.3)
-        ax.legend()
+        if ax.lines:
+            ax.legend()
     fig.tight_layout()
     atomic_write(path, lambda p: fig.savefig(p, dpi=110, format="png"))
     plt.close(fig)
@@ -218,14 +248,14 @@ def main(argv=None) -> int:
 
     def collect():
         for setup in args.setups:
-            result["setups"][setup] = {d: summary(run_folder(work, setup, d), args.runs, not args.no_bench)
-                                       for d in DEPTHS}
+            result["setups"][setup] = {v: summary(run_folder(work, setup, v), args.runs, not args.no_bench)
+                                       for v in VARIANTS}
 
     if not args.report_only:
         for setup in args.setups:
-            for d in DEPTHS:
+            for v in VARIANTS:
                 try:
-                    train(setup, d, prof, work, args)
+                    train(setup, v, prof, work, args)
                 except Exception:  # one failed run must not lose the others' table
                     traceback.print_exc()
             collect()

@@ -182,3 +182,14 @@ def test_cli_train_depth_on_writes_a_family_that_skips_blocks(synth_kws, tmp_pat
     assert main(["train", "--arch", "dscnn-s", "--dataset", "synth-kws", "--data-dir", str(synth_kws),
                  "--depth", "on", "--knapsack", "joint", "--out", str(tmp_path / "x")]) != 0
     assert "--depth on runs the bottom-up or top-down knapsack" in capsys.readouterr().err
+
+
+def test_depth_settings_are_checked():
+    from reds.train import TrainConfig
+
+    with pytest.raises(RedsError, match="depth must be one of: off, on"):
+        TrainConfig(arch="dscnn-s", dataset="synth-kws", depth="yes")
+    with pytest.raises(RedsError, match="block importance must be one of: loss, none"):
+        TrainConfig(arch="dscnn-s", dataset="synth-kws", depth="on", block_importance="grad")
+    with pytest.raises(RedsError, match="runs the bottom-up or top-down knapsack, not joint"):
+        TrainConfig(arch="dscnn-s", dataset="synth-kws", depth="on", knapsack="joint")

@@ -210,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--depth", choices=["off", "on"], default="off",
                    help="on: the knapsack may also skip whole blocks (depthwise-separable and residual ones, or an "
                         "architecture file's 'skippable'), nested in depth as in width; bottom-up or top-down only")
+    t.add_argument("--block-importance", choices=["loss", "none"], default="loss",
+                   help="--depth on: a block's value, loss (the loss increase when it alone is skipped, on the scale "
+                        "of unit importance) or none (skipping is free: an ablation)")
     t.add_argument("--importance", choices=METHODS, default="grad",
                    help="unit score: grad (REDS: |W x gradient|), l1 (|W|) or random")
     t.add_argument("--importance-batches", type=_positive(int), default=100,

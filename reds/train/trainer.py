@@ -47,9 +47,10 @@ BN_RATE = 0.25  # batch-norm-only tuning runs at this share of the fine-tuning r
 METRICS = "metrics.jsonl"
 # settings added since checkpoints were first written, at their defaults: older checkpoints resume
 NEW_SETTINGS = {"words": None, "image_size": None, "init": None, "loss": "ce", "temperature": 0.1, "head_epochs": 2,
-                "depth": "off"}
+                "depth": "off", "block_importance": "loss"}
 LOSSES = ("ce", "supcon")
 DEPTHS = ("off", "on")
+BLOCK_IMPORTANCE = ("loss", "none")
 
 
 @dataclass
@@ -63,6 +64,10 @@ class TrainConfig:
     knapsack: str = "bottom-up"
     # elastic depth: "on" lets the knapsack skip whole blocks as well (search/depth.py)
     depth: str = "off"
+    # what a block is worth to the knapsack: "loss" (measured: the loss increase when it is
+    # skipped) or "none" (nothing: a block is skipped whenever the MACs it frees buy more
+    # unit importance; an ablation)
+    block_importance: str = "loss"
     importance: str = "grad"
     # REDS sums the gradient over 100 minibatches: a few seconds of a run, and 25 already pick
     # other widths (benchmarks/README.md, "Training speed")
@@ -104,6 +109,9 @@ class TrainConfig:
         r = RECIPES[self.recipe]
         if self.depth not in DEPTHS:
             raise RedsError(f"depth must be one of: {', '.join(DEPTHS)}; got '{self.depth}'")
+        if self.block_importance not in BLOCK_IMPORTANCE:
+            raise RedsError(f"block importance must be one of: {', '.join(BLOCK_IMPORTANCE)}; "
+                            f"got '{self.block_importance}'")
         if self.depth == "on" and self.knapsack not in DEPTH_MODES:
             raise RedsError(f"--depth on runs the {' or '.join(DEPTH_MODES)} knapsack, not {self.knapsack}")
         if self.loss not in LOSSES:
@@ -442,16 +450,19 @@ class Trainer:
         self.log(f"importance ({cfg.importance}) in {time.time() - t0:.1f} s; solving the knapsack ({cfg.knapsack}, "
                  f"{len(cfg.budgets)} budgets, at most {cfg.time_limit:g} s per solve; usually seconds)")
         if cfg.depth == "on" and self.spec.blocks:
-            gen = torch.Generator().manual_seed(hash_seed(cfg.seed, "block importance", 0))
-            it = self.ds.batches("train", cfg.batch_size, shuffle=True, generator=gen)
-            batches = [self._to_device(*b) for _, b in zip(range(BLOCK_BATCHES), it)]
-            # the width-only family first: its submodels put a skip's loss on the scale of
-            # unit scores at each budget (block_scores)
-            widths_only = solve(self.spec, sorted_scores, cfg.budgets, cfg.knapsack, limits, cfg.time_limit,
-                                cfg.seed)
-            blocks = block_scores(net, batches, sorted_scores, [s.widths for s in widths_only])
-            self.log(f"block importance (loss increase when skipped) of {len(self.spec.blocks)} blocks; "
-                     "the knapsack chooses the depth as well")
+            if cfg.block_importance == "loss":
+                # the width-only family first: its submodels put a skip's loss on the scale
+                # of unit scores at each budget (block_scores)
+                widths_only = solve(self.spec, sorted_scores, cfg.budgets, cfg.knapsack, limits, cfg.time_limit,
+                                    cfg.seed)
+                gen = torch.Generator().manual_seed(hash_seed(cfg.seed, "block importance", 0))
+                it = self.ds.batches("train", cfg.batch_size, shuffle=True, generator=gen)
+                batches = [self._to_device(*b) for _, b in zip(range(BLOCK_BATCHES), it)]
+                blocks = block_scores(net, batches, sorted_scores, [s.widths for s in widths_only])
+            else:
+                blocks = {b.name: 0.0 for b in self.spec.blocks}
+            self.log(f"block importance ({'loss increase when skipped' if cfg.block_importance == 'loss' else 'none'})"
+                     f" of {len(self.spec.blocks)} blocks; the knapsack chooses the depth as well")
             sols = solve_depth(self.spec, sorted_scores, blocks, cfg.budgets, cfg.knapsack, limits,
                                cfg.time_limit, cfg.seed)
         else:
