@@ -184,6 +184,13 @@ def markdown(r: dict) -> str:
             continue
         parts.append(md_table(HEADERS, rows) + "\n")
         notes = []
+        base = runs["off"]["submodels"]
+        for v in ("on", "free"):
+            subs = runs[v]["submodels"]
+            skipping = sum(bool(s["skips"]) for s in subs)
+            diff = [s["accuracy"] - b["accuracy"] for s, b in zip(subs, base)]
+            notes.append(f"{VARIANTS[v][0]} vs width only: skips blocks in {skipping} of {len(subs)} submodels; "
+                         f"accuracy {min(diff):+.2f} to {max(diff):+.2f} points")
         for v, (label, _) in VARIANTS.items():
             run = runs[v]
             dev = run.get("device") or {}
@@ -203,16 +210,22 @@ def plot(r: dict, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     setups = list(r["setups"].items())
     fig, axes = plt.subplots(1, len(setups), figsize=(4.6 * len(setups), 3.8), squeeze=False)
     for ax, (setup, runs) in zip(axes[0], setups):
-        for v, style in zip(VARIANTS, ("o-", "s-", "^--")):
-            run, label = runs.get(v), VARIANTS[v][0]
+        # width only is drawn wide and pale: where +depth skips nothing it lies right on top
+        looks = {"off": dict(fmt="o-", lw=5, alpha=0.35, ms=10), "on": dict(fmt="s-", lw=1.5, alpha=1, ms=5),
+                 "free": dict(fmt="^--", lw=1.5, alpha=1, ms=6)}
+        for v in VARIANTS:
+            run, label, look = runs.get(v), VARIANTS[v][0], looks[v]
             if run:
                 subs = run["submodels"]
-                ax.plot([s["macs"] for s in subs], [s["accuracy"] for s in subs], style, label=label)
+                ax.plot([s["macs"] for s in subs], [s["accuracy"] for s in subs], look["fmt"], label=label,
+                        lw=look["lw"], alpha=look["alpha"], ms=look["ms"])
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # the minor ticks' labels overlap
         ax.set_title(setup)
         ax.set_xlabel("MACs")
         ax.set_ylabel("test accuracy (%)")
