@@ -194,7 +194,7 @@ def no_submodel(budget: float, target: int, status: str, time_limit: float) -> R
                      "raise the budget, lower --min-units or relax the memory limits")
 
 
-def macs_of(spec: Spec, widths) -> int:
+def _macs_of(spec: Spec, widths) -> int:
     return sum(t.value(widths) for lt in spec_terms(spec) for t in lt.macs)
 
 
@@ -249,12 +249,12 @@ def solve(spec: Spec, scores: dict[str, torch.Tensor], budgets: list[float], mod
     limits = limits or Limits()
     workers = workers or max(2, min(8, os.cpu_count() or 2))
     tables = value_tables(spec, scores)
-    full = macs_of(spec, spec.full_widths())
+    full = _macs_of(spec, spec.full_widths())
     out: list[Solution | None] = [None] * len(budgets)
 
     def record(k, status, widths, bound, seconds):
         out[k] = Solution(budgets[k], widths, status, _value(tables, widths), bound, seconds,
-                          macs_of(spec, widths), target_macs(full, budgets[k]))
+                          _macs_of(spec, widths), target_macs(full, budgets[k]))
 
     def fail(k, status):
         raise no_submodel(budgets[k], target_macs(full, budgets[k]), status, time_limit)
