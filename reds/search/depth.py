@@ -154,7 +154,7 @@ def _solve_budget(spec, tables, bvalue, target, limits, mode, prev, shallow, dea
             open_bound, status = max(open_bound, bound + offset), "FEASIBLE"
         value = sum(tables[g][v] for g, v in w.items()) + offset
         if value > best:
-            best, best_widths = value, _full_widths(spec, sub, mask, w, limits, mode, prev)
+            best, best_widths = value, _full_widths(spec, mask, w, limits, mode, prev)
     if best_widths is None:
         return ("UNKNOWN" if status == "FEASIBLE" else "INFEASIBLE"), None, 0
     if open_bound <= best:
@@ -189,7 +189,7 @@ def _nest(spec: Spec, sub: Spec, skipped, limits: Limits, mode: str, prev: dict 
     return {"lower": bound} if mode == "bottom-up" else {"upper": bound}
 
 
-def _full_widths(spec: Spec, sub: Spec, mask, w: dict, limits: Limits, mode: str, prev: dict | None) -> dict:
+def _full_widths(spec: Spec, mask, w: dict, limits: Limits, mode: str, prev: dict | None) -> dict:
     """The shallow solution `w` as a full width vector with block entries."""
     skipped = [b for b, v in zip(spec.blocks, mask) if v == 0]
     rep, dead = _merged(spec, skipped), {g for b in skipped for g in b.dead}
