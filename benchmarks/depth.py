@@ -4,11 +4,13 @@
     python benchmarks/depth.py                     # the full-length runs (hours on a CPU)
     python benchmarks/depth.py --setups dscnn-s-img/fmnist
 
-For each setup (an architecture on a data set) three `reds.train.Trainer` runs (the code of
-`reds train`) with the same seed, so the same pretraining: `--depth off` (widths only, REDS),
-`--depth on` (the knapsack may skip blocks too, each worth its measured loss increase) and
-`--depth on --block-importance none` (skips cost nothing: does a shallower, wider submodel
-win once fine-tuned?), at budgets of 10, 25, 50, 75 and 100 % of the MACs. Runs live in benchmarks/runs/depth-<profile>/<setup>-<depth>/ and resume from
+For each setup (an architecture on a data set) four `reds.train.Trainer` runs (the code of
+`reds train`) with the same seed: `--depth off` (widths only, REDS), `--depth on` (the
+knapsack may skip blocks too, each worth its measured loss increase), the same after
+pretraining with stochastic depth (`--layer-drop 0.25`), and `--depth on --block-importance
+none` (skips cost nothing: does a shallower, wider submodel win once fine-tuned?), at
+budgets of 10, 25, 50, 75 and 100 % of the MACs. All but the layer-drop run share one
+pretraining. Runs live in benchmarks/runs/depth-<profile>/<setup>-<depth>/ and resume from
 their checkpoints: kill the script and run it again to continue. Each finished family is
 then built for the virtual Cortex-M4 and benched there (`reds bench`: every submodel and
 every ordered switch timed on the device in cycles, outputs checked against PyTorch).
@@ -55,10 +57,13 @@ PROFILES = {
 VARIANTS = {
     "off": ("width only", "--depth off: REDS's knapsack"),
     "on": ("+depth", "--depth on: the knapsack may skip blocks, each worth its measured loss increase"),
+    "drop": ("+depth, layer drop", "--depth on --layer-drop 0.25: pretrained with each block skipped a quarter "
+             "of the time (stochastic depth), then as +depth"),
     "free": ("+depth, free skips", "--depth on --block-importance none: skipping a block costs nothing but "
              "what its own units were worth (an ablation)"),
 }
-TRAIN_FLAGS = {"off": {"depth": "off"}, "on": {"depth": "on"}, "free": {"depth": "on", "block_importance": "none"}}
+TRAIN_FLAGS = {"off": {"depth": "off"}, "on": {"depth": "on"}, "drop": {"depth": "on", "layer_drop": 0.25},
+               "free": {"depth": "on", "block_importance": "none"}}
 
 
 def data_dir(dataset: str, prof: dict, work: Path) -> str | None:
@@ -143,32 +148,34 @@ def write(result: dict, out: Path, stem: str) -> None:
     publish(out, stem, result, markdown)
 
 
-def table_rows(runs: dict) -> list[list[str]]:
+def table_rows(runs: dict) -> tuple[list[list[str]], list[list[str]]]:
+    """(accuracy rows, virtual-M4 cycle rows), or ([], []) until every variant is done."""
     if any(runs.get(v) is None for v in VARIANTS):
-        return []
-    rows = []
+        return [], []
+    acc, cyc = [], []
     for i, base in enumerate(runs["off"]["submodels"]):
-        row = [f"{base['budget']:.0%}"]
+        a, c = [f"{base['budget']:.0%}"], [f"{base['budget']:.0%}"]
         for v in VARIANTS:
             s = runs[v]["submodels"][i]
             dev = runs[v].get("device") or {}
-            row += [f"{s['accuracy']:.2f}", f"{s['macs']:,}"]
+            a += [f"{s['accuracy']:.2f}", f"{s['macs']:,}"]
             if v != "off":
-                row.append(", ".join(b.removeprefix("skip_") for b in s["skips"]) or "-")
-            row.append(f"{dev['cycles'][i]:,.0f}" if "cycles" in dev else "-")
-        rows.append(row)
-    return rows
+                a.append(", ".join(b.removeprefix("skip_") for b in s["skips"]) or "-")
+            c.append(f"{dev['cycles'][i]:,.0f}" if "cycles" in dev else "-")
+        acc.append(a)
+        cyc.append(c)
+    return acc, cyc
 
 
-HEADERS = ["budget", "width only %", "MACs", "M4 cycles",
-           "+depth %", "MACs", "skipped", "M4 cycles",
-           "+depth, free skips %", "MACs", "skipped", "M4 cycles"]
+ACC_HEADERS = ["budget"] + [h for v, (label, _) in VARIANTS.items()
+                            for h in ([f"{label} %", "MACs"] + ([] if v == "off" else ["skipped"]))]
+CYCLE_HEADERS = ["budget"] + [f"{label}: M4 cycles" for label, _ in VARIANTS.values()]
 
 
 def markdown(r: dict) -> str:
     parts = [f"## Elastic depth: width-only vs width+depth ({r['profile']} profile)\n",
-             f"`{r['command']}` ({r['date']}; {r['machine']}). Each setup: three runs with the same seed and so "
-             "the same pretraining: " + "; ".join(f"{label} ({flags})" for label, flags in VARIANTS.values())
+             f"`{r['command']}` ({r['date']}; {r['machine']}). Each setup: four runs with the same seed (all but "
+             "the layer-drop one share their pretraining): " + "; ".join(f"{label} ({flags})" for label, flags in VARIANTS.values())
              + ". Test accuracy; cycles are the median of `reds bench` on the virtual Cortex-M4 "
              "(instructions, deterministic).\n"]
     parts.append(f"![accuracy vs MACs, width-only and width+depth](results/{r['plot']})\n")
@@ -177,15 +184,16 @@ def markdown(r: dict) -> str:
         parts.append(f"### {setup}\n\nwidth x{st['width']:g}, {st['epochs']} + {st['finetune_epochs']} epochs"
                      + (f" on at most {st['limit_train']:,} training samples" if st["limit_train"] else "")
                      + ("" if st["augment"] else ", no augmentation") + ".\n")
-        rows = table_rows(runs)
+        rows, cycles = table_rows(runs)
         if not rows:
             parts.append("not finished: " + ", ".join(f"{VARIANTS[v][0]}: {'done' if runs.get(v) else 'not finished'}"
                                                     for v in VARIANTS) + "\n")
             continue
-        parts.append(md_table(HEADERS, rows) + "\n")
+        parts.append(md_table(ACC_HEADERS, rows) + "\n")
+        parts.append(md_table(CYCLE_HEADERS, cycles) + "\n")
         notes = []
         base = runs["off"]["submodels"]
-        for v in ("on", "free"):
+        for v in [v for v in VARIANTS if v != "off"]:
             subs = runs[v]["submodels"]
             skipping = sum(bool(s["skips"]) for s in subs)
             diff = [s["accuracy"] - b["accuracy"] for s, b in zip(subs, base)]
@@ -217,7 +225,7 @@ def plot(r: dict, path: Path) -> None:
     for ax, (setup, runs) in zip(axes[0], setups):
         # width only is drawn wide and pale: where +depth skips nothing it lies right on top
         looks = {"off": dict(fmt="o-", lw=5, alpha=0.35, ms=10), "on": dict(fmt="s-", lw=1.5, alpha=1, ms=5),
-                 "free": dict(fmt="^--", lw=1.5, alpha=1, ms=6)}
+                 "drop": dict(fmt="D-", lw=1.5, alpha=1, ms=5), "free": dict(fmt="^--", lw=1.5, alpha=1, ms=6)}
         for v in VARIANTS:
             run, label, look = runs.get(v), VARIANTS[v][0], looks[v]
             if run:

@@ -193,3 +193,29 @@ def test_depth_settings_are_checked():
         TrainConfig(arch="dscnn-s", dataset="synth-kws", depth="on", block_importance="grad")
     with pytest.raises(RedsError, match="runs the bottom-up or top-down knapsack, not joint"):
         TrainConfig(arch="dscnn-s", dataset="synth-kws", depth="on", knapsack="joint")
+
+
+def test_layer_drop_skips_blocks_at_its_rate_with_valid_widths():
+    from reds.train.trainer import _drop_blocks
+
+    spec = build_spec("dscnn-s", (1, 49, 10), 12, width_mult=0.25)
+    full = spec.full_widths()
+    gen = torch.Generator().manual_seed(0)
+    draws = [_drop_blocks(spec, full, 0.25, gen) for _ in range(400)]
+    for w in draws[:20]:
+        assert spec.check_widths(w)  # a skipped block's alias is at its input's width
+    rate = sum(len(spec.skipped(w)) for w in draws) / (400 * len(spec.blocks))
+    assert 0.2 < rate < 0.3
+    again = torch.Generator().manual_seed(0)
+    assert [_drop_blocks(spec, full, 0.25, again) for _ in range(400)] == draws  # seeded: a resumed run repeats it
+    assert all(not spec.skipped(_drop_blocks(spec, full, 0.0, gen)) for _ in range(20))
+
+
+def test_layer_drop_setting_is_checked(capsys):
+    from reds.train import TrainConfig
+
+    with pytest.raises(RedsError, match=r"layer drop must be a probability in \[0, 1\)"):
+        TrainConfig(arch="dscnn-s", dataset="synth-kws", layer_drop=1.0)
+    with pytest.raises(SystemExit):
+        main(["train", "--arch", "dscnn-s", "--dataset", "synth-kws", "--out", "x", "--layer-drop", "1.5"])
+    assert "must be in [0, 1)" in capsys.readouterr().err

@@ -55,7 +55,7 @@ def cmd_train(args) -> None:
     cfg = TrainConfig(
         arch=args.arch, dataset=args.dataset, data_dir=args.data_dir, words=args.words,
         image_size=args.image_size, budgets=args.budgets,
-        knapsack=args.knapsack, depth=args.depth, block_importance=args.block_importance, importance=args.importance, importance_batches=args.importance_batches,
+        knapsack=args.knapsack, depth=args.depth, block_importance=args.block_importance, layer_drop=args.layer_drop, importance=args.importance, importance_batches=args.importance_batches,
         importance_norm=args.importance_norm, epochs=args.epochs, finetune_epochs=args.finetune_epochs,
         recipe=args.recipe, batch_size=args.batch_size, lr=args.lr, finetune_lr=args.finetune_lr,
         augment=args.augment, val_per_epoch=args.val_per_epoch, distill=args.distill, baseline=args.baseline,

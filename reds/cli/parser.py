@@ -86,6 +86,16 @@ def _nonneg_int(text):
     return v
 
 
+def _probability(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a probability, got {text!r}")
+    if not 0 <= v < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return v
+
+
 def _words(text: str) -> list[str]:
     """Comma-separated keywords (checked further when the data set is read)."""
     words = _items(text)
@@ -213,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--block-importance", choices=["loss", "none"], default="loss",
                    help="--depth on: a block's value, loss (the loss increase when it alone is skipped, on the scale "
                         "of unit importance) or none (skipping is free: an ablation)")
+    t.add_argument("--layer-drop", type=_probability, default=0.0, metavar="P",
+                   help="stochastic depth in pretraining: skip each skippable block with probability P per batch, "
+                        "so the network learns to run without it (for --depth on)")
     t.add_argument("--importance", choices=METHODS, default="grad",
                    help="unit score: grad (REDS: |W x gradient|), l1 (|W|) or random")
     t.add_argument("--importance-batches", type=_positive(int), default=100,

@@ -47,7 +47,7 @@ BN_RATE = 0.25  # batch-norm-only tuning runs at this share of the fine-tuning r
 METRICS = "metrics.jsonl"
 # settings added since checkpoints were first written, at their defaults: older checkpoints resume
 NEW_SETTINGS = {"words": None, "image_size": None, "init": None, "loss": "ce", "temperature": 0.1, "head_epochs": 2,
-                "depth": "off", "block_importance": "loss"}
+                "depth": "off", "block_importance": "loss", "layer_drop": 0.0}
 LOSSES = ("ce", "supcon")
 DEPTHS = ("off", "on")
 BLOCK_IMPORTANCE = ("loss", "none")
@@ -68,6 +68,9 @@ class TrainConfig:
     # skipped) or "none" (nothing: a block is skipped whenever the MACs it frees buy more
     # unit importance; an ablation)
     block_importance: str = "loss"
+    # stochastic depth in pretraining: each skippable block is skipped with this probability
+    # per batch, so the network learns to run without it (Huang et al. 2016)
+    layer_drop: float = 0.0
     importance: str = "grad"
     # REDS sums the gradient over 100 minibatches: a few seconds of a run, and 25 already pick
     # other widths (benchmarks/README.md, "Training speed")
@@ -112,6 +115,8 @@ class TrainConfig:
         if self.block_importance not in BLOCK_IMPORTANCE:
             raise RedsError(f"block importance must be one of: {', '.join(BLOCK_IMPORTANCE)}; "
                             f"got '{self.block_importance}'")
+        if not 0.0 <= self.layer_drop < 1.0:
+            raise RedsError(f"the layer drop must be a probability in [0, 1), got {self.layer_drop}")
         if self.depth == "on" and self.knapsack not in DEPTH_MODES:
             raise RedsError(f"--depth on runs the {' or '.join(DEPTH_MODES)} knapsack, not {self.knapsack}")
         if self.loss not in LOSSES:
@@ -373,7 +378,11 @@ class Trainer:
         if contrastive:
             from .supcon import supcon_loss
             pen = self.spec.penultimate
+        drop = cfg.layer_drop if phase == "pretrain" else 0.0
+        gen = torch.Generator().manual_seed(hash_seed(cfg.seed, "layer drop", epoch))  # resumes alike
         for i, (x, y) in enumerate(bar):
+            if drop and self.spec.blocks:
+                widths = [_drop_blocks(self.spec, widths[0], drop, gen)]
             rate = cfg.schedule.rate(base_lr, epoch * n_batches + i, total_epochs * n_batches)
             for g in opt.param_groups:
                 g["lr"] = rate
@@ -604,6 +613,18 @@ def _cpu(state):
     if isinstance(state, (list, tuple)):
         return type(state)(_cpu(v) for v in state)
     return state
+
+
+def _drop_blocks(spec, widths: dict, p: float, gen: torch.Generator) -> dict:
+    """`widths` with each skippable block skipped with probability p (its alias group at its
+    input group's width, as a skip needs)."""
+    w = {k: v for k, v in widths.items()}
+    for b, r in zip(spec.blocks, torch.rand(len(spec.blocks), generator=gen).tolist()):
+        if r < p:
+            w[b.name] = 0
+            if b.alias:
+                w[b.alias] = w[b.in_group]
+    return w
 
 
 def submodel_weights(spec, widths: list[dict]) -> list[float]:
