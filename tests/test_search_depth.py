@@ -219,3 +219,27 @@ def test_layer_drop_setting_is_checked(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--arch", "dscnn-s", "--dataset", "synth-kws", "--out", "x", "--layer-drop", "1.5"])
     assert "must be in [0, 1)" in capsys.readouterr().err
+
+
+def test_pretraining_drops_blocks_afresh_every_batch(synth_kws, tmp_path, monkeypatch):
+    """Each pretraining step skips each block with probability p, drawn from the full
+    widths again (not from the last step's)."""
+    from reds.train import TrainConfig, Trainer
+
+    seen = []
+    forward = NestedNet.forward
+
+    def spy(self, x, widths=None, bn=0):
+        if widths is not None and "skip_dw1" in widths and torch.is_grad_enabled():
+            seen.append([widths[b.name] for b in self.spec.blocks])
+        return forward(self, x, widths, bn)
+
+    monkeypatch.setattr(NestedNet, "forward", spy)
+    cfg = TrainConfig(arch="dscnn-s", dataset="synth-kws", data_dir=str(synth_kws), epochs=1, finetune_epochs=0,
+                      batch_size=4, importance_batches=2, width_mult=0.25, limit_train=600, limit_eval=50,
+                      layer_drop=0.25, seed=1)
+    Trainer(cfg, tmp_path / "fam", progress=False, log=lambda m: None).run()
+    draws = [v for row in seen for v in row]
+    assert len(seen) >= 20
+    assert 0.1 < draws.count(0) / len(draws) < 0.45
+    assert any(a[i] == 0 and b[i] == 1 for a, b in zip(seen, seen[1:]) for i in range(len(a)))

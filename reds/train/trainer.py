@@ -381,8 +381,8 @@ class Trainer:
         drop = cfg.layer_drop if phase == "pretrain" else 0.0
         gen = torch.Generator().manual_seed(hash_seed(cfg.seed, "layer drop", epoch))  # resumes alike
         for i, (x, y) in enumerate(bar):
-            if drop and self.spec.blocks:
-                widths = [_drop_blocks(self.spec, widths[0], drop, gen)]
+            # this step's widths: the phase's, with blocks dropped afresh from them
+            step = [_drop_blocks(self.spec, widths[0], drop, gen)] if drop and self.spec.blocks else widths
             rate = cfg.schedule.rate(base_lr, epoch * n_batches + i, total_epochs * n_batches)
             for g in opt.param_groups:
                 g["lr"] = rate
@@ -390,12 +390,12 @@ class Trainer:
             loss = 0.0
             teacher = None
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-                for k in reversed(range(len(widths))):  # largest first: it is the distillation teacher
+                for k in reversed(range(len(step))):  # largest first: it is the distillation teacher
                     if contrastive:
-                        z = net.features(x, widths[k], bn=k, at=(pen,))[1][pen]
+                        z = net.features(x, step[k], bn=k, at=(pen,))[1][pen]
                         loss = loss + alphas[k] * supcon_loss(z.float(), y, cfg.temperature)
                         continue
-                    logits = net(x, widths[k], bn=k).float()
+                    logits = net(x, step[k], bn=k).float()
                     if cfg.distill and k != largest:
                         loss_k = F.kl_div(F.log_softmax(logits, 1), teacher, reduction="batchmean")
                     else:
@@ -618,12 +618,11 @@ def _cpu(state):
 def _drop_blocks(spec, widths: dict, p: float, gen: torch.Generator) -> dict:
     """`widths` with each skippable block skipped with probability p (its alias group at its
     input group's width, as a skip needs)."""
-    w = {k: v for k, v in widths.items()}
+    w = dict(widths)
     for b, r in zip(spec.blocks, torch.rand(len(spec.blocks), generator=gen).tolist()):
-        if r < p:
-            w[b.name] = 0
-            if b.alias:
-                w[b.alias] = w[b.in_group]
+        w[b.name] = int(r >= p)
+        if not w[b.name] and b.alias:
+            w[b.alias] = w[b.in_group]
     return w
 
 
