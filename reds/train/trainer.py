@@ -469,7 +469,7 @@ class Trainer:
                 batches = [self._to_device(*b) for _, b in zip(range(BLOCK_BATCHES), it)]
                 blocks = block_scores(net, batches, sorted_scores, [s.widths for s in widths_only])
             else:
-                blocks = {b.name: 0.0 for b in self.spec.blocks}
+                blocks = [{b.name: 0.0 for b in self.spec.blocks} for _ in cfg.budgets]
             self.log(f"block importance ({'loss increase when skipped' if cfg.block_importance == 'loss' else 'none'})"
                      f" of {len(self.spec.blocks)} blocks; the knapsack chooses the depth as well")
             sols = solve_depth(self.spec, sorted_scores, blocks, cfg.budgets, cfg.knapsack, limits,
