@@ -131,11 +131,11 @@ def summary(folder: Path, runs: int, bench: bool) -> dict | None:
     if not (folder / MANIFEST).exists() or (folder / "checkpoint.pt").exists():
         return None
     fam = read_manifest(folder)
-    groups = {g["name"] for g in fam.groups}
+    spec = fam.spec()
     out = {"seconds": fam.training["seconds"], "knapsack_status": fam.knapsack["status"],
            "knapsack_seconds": fam.knapsack["seconds"],
            "submodels": [{"budget": s.budget, "macs": s.macs, "accuracy": s.accuracy,
-                          "skips": [b for b, v in s.widths.items() if b not in groups and v == 0]}
+                          "skips": [b.name for b in spec.skipped(s.widths)]}
                          for s in fam.submodels]}
     if bench:
         out["device"] = latency(folder, runs)

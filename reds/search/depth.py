@@ -83,13 +83,13 @@ def solve(spec: Spec, scores: dict[str, torch.Tensor], block_scores, budgets: li
                                               t0 + time_limit, seed, workers, lagrangian)
         if widths is None:
             raise no_submodel(budgets[k], target, status, time_limit)
-        out[k] = Solution(budgets[k], widths, status, submodel_value(spec, tables, bvalue, widths), bound,
+        out[k] = Solution(budgets[k], widths, status, _submodel_value(spec, tables, bvalue, widths), bound,
                           time.perf_counter() - t0, cost(spec, widths).macs, target)
         prev = widths
     return out
 
 
-def submodel_value(spec: Spec, tables, bvalue: dict[str, int], widths: dict) -> int:
+def _submodel_value(spec: Spec, tables, bvalue: dict[str, int], widths: dict) -> int:
     """The knapsack's value of a full width vector (groups and block entries)."""
     skipped = spec.skipped(widths)
     dead = {g for b in skipped for g in b.dead}
@@ -166,7 +166,7 @@ def _merged(spec: Spec, skipped) -> dict[str, str]:
     """Each group of the full spec -> the shallow spec's group that carries its width (an
     alias of a skipped block -> its input group's carrier; other groups -> themselves)."""
     rep = {g: g for g in spec.group_names}
-    for b in sorted(skipped, key=lambda b: b.start):
+    for b in skipped:  # in the spec's order: a block's input group may be the alias of the one before
         if b.alias:
             rep[b.alias] = rep[b.in_group]
     return rep

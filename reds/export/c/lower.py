@@ -220,6 +220,7 @@ def lower(src: Source, layout: str, name: str) -> Lowered:
     absorbed_bytes = 0
     slots, skip_floats = skip_slots(spec, big)
     mask = [layer_mask(spec, w, set(slots)) for w in widths] if any(spec.skipped(w) for w in widths) else None
+    run_code = abi.layer_masks()["run"]
     for li, layer in enumerate(spec.layers):
         op = layer.op
         L = re.sub(r"\W", "_", layer.name).upper()
@@ -270,7 +271,7 @@ def lower(src: Source, layout: str, name: str) -> Lowered:
             prev = spec.layers[li - 1] if li and spec.layers[li - 1].name in absorbed else None
             # submodel k's vectors: as many as its widths-table column (zeros, never read, where it skips them)
             chans = [c[li + 1] for c in cols]
-            folded = [folded_bn(src, layer, k, prev) if mask is None or mask[k][li] == abi.layer_masks()["run"]
+            folded = [folded_bn(src, layer, k, prev) if mask is None or mask[k][li] == run_code
                       else (np.zeros(chans[k], np.float32),) * 2 for k in range(K)]
             total = " + ".join(str(o) for o in chans)
             for j, kind in enumerate(("scale", "shift")):
