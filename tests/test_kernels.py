@@ -231,10 +231,12 @@ def test_kernel_matches_pytorch(harness, case):
 
 
 def test_every_kernel_has_cases():
-    """Each op the runtime has a kernel for is tested here, and each optimized kernel
-    replaces a reference kernel of the same name (the fallback rule)."""
-    ref = {p.stem.removesuffix("_f32") for p in firmware.kernel_dir("reference").glob("*.c")}
+    """Each op the runtime has a float kernel for is tested here (the int8 ones, *_s8.c, in
+    test_kernels_s8.py), and each optimized kernel replaces a reference kernel of the same
+    name (the fallback rule)."""
+    ref = {p.stem.removesuffix("_f32") for p in firmware.kernel_dir("reference").glob("*_f32.c")}
     assert ref == {c.op for c in CASES}
+    assert all(p.stem.endswith(("_f32", "_s8")) for p in firmware.kernel_dir("reference").glob("*.c"))
     for target in firmware.kernel_targets():
         opt = {p.name for p in firmware.kernel_dir(target).glob("*.c")}
         assert opt and opt <= {p.name for p in firmware.kernel_dir("reference").glob("*.c")}

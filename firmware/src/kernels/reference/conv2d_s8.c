@@ -1,0 +1,55 @@
+/*
+ * conv2d, int8 reference: plain loops, obviously right; the C twin of reds.quant.ops.conv2d
+ * and what optimized int8 kernels are tested against. Zero padding: taps outside the input
+ * add nothing (they are real zeros). y[o][oy][ox] = store(o, sum over the submodel's inputs
+ * i and taps (ky, kx) of (x[i][oy * sh - pad_t + ky][ox * sw - pad_l + kx] - zx) * W[o][i][ky][kx]),
+ * store the requantization step (reds_store_s8).
+ */
+#include "reds_s8.h"
+
+static int32_t window_dot_s8(const reds_layer_t *L, const int8_t *wk, const int8_t *xc, int32_t zx, int32_t oy,
+                             int32_t ox)
+{
+    const int32_t ih = L->in_h, iw = L->in_w, kh = L->kh, kw = L->kw;
+    int32_t acc = 0, ky, kx;
+    for (ky = 0; ky < kh; ++ky) {
+        const int32_t iy = oy * L->sh - L->pad_t + ky;
+        if (iy < 0 || iy >= ih)
+            continue;
+        for (kx = 0; kx < kw; ++kx) {
+            const int32_t ix = ox * L->sw - L->pad_l + kx;
+            if (ix >= 0 && ix < iw)
+                acc += ((int32_t)xc[iy * iw + ix] - zx) * wk[ky * kw + kx];
+        }
+    }
+    return acc;
+}
+
+void reds_conv2d_s8(const reds_layer_t *L, const reds_weights_s8_t *w, const reds_requant_t *q, uint32_t cin,
+                    uint32_t cout, const int8_t *x, int8_t *y)
+{
+    const uint32_t in_hw = (uint32_t)L->in_h * L->in_w, out_hw = (uint32_t)L->out_h * L->out_w;
+    uint32_t g, o, i;
+    int32_t oy, ox;
+    unsigned s;
+    (void)cin;  /* the segments cover exactly the submodel's cin inputs */
+    (void)cout; /* and the groups its cout rows */
+    for (g = 0; g < w->ngroups; ++g) {
+        const reds_group_t *G = &w->groups[g];
+        for (o = G->o0; o < G->o1; ++o) {
+            int8_t *yo = y + o * out_hw;
+            for (oy = 0; oy < L->out_h; ++oy) {
+                for (ox = 0; ox < L->out_w; ++ox) {
+                    int32_t acc = 0;
+                    for (s = 0; s < G->n; ++s) {
+                        const reds_seg_t *S = &w->segs[G->first + s];
+                        const int8_t *ws = w->base + S->off + o * S->step;
+                        for (i = S->lo; i < S->hi; ++i)
+                            acc += window_dot_s8(L, ws + (i - S->lo) * w->elem, x + i * in_hw, q->zx, oy, ox);
+                    }
+                    *yo++ = reds_store_s8(q, o, acc);
+                }
+            }
+        }
+    }
+}
