@@ -7,6 +7,9 @@
  */
 #include "reds_s8.h"
 
+/* the Arduino builder compiles all of src/: there kernels/cortex_m/conv2d_s8.c is this op's kernel */
+#ifndef REDS_ALL_SOURCES
+
 static int32_t window_dot_s8(const reds_layer_t *L, const int8_t *wk, const int8_t *xc, int32_t zx, int32_t oy,
                              int32_t ox)
 {
@@ -53,3 +56,5 @@ void reds_conv2d_s8(const reds_layer_t *L, const reds_weights_s8_t *w, const red
         }
     }
 }
+
+#endif /* REDS_ALL_SOURCES */

@@ -5,6 +5,9 @@
  */
 #include "reds_s8.h"
 
+/* the Arduino builder compiles all of src/: there kernels/cortex_m/dense_s8.c is this op's kernel */
+#ifndef REDS_ALL_SOURCES
+
 void reds_dense_s8(const reds_layer_t *L, const reds_weights_s8_t *w, const reds_requant_t *q, uint32_t cin,
                    uint32_t cout, const int8_t *x, int8_t *y)
 {
@@ -28,3 +31,5 @@ void reds_dense_s8(const reds_layer_t *L, const reds_weights_s8_t *w, const reds
         }
     }
 }
+
+#endif /* REDS_ALL_SOURCES */

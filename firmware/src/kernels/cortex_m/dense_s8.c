@@ -1,0 +1,182 @@
+/*
+ * dense, int8, optimized for a Cortex-M4 (ACLE DSP instructions where __ARM_FEATURE_DSP,
+ * the same arithmetic in plain C99 elsewhere): 4 rows at a time share each loaded word of
+ * 4 inputs, which becomes two int16 pairs of (x - zx) (SXTAB16); each row's 4 weights
+ * become two int16 pairs (SXTB16) and two SMLADs add the 4 products. Integer sums are
+ * exact in any order, so every path gives the reference's bits.
+ * Reference: kernels/reference/dense_s8.c.
+ */
+#include <string.h>
+
+#include "reds_s8.h"
+
+/* ---- the DSP instructions, or C with the same results ------------------------------ */
+#if defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32)
+#include <arm_acle.h>
+
+static inline int32_t sxtb16(int32_t w) { return __sxtb16(w); }
+static inline int32_t sxtab16(int32_t a, int32_t w) { return __sxtab16(a, w); }
+static inline int32_t smlad(int32_t a, int32_t b, int32_t acc) { return __smlad(a, b, acc); }
+#else
+/* bytes 0 and 2 of w, sign-extended to the two halfwords */
+static inline int32_t sxtb16(int32_t w)
+{
+    const uint32_t u = (uint32_t)w;
+    return (int32_t)(((uint32_t)(int32_t)(int8_t)(u & 0xFFu) & 0xFFFFu) |
+                     ((uint32_t)(int32_t)(int8_t)((u >> 16) & 0xFFu) << 16));
+}
+/* a's halfwords plus bytes 0 and 2 of w, sign-extended (each halfword modulo 2^16) */
+static inline int32_t sxtab16(int32_t a, int32_t w)
+{
+    const uint32_t ua = (uint32_t)a, e = (uint32_t)sxtb16(w);
+    return (int32_t)(((ua + e) & 0xFFFFu) | (((ua >> 16) + (e >> 16)) << 16));
+}
+/* acc + lo(a) lo(b) + hi(a) hi(b), the halfwords signed */
+static inline int32_t smlad(int32_t a, int32_t b, int32_t acc)
+{
+    const uint32_t ua = (uint32_t)a, ub = (uint32_t)b;
+    return acc + (int32_t)(int16_t)(ua & 0xFFFFu) * (int16_t)(ub & 0xFFFFu) +
+           (int32_t)(int16_t)(ua >> 16) * (int16_t)(ub >> 16);
+}
+#endif
+
+static inline int32_t ror8(int32_t w)
+{
+    const uint32_t u = (uint32_t)w;
+    return (int32_t)((u >> 8) | (u << 24));
+}
+
+static inline int32_t load4(const int8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, sizeof v); /* one LDR (the M4 reads unaligned words) */
+    return v;
+}
+
+/* ---- rows.h's row blocking, over int8 weights --------------------------------------- */
+typedef struct {
+    const int8_t *w[4];
+    uint32_t lo, hi;
+} chunk_s8_t;
+
+/* The block of rows o .. o + nr - 1 (1 <= nr <= 4; missing rows repeat row o) as chunks
+ * of inputs lo .. hi - 1 (row r's at w[r] + (i - lo) * elem), cut where any of its rows'
+ * segments end; *g is row o's group and moves on with o. At most one chunk per submodel. */
+static unsigned row_chunks_s8(const reds_weights_s8_t *w, uint32_t *g, uint32_t o, unsigned nr, chunk_s8_t *c)
+{
+    const reds_group_t *G[4];
+    const reds_seg_t *S[4];
+    const uint32_t e = w->elem;
+    uint32_t h = *g, lo = 0, hi, end;
+    unsigned r, n;
+    while (o >= w->groups[h].o1)
+        ++h;
+    *g = h;
+    G[0] = &w->groups[h];
+    for (r = 1; r < nr; ++r) {
+        while (o + r >= w->groups[h].o1)
+            ++h;
+        G[r] = &w->groups[h];
+    }
+    end = w->segs[G[0]->first + G[0]->n - 1u].hi;
+    for (r = 0; r < nr; ++r)
+        S[r] = &w->segs[G[r]->first];
+    for (n = 0; lo < end; ++n, lo = hi) {
+        hi = end;
+        for (r = 0; r < nr; ++r) {
+            while (S[r]->hi <= lo)
+                ++S[r];
+            if (S[r]->hi < hi)
+                hi = S[r]->hi;
+            c[n].w[r] = w->base + S[r]->off + (o + r) * S[r]->step + (lo - S[r]->lo) * e;
+        }
+        for (; r < 4; ++r)
+            c[n].w[r] = c[n].w[0];
+        c[n].lo = lo;
+        c[n].hi = hi;
+    }
+    return n;
+}
+
+/* ---- the kernel ---------------------------------------------------------------------- */
+
+/* The sums of 4 rows: per 4 inputs one word of x (two (x - zx) pairs) and per row one
+ * word of weights, two SMLADs; the last len % 4 inputs one by one. */
+static void dense4(const chunk_s8_t *c, unsigned n, uint32_t e, const int8_t *x, int32_t zx, int32_t acc[4])
+{
+    const int32_t nz = (int32_t)(((uint32_t)-zx & 0xFFFFu) * 0x10001u); /* (-zx, -zx) */
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    unsigned s;
+    uint32_t t;
+    for (s = 0; s < n; ++s) {
+        const int8_t *w0 = c[s].w[0], *w1 = c[s].w[1], *w2 = c[s].w[2], *w3 = c[s].w[3];
+        const int8_t *xs = x + c[s].lo * e;
+        const uint32_t len = (c[s].hi - c[s].lo) * e;
+        for (t = 0; t + 4 <= len; t += 4) {
+            const int32_t xw = load4(xs + t);
+            const int32_t x02 = sxtab16(nz, xw), x13 = sxtab16(nz, ror8(xw));
+            int32_t v;
+            v = load4(w0 + t);
+            a0 = smlad(sxtb16(ror8(v)), x13, smlad(sxtb16(v), x02, a0));
+            v = load4(w1 + t);
+            a1 = smlad(sxtb16(ror8(v)), x13, smlad(sxtb16(v), x02, a1));
+            v = load4(w2 + t);
+            a2 = smlad(sxtb16(ror8(v)), x13, smlad(sxtb16(v), x02, a2));
+            v = load4(w3 + t);
+            a3 = smlad(sxtb16(ror8(v)), x13, smlad(sxtb16(v), x02, a3));
+        }
+        for (; t < len; ++t) {
+            const int32_t v = (int32_t)xs[t] - zx;
+            a0 += v * w0[t];
+            a1 += v * w1[t];
+            a2 += v * w2[t];
+            a3 += v * w3[t];
+        }
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+
+/* One row (the last cout % 4). */
+static int32_t dense1(const chunk_s8_t *c, unsigned n, uint32_t e, const int8_t *x, int32_t zx)
+{
+    const int32_t nz = (int32_t)(((uint32_t)-zx & 0xFFFFu) * 0x10001u);
+    int32_t a = 0;
+    unsigned s;
+    uint32_t t;
+    for (s = 0; s < n; ++s) {
+        const int8_t *ws = c[s].w[0], *xs = x + c[s].lo * e;
+        const uint32_t len = (c[s].hi - c[s].lo) * e;
+        for (t = 0; t + 4 <= len; t += 4) {
+            const int32_t xw = load4(xs + t), v = load4(ws + t);
+            a = smlad(sxtb16(v), sxtab16(nz, xw), a);
+            a = smlad(sxtb16(ror8(v)), sxtab16(nz, ror8(xw)), a);
+        }
+        for (; t < len; ++t)
+            a += ((int32_t)xs[t] - zx) * ws[t];
+    }
+    return a;
+}
+
+void reds_dense_s8(const reds_layer_t *L, const reds_weights_s8_t *w, const reds_requant_t *q, uint32_t cin,
+                   uint32_t cout, const int8_t *x, int8_t *y)
+{
+    chunk_s8_t c[REDS_MAX_SUBMODELS];
+    int32_t acc[4];
+    uint32_t o, g = 0;
+    unsigned n, r, j;
+    (void)L;
+    (void)cin;
+    for (o = 0; o < cout; o += r) {
+        r = cout - o < 4 ? 1 : 4;
+        n = row_chunks_s8(w, &g, o, r, c);
+        if (r == 4)
+            dense4(c, n, w->elem, x, q->zx, acc);
+        else
+            acc[0] = dense1(c, n, w->elem, x, q->zx);
+        for (j = 0; j < r; ++j)
+            y[o + j] = reds_store_s8(q, o + j, acc[j]);
+    }
+}
