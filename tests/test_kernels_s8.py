@@ -10,11 +10,13 @@ exporter, as int8). Every submodel has its own requantization record (bias, mult
 shifts, zero points: each is calibrated on its own); the weights are one int8 array. The
 expected output is the ops.py function on the submodel's slice of the weights; the C
 output must equal it exactly, and the case must not be degenerate (outputs spread, not all
-clamped).
+clamped). On the host the cortex_m kernels run their portable C; on QEMU's Cortex-M4
+(mps2-an386, semihosting) the same cases run their DSP instructions (SXTB16, SXTAB16, SMLAD).
 """
 from __future__ import annotations
 
 import math
+import shutil
 import struct
 import subprocess
 from dataclasses import dataclass
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from csources import ARM_CC, CC, CFLAGS, KERNELS, M4, RUNTIME, ROOT, kernels_id, runtime
+from csources import ARM_CC, CC, CFLAGS, KERNELS, M4, RUNTIME, ROOT, SHIPPED, kernels_id, runtime
 from reds.build import firmware
 from reds.export import abi
 from reds.export.c.lower import ORDERS, SegTable, row_groups
@@ -34,6 +36,7 @@ OP = abi.op_codes()
 OPCODE = {"conv2d": "REDS_OP_CONV2D", "depthwise_conv2d": "REDS_OP_DEPTHWISE_CONV2D", "dense": "REDS_OP_DENSE",
           "avg_pool": "REDS_OP_AVG_POOL", "max_pool": "REDS_OP_MAX_POOL", "add": "REDS_OP_ADD"}
 WEIGHTED = ("conv2d", "depthwise_conv2d", "dense")
+QEMU = shutil.which("qemu-system-arm")
 
 pytestmark = pytest.mark.skipif(CC is None, reason="needs a C compiler (apt-get install gcc)")
 
@@ -407,3 +410,54 @@ def test_int8_kernels_compile_for_cortex_m4(tmp_path, defines):
                             "-o", str(tmp_path / (src.parent.name + "-" + src.stem + ".o"))],
                            capture_output=True, text=True)
         assert r.returncode == 0, f"{src}\n{r.stderr}"
+
+
+def _rdimon() -> bool:
+    """newlib's semihosting specs (libnewlib-arm-none-eabi) are there."""
+    if ARM_CC is None:
+        return False
+    r = subprocess.run([ARM_CC, *M4, "-print-file-name=rdimon.specs"], capture_output=True, text=True)
+    return r.returncode == 0 and r.stdout.strip().startswith("/")
+
+
+@pytest.fixture(scope="module")
+def m4_harness(tmp_path_factory):
+    """The harness and the shipped kernel set for QEMU's mps2-an386 (a Cortex-M4F), I/O by semihosting."""
+    if QEMU is None or not _rdimon():
+        pytest.skip("needs arm-none-eabi-gcc with newlib (rdimon.specs) and qemu-system-arm")
+    elf = tmp_path_factory.mktemp("kernels-s8-m4") / "kernels-s8-m4.elf"
+    srcs, incs = s8_sources(SHIPPED)
+    r = subprocess.run([ARM_CC, *M4, "-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-Wdouble-promotion",
+                        "-Wfloat-conversion", "-O2", "-DREDS_HARNESS_SEMIHOSTING", *incs, str(HARNESS), *srcs,
+                        "--specs=rdimon.specs", "-Wl,-Ttext-segment=0x400", "-Wl,-z,max-page-size=0x400",
+                        "-Wl,--section-start=.vectors=0", "-o", str(elf)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    objdump = shutil.which(ARM_CC.removesuffix("gcc") + "objdump")
+    if objdump:  # the fast paths do run the DSP instructions there
+        text = subprocess.run([objdump, "-d", str(elf)], capture_output=True, text=True, check=True).stdout
+        assert "smlad" in text and "sxtab16" in text
+    return elf
+
+
+def test_int8_kernels_on_an_emulated_cortex_m4(m4_harness, tmp_path):
+    """Every case, every submodel and layout, in one run of the emulator: bit for bit."""
+    data, expected = [], []
+    for case in CASES:
+        t = tensors(case)
+        for layout in _layouts(case):
+            for k in range(len(case.ins)):
+                q = record(case, k)
+                data.append(case_bytes(case, t, q, k, layout))
+                expected.append((f"{case.name} ({layout}, submodel {k})", reference(case, t, q, k)))
+    (tmp_path / "cases.bin").write_bytes(b"".join(data))
+    r = subprocess.run([QEMU, "-M", "mps2-an386", "-display", "none", "-monitor", "none", "-nodefaults",
+                        "-semihosting-config", "enable=on,target=native,arg=harness,arg=cases.bin,arg=out.bin",
+                        "-kernel", str(m4_harness)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
+    got = np.frombuffer((tmp_path / "out.bin").read_bytes(), dtype=np.int8).astype(np.int64)
+    assert got.size == sum(w.size for _, w in expected)
+    at = 0
+    for where, want in expected:
+        bad = np.flatnonzero(got[at:at + want.size] != want)
+        assert bad.size == 0, f"{where} on the Cortex-M4: {bad.size} of {want.size} differ"
+        at += want.size

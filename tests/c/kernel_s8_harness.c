@@ -14,7 +14,13 @@
  * each as uint32 count + int32 values: weight (int8 values), bias, mult, shift (int8
  * values), input x (int8 values), skip (add's input b, int8 values).
  * Output: cout x out_h x out_w int8 values (add: cout x in_h x in_w, the in-place x).
+ * Several cases one after the other: each is run, their outputs follow each other.
  * A harness (not the runtime) may use stdio and malloc.
+ *
+ * On an emulated Cortex-M4 (-DREDS_HARNESS_SEMIHOSTING, linked with newlib's
+ * --specs=rdimon.specs, the vector table placed at 0; QEMU's mps2-an386 with
+ * -semihosting-config enable=on,target=native,arg=harness,arg=CASES,arg=OUT), where the
+ * kernels run the DSP instructions: it reads the file CASES and writes OUT on the host.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,10 +30,12 @@
 
 #define NHEAD 34
 
+static FILE *in, *out;
+
 static uint32_t u32(void)
 {
     uint32_t v;
-    if (fread(&v, sizeof v, 1, stdin) != 1)
+    if (fread(&v, sizeof v, 1, in) != 1)
         exit(3);
     return v;
 }
@@ -37,7 +45,7 @@ static int32_t *ints(uint32_t *n)
     int32_t *p;
     *n = u32();
     p = malloc((*n ? *n : 1u) * sizeof(int32_t));
-    if (p == NULL || fread(p, sizeof(int32_t), *n, stdin) != *n)
+    if (p == NULL || fread(p, sizeof(int32_t), *n, in) != *n)
         exit(3);
     return p;
 }
@@ -56,7 +64,7 @@ static int8_t *narrow(const int32_t *v, uint32_t n)
     return p;
 }
 
-int main(void)
+static int run_one(void)
 {
     int32_t h[NHEAD], *weight32, *bias, *mult, *shift32, *x32, *skip32;
     uint32_t j, ng, nsg, nw, nb, nm, ns, nx, nk, cin, cout, out_n;
@@ -178,7 +186,7 @@ int main(void)
     default:
         return 5;
     }
-    if (fwrite(y, 1, out_n, stdout) != out_n)
+    if (fwrite(y, 1, out_n, out) != out_n)
         return 3;
     (void)nb;
     (void)nm;
@@ -196,4 +204,54 @@ int main(void)
     free(skip);
     free(y);
     return 0;
+}
+
+#ifdef REDS_HARNESS_SEMIHOSTING
+/* Reset: the FPU on (the code is built with -mfloat-abi=hard), then newlib's start-up
+ * (rdimon: the stack and heap from the emulator, argv, exit status by semihosting). */
+extern void _start(void);
+void reds_harness_reset(void);
+void reds_harness_reset(void)
+{
+    (*(volatile uint32_t *)0xE000ED88u) |= 0xFu << 20; /* CPACR: CP10 and CP11 */
+    __asm volatile("dsb\n\tisb" ::: "memory");
+    _start();
+}
+
+static void reds_harness_fault(void)
+{
+    for (;;)
+        ;
+}
+
+typedef void (*reds_harness_vector_t)(void);
+/* the initial stack pointer (the top of the mps2-an386's RAM at 0x20000000), then reset and the faults */
+__attribute__((section(".vectors"), used)) static const reds_harness_vector_t reds_harness_vectors[7] = {
+    (reds_harness_vector_t)0x20400000u, reds_harness_reset, reds_harness_fault, reds_harness_fault,
+    reds_harness_fault, reds_harness_fault, reds_harness_fault};
+#endif
+
+int main(int argc, char **argv)
+{
+    int rc = 0, ch;
+    in = stdin;
+    out = stdout;
+    if (argc == 3) {
+        in = fopen(argv[1], "rb");
+        out = fopen(argv[2], "wb");
+        if (in == NULL || out == NULL)
+            return 6;
+    } else if (argc != 1) {
+        return 6;
+    }
+    while (rc == 0 && (ch = getc(in)) != EOF) {
+        if (ungetc(ch, in) == EOF)
+            return 3;
+        rc = run_one();
+    }
+    if (fflush(out) != 0)
+        return 3;
+    if (argc == 3 && (fclose(in) != 0 || fclose(out) != 0))
+        return 3;
+    return rc;
 }
