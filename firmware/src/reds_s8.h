@@ -10,7 +10,7 @@
  *
  * Arithmetic is TFLite's (gemmlowp's): a real multiplier is an int32 M and a shift e with
  * r ~= M * 2^(e - 31); requantize(x, M, e) = rdbpot(srdhm(sat32(x * 2^max(e, 0)), M),
- * max(-e, 0)), both roundings half away from zero.
+ * max(-e, 0)), rounding to nearest (the divide's ties away from zero; srdhm's below).
  *
  * Kernels `reds_<op>_s8` live in kernels/reference/<op>_s8.c (plain loops) and, where a
  * target has one, kernels/<target>/<op>_s8.c (same name), picked per op like the float
@@ -77,8 +77,9 @@ static inline int32_t reds_sat32(int64_t x)
     return x > INT32_MAX ? INT32_MAX : (x < INT32_MIN ? INT32_MIN : (int32_t)x);
 }
 
-/* SaturatingRoundingDoublingHighMul: the high 32 bits of 2 a b, rounded half away from
- * zero; INT32_MAX for a == b == INT32_MIN (ops.srdhm). */
+/* SaturatingRoundingDoublingHighMul (ops.srdhm, gemmlowp's): the high 32 bits of 2 a b,
+ * nudged by 2^30 (1 - 2^30 if negative) and truncated toward zero, so a positive tie
+ * rounds up and a negative tie toward zero; INT32_MAX for a == b == INT32_MIN. */
 static inline int32_t reds_srdhm(int32_t a, int32_t b)
 {
     const int64_t ab = (int64_t)a * (int64_t)b;
