@@ -110,7 +110,7 @@ def test_c_sizes_count_the_layer_mask(tmp_path, tmp_path_factory):
     assert sizes["layer_mask"] == K * nl
     assert sizes["arena"] == m["arena_bytes"] == max(s.arena_bytes for s in fam.submodels)
     tables = sum(sizes[n] for n in ("widths", "layer_mask", "macs", "weight_bytes", "arena_bytes", "budgets"))
-    assert tables + sum(v for n, v in sizes.items() if re.search(r"_(segs|groups|groups_at)$", n)) == m["table_bytes"]
+    assert tables + sum(v for n, v in sizes.items() if re.search(r"_(segs|groups|groups_at|at)$", n)) == m["table_bytes"]
 
 
 @needs_cc

@@ -196,7 +196,7 @@ def test_cortex_m4_build_and_sizes(arch, tmp_path, tmp_path_factory):
     assert all(sizes[n][1] == "r" for n in arrays)  # in flash
     assert sum(arrays.values()) == manifest["c"]["weight_array_bytes"] == expected_array_bytes(fam, net.spec)
     tables = sum(sizes[n][0] for n in ("widths", "macs", "weight_bytes", "arena_bytes", "budgets"))
-    tables += sum(s for n, (s, kind) in sizes.items() if re.search(r"_(segs|groups|groups_at)$", n))
+    tables += sum(s for n, (s, kind) in sizes.items() if re.search(r"_(segs|groups|groups_at|at)$", n))
     assert tables == manifest["c"]["table_bytes"]
     assert manifest["c"]["overhead_bytes"] == sum(arrays.values()) + tables - largest.weight_bytes
     header = (out / "reds_model.h").read_text()

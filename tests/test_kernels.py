@@ -47,7 +47,8 @@ class Case:
     stride: tuple[int, int] = (1, 1)
     pads: tuple[int, int, int, int] = (0, 0, 0, 0)  # top, bottom, left, right
     bias: bool = True
-    act: str = "none"
+    act: str = "none"  # conv, depthwise, dense: the activation their store step applies
+    bn: bool = False  # conv, depthwise, dense: a batch norm (scale, shift) fused into the store step, for the bias
     slope: float = 0.0
     elem: int = 1  # dense: values per input channel (a flattened H x W map)
 
@@ -100,6 +101,32 @@ CASES = [
     # dense: blocks of 4 rows and a tail, after a flatten (elem = H x W) and not
     Case("dense", "dense", 17, (6, 11, 18), (3, 6, 9)),
     Case("dense-flattened-4x3", "dense", 18, (2, 3, 5), (5, 9, 10), elem=12, bias=False),
+    # the store step: a batch norm and an activation fused into every path's store
+    Case("pointwise-bn-relu", "conv2d", 43, (4, 9, 16), (5, 8, 13), (7, 5), bn=True, act="relu"),
+    Case("pointwise-bn-leaky-1x1", "conv2d", 44, (5, 8, 12), (6, 9, 10), (1, 1), bn=True, act="leaky_relu",
+         slope=0.1),
+    Case("first10x4-bn-relu", "conv2d", 45, (1, 1, 1), (5, 9, 14), (13, 10), (10, 4), (2, 2), (4, 5, 1, 2),
+         bn=True, act="relu"),
+    Case("first3x3-s2-bias-relu", "conv2d", 46, (3, 3, 3), W3, (9, 11), (3, 3), (2, 2), (0, 1, 1, 1), act="relu"),
+    Case("conv3x3-bn-leaky", "conv2d", 47, (2, 3, 5), W3, (6, 5), (3, 3), pads=(1, 1, 1, 1), bn=True,
+         act="leaky_relu", slope=0.2),
+    Case("conv9x9-bn-relu", "conv2d", 48, (1, 2, 3), (2, 5, 6), (10, 9), (9, 9), pads=(4, 4, 4, 4), bn=True,
+         act="relu"),
+    Case("dw3x3-rows-bn-relu", "depthwise_conv2d", 49, W3, W3, (6, 7), (3, 3), pads=(1, 1, 1, 1), bn=True,
+         act="relu"),
+    Case("dw3x3-cols-bn-relu", "depthwise_conv2d", 50, W3, W3, (25, 5), (3, 3), pads=(1, 1, 1, 1), bn=True,
+         act="relu"),
+    Case("dw3x3-s2-bn-leaky", "depthwise_conv2d", 51, W3, W3, (8, 8), (3, 3), (2, 2), (1, 1, 1, 1), bn=True,
+         act="leaky_relu", slope=0.3),
+    Case("dw3x3-2x2map-bn-relu", "depthwise_conv2d", 52, W3, W3, (2, 2), (3, 3), pads=(1, 1, 1, 1), bn=True,
+         act="relu"),
+    Case("dw3x3-1x1map-bn-relu", "depthwise_conv2d", 53, W3, W3, (1, 1), (3, 3), pads=(1, 1, 1, 1), bn=True,
+         act="relu"),
+    Case("dw3x3-s2-2x2map-bias-relu", "depthwise_conv2d", 54, W3, W3, (2, 2), (3, 3), (2, 2), (0, 1, 0, 1),
+         act="relu"),
+    Case("dw5x5-bn-relu", "depthwise_conv2d", 55, W3, W3, (6, 6), (5, 5), pads=(2, 2, 2, 2), bn=True, act="relu"),
+    Case("dense-bias-relu", "dense", 56, (6, 11, 18), (3, 6, 9), act="relu"),
+    Case("dense-bn-leaky", "dense", 57, (2, 3, 5), (5, 9, 10), elem=12, bn=True, act="leaky_relu", slope=0.05),
     # per-channel and element-wise
     Case("scale-bias", "scale_bias", 19, W3, W3, (3, 5)),
     Case("scale-bias-relu", "scale_bias", 20, W3, W3, (3, 5), act="relu"),
@@ -148,7 +175,7 @@ def tensors(c: Case) -> Tensors:
 def reference(c: Case, t: Tensors, k: int) -> np.ndarray:
     cin, cout = c.ins[k], c.outs[k]
     x = torch.from_numpy(t.x[:cin * c.elem])[None]
-    b = torch.from_numpy(t.bias[:cout]) if c.bias else None
+    b = torch.from_numpy(t.bias[:cout]) if c.bias and not c.bn else None
     top, bottom, left, right = c.pads
     if c.op in ("conv2d", "depthwise_conv2d"):
         w = torch.from_numpy(t.weight[:cout] if c.op == "depthwise_conv2d" else t.weight[:cout, :cin])
@@ -168,6 +195,11 @@ def reference(c: Case, t: Tensors, k: int) -> np.ndarray:
         y = F.avg_pool2d(x, c.kernel, c.stride)
     else:
         y = F.max_pool2d(x, c.kernel, c.stride)
+    if c.op in ("conv2d", "depthwise_conv2d", "dense"):  # the store step
+        if c.bn:
+            shape = (-1, 1, 1) if y.dim() == 4 else (-1,)
+            y = y * torch.from_numpy(t.scale[:cout]).view(shape) + torch.from_numpy(t.shift[:cout]).view(shape)
+        y = {"none": y, "relu": F.relu(y), "leaky_relu": F.leaky_relu(y, c.slope)}[c.act]
     return y[0].numpy().reshape(-1)
 
 
@@ -184,7 +216,7 @@ def case_bytes(c: Case, t: Tensors, k: int, layout: str) -> bytes:
     oh, ow = c.out_hw
     elem = c.elem if c.op == "dense" else kh * kw
     head = [OP[OPCODE[c.op]], LAYOUT[layout], len(c.ins), k, kh, kw, sh, sw, *c.pads, *c.in_hw, oh, ow, elem,
-            ACT[c.act], int(c.bias)]
+            ACT[c.act], 2 if c.bn else int(c.bias)]
     data = struct.pack(f"={len(head)}If", *head, c.slope)
     data += struct.pack(f"={2 * len(c.ins)}I", *[v for pair in zip(c.ins, c.outs) for v in pair])
     st = SegTable.of([row_groups(layout, list(c.outs), list(c.ins), elem)[k]] if c.op in ("conv2d", "dense") else [])

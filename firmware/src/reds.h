@@ -27,7 +27,7 @@
 extern "C" {
 #endif
 
-#define REDS_ABI_VERSION 4
+#define REDS_ABI_VERSION 5
 /* The exporter refuses families with more submodels (a row of weights has at most one
  * segment per submodel; kernels keep that many segment descriptors on the stack). */
 #define REDS_MAX_SUBMODELS 32
@@ -84,12 +84,19 @@ typedef struct {
     uint16_t in_h, in_w, out_h, out_w;
     uint32_t elem;          /* floats per (output, input) weight entry: kh*kw, or for a
                                dense layer the input's H*W per channel (1 if flat) */
-    float slope;            /* leaky ReLU */
+    float slope;            /* LEAKY_RELU, or the leaky ReLU of this layer's store step (act) */
     const float *weight;    /* conv/dense: [out][in][elem] in the model's layout;
                                depthwise: [channel][kh*kw] */
     const float *bias;      /* [out], or NULL */
-    const float *scale;     /* SCALE_BIAS: submodel 0's cout values, then submodel 1's, ... */
-    const float *shift;     /* SCALE_BIAS: laid out as scale */
+    /* The store step (reds_post_t). SCALE_BIAS: its own folded batch norm; conv, depthwise,
+     * dense: the batch norm that follows, fused in (NULL: none). Submodel k's values are
+     * at scale + scale_at[k]: submodel 0's cout values, then submodel 1's, ... */
+    const float *scale;
+    const float *shift;     /* laid out as scale; replaces the bias, which the exporter folded in */
+    const uint32_t *scale_at; /* [num_submodels], precomputed by the exporter */
+    uint8_t act;            /* reds_act_t applied by the store step (the activation that follows, fused in) */
+    uint8_t fused;          /* how many of the layers that follow the store step runs (0 to 2): reds_run
+                               skips them */
     uint8_t keep;           /* 1: a later ADD reads this layer's output: copy it to the skip slot */
     uint32_t skip;          /* keep / ADD: the skip slot's offset in the arena, in floats */
     /* conv/dense: the exporter's segment table (see reds_weights_t), in either layout */
@@ -168,14 +175,14 @@ const float *reds_run(reds_model_t *m, const float *input);
 
 /* A free-running timer (e.g. a board's cycle counter): reds_run_profiled's clock. */
 typedef uint64_t (*reds_ticks_fn)(void);
-/* reds_run_profiled's entry for an activation fused into the batch norm before it. */
+/* reds_run_profiled's entry for a layer fused into the store step of the one before it. */
 #define REDS_TICKS_FUSED UINT64_MAX
 
 /* reds_run, timing each step with `ticks` (one timer read per step; reds_run itself reads
  * none): out (num_layers + 1 entries) gets out[l] = the ticks of layer l (with the time of
- * the timer read), out[num_layers] = those of the input's copy and normalisation. A batch
- * norm and the activation fused into it are one step: its ticks are on the batch norm's
- * entry, and the activation's is REDS_TICKS_FUSED. */
+ * the timer read), out[num_layers] = those of the input's copy and normalisation. A layer
+ * and those fused into its store step (a batch norm, an activation) are one step: its
+ * ticks are on the first layer's entry, and each fused layer's is REDS_TICKS_FUSED. */
 const float *reds_run_profiled(reds_model_t *m, const float *input, reds_ticks_fn ticks, uint64_t *out);
 
 /* Costs of submodel k (0 if out of range). */
@@ -219,19 +226,45 @@ void reds_layer_weights(const reds_layer_t *L, unsigned k, reds_weights_t *w);
 /* ---- float kernels: one file per op, kernels/reference/<op>_f32.c (plain loops), and
  * kernels/<target>/<op>_f32.c (optimized, same name) where a target has one ---------- */
 
-/* The activation fused into reds_scale_bias_f32 (a batch norm followed by it). */
+/* The activation a kernel's store step applies (the layer that follows, fused in). */
 typedef enum {
     REDS_ACT_NONE = 0,
     REDS_ACT_RELU = 1,
     REDS_ACT_LEAKY_RELU = 2
 } reds_act_t;
 
+/* The store step of the conv, depthwise and dense kernels, for the active submodel: each
+ * output channel o's sum becomes act(acc * scale[o] + shift[o]) in registers before it is
+ * stored (scale NULL: 1; shift NULL: 0). The exporter fuses a batch norm and the
+ * activation after a layer into it, so they cost no pass of their own. */
+typedef struct {
+    const float *scale;
+    const float *shift;
+    uint8_t act;  /* reds_act_t */
+    float slope;  /* REDS_ACT_LEAKY_RELU */
+} reds_post_t;
 
-void reds_conv2d_f32(const reds_layer_t *L, const reds_weights_t *w, uint32_t cin, uint32_t cout,
-                     const float *x, float *y);
-void reds_depthwise_conv2d_f32(const reds_layer_t *L, uint32_t c, const float *x, float *y);
-void reds_dense_f32(const reds_layer_t *L, const reds_weights_t *w, uint32_t cin, uint32_t cout,
-                    const float *x, float *y);
+/* Layer L's store step in submodel k (a few loads). */
+void reds_layer_post(const reds_layer_t *L, unsigned k, reds_post_t *p);
+
+/* The store step of one value (the reference kernels'; the optimized ones inline their own). */
+static inline float reds_post_f32(const reds_post_t *p, uint32_t o, float acc)
+{
+    float v = acc * (p->scale ? p->scale[o] : 1.0f) + (p->shift ? p->shift[o] : 0.0f);
+    if (v < 0.0f && p->act == REDS_ACT_RELU)
+        v = 0.0f;
+    else if (v < 0.0f && p->act == REDS_ACT_LEAKY_RELU)
+        v = v * p->slope;
+    return v;
+}
+
+/* Conv, depthwise and dense end in the store step `p`; they do not read L->bias (the
+ * runtime passes it as p->shift where no batch norm is fused in). */
+void reds_conv2d_f32(const reds_layer_t *L, const reds_weights_t *w, const reds_post_t *p, uint32_t cin,
+                     uint32_t cout, const float *x, float *y);
+void reds_depthwise_conv2d_f32(const reds_layer_t *L, const reds_post_t *p, uint32_t c, const float *x, float *y);
+void reds_dense_f32(const reds_layer_t *L, const reds_weights_t *w, const reds_post_t *p, uint32_t cin,
+                    uint32_t cout, const float *x, float *y);
 /* x[c][p] = x[c][p] * scale[c] + bias[c], then the activation `act` (reds_act_t). */
 void reds_scale_bias_f32(const float *scale, const float *bias, uint32_t c, uint32_t hw, float *x, uint8_t act,
                          float slope);

@@ -121,7 +121,7 @@ RUN_INLINE const float *run_layers(reds_model_t *m, const float *input, reds_tic
         t = t1;
     }
     for (l = 0; l < net->num_layers; ++l) {
-        const uint32_t first = l; /* l moves on past a fused activation */
+        const uint32_t first = l; /* l moves on past the layers fused into this one's store step */
         const reds_layer_t *L = &net->layers[l];
         const uint32_t cin = row[l], cout = row[l + 1];
         const uint32_t out_n = cout * L->out_h * L->out_w;
@@ -129,17 +129,21 @@ RUN_INLINE const float *run_layers(reds_model_t *m, const float *input, reds_tic
         float *y = at_start ? base + floats - out_n : base;
         int moved = 1; /* the output is in y (else the layer ran in place on x) */
         reds_weights_t w;
+        reds_post_t post;
         switch (skipped == REDS_LAYER_RUN ? L->op : 0u) { /* 0: skipped, x passes through */
         case REDS_OP_CONV2D:
             reds_layer_weights(L, k, &w);
-            reds_conv2d_f32(L, &w, cin, cout, x, y);
+            reds_layer_post(L, k, &post);
+            reds_conv2d_f32(L, &w, &post, cin, cout, x, y);
             break;
         case REDS_OP_DEPTHWISE_CONV2D:
-            reds_depthwise_conv2d_f32(L, cout, x, y);
+            reds_layer_post(L, k, &post);
+            reds_depthwise_conv2d_f32(L, &post, cout, x, y);
             break;
         case REDS_OP_DENSE:
             reds_layer_weights(L, k, &w);
-            reds_dense_f32(L, &w, cin, cout, x, y);
+            reds_layer_post(L, k, &post);
+            reds_dense_f32(L, &w, &post, cin, cout, x, y);
             break;
         case REDS_OP_AVG_POOL:
             reds_avg_pool_f32(L, cout, x, y);
@@ -147,26 +151,12 @@ RUN_INLINE const float *run_layers(reds_model_t *m, const float *input, reds_tic
         case REDS_OP_MAX_POOL:
             reds_max_pool_f32(L, cout, x, y);
             break;
-        case REDS_OP_SCALE_BIAS: {
-            /* Submodel k's vectors follow those of submodels 0 .. k-1. The activation that
-             * follows, if any, is fused in (and then not run again), unless an add needs the
-             * batch norm's own output or the submodel skips the activation. */
-            const uint8_t next = l + 1 < net->num_layers && !L->keep && (mask == 0 || mask[l + 1] == REDS_LAYER_RUN)
-                                     ? net->layers[l + 1].op
-                                     : 0u;
-            const uint8_t act = next == REDS_OP_RELU         ? REDS_ACT_RELU
-                                : next == REDS_OP_LEAKY_RELU ? REDS_ACT_LEAKY_RELU
-                                                             : REDS_ACT_NONE;
-            uint32_t off = 0;
-            for (j = 0; j < k; ++j)
-                off += net->widths[j * stride + l + 1];
-            reds_scale_bias_f32(L->scale + off, L->shift + off, cout, (uint32_t)L->out_h * L->out_w, x, act,
-                                act == REDS_ACT_LEAKY_RELU ? net->layers[l + 1].slope : 0.0f);
-            if (act != REDS_ACT_NONE)
-                ++l;
+        case REDS_OP_SCALE_BIAS: /* a batch norm no conv could take into its store step */
+            reds_layer_post(L, k, &post);
+            reds_scale_bias_f32(post.scale, post.shift, cout, (uint32_t)L->out_h * L->out_w, x, post.act,
+                                post.slope);
             moved = 0;
             break;
-        }
         case REDS_OP_RELU:
             reds_relu_f32(x, out_n);
             moved = 0;
@@ -183,11 +173,14 @@ RUN_INLINE const float *run_layers(reds_model_t *m, const float *input, reds_tic
             moved = 0;
             break;
         }
+        /* The exporter fuses a chain only where every submodel runs all of it or none. */
+        if (skipped == REDS_LAYER_RUN)
+            l += L->fused;
         if (moved) {
             x = y;
             at_start = !at_start;
         }
-        /* l: the last layer run (a fused activation). Skipped, the layer's kept output is what
+        /* l: the last layer run (the chain's last). Skipped, the layer's kept output is what
          * passes through, copied where a later add reads it only. */
         if (skipped == REDS_LAYER_RUN ? net->layers[l].keep : skipped == REDS_LAYER_SKIP_KEEP)
             memcpy(m->arena + net->layers[l].skip, x, out_n * sizeof(float));
@@ -195,10 +188,13 @@ RUN_INLINE const float *run_layers(reds_model_t *m, const float *input, reds_tic
             t1 = ticks();
             out[first] = t1 - t;
             t = t1;
-            if (l != first)
-                out[l] = REDS_TICKS_FUSED;
         }
     }
+    if (ticks != 0) /* after the last timer read: the layers run in a store step before them */
+        for (l = 0; l < net->num_layers; ++l)
+            if (mask == 0 || mask[l] == REDS_LAYER_RUN)
+                for (j = net->layers[l].fused; j > 0; --j)
+                    out[++l] = REDS_TICKS_FUSED;
     return x;
 }
 

@@ -6,11 +6,13 @@
  * Build: cc -std=c99 -I firmware/src [-I firmware/src/kernels/<target>] tests/c/kernel_harness.c
  *        firmware/src/reds_weights.c <one kernel set: firmware/src/kernels/...>
  * Case (native byte order): 19 uint32 (op, layout, K, k, kh, kw, sh, sw, pad_t, pad_b,
- * pad_l, pad_r, in_h, in_w, out_h, out_w, elem, act, has_bias), float32 slope, then K
+ * pad_l, pad_r, in_h, in_w, out_h, out_w, elem, act, post), float32 slope, then K
  * pairs of uint32 (input width, output width) of submodels 0..K-1, submodel k's segment
  * table as the exporter writes it (uint32 count, then o0 o1 first n per group; uint32
  * count, then off step lo hi per segment; both 0 but for conv and dense), then five float32
  * arrays, each as uint32 count + values: weight, bias, scale, shift, input x.
+ * post, the store step of conv, depthwise and dense: 0 none, 1 the bias, 2 a fused batch
+ * norm (scale, shift); each with the activation act.
  * Output: the kernel's output (cout x out_h x out_w floats; in-place ops: x).
  * A harness (not the runtime) may use stdio and malloc.
  */
@@ -47,6 +49,7 @@ int main(void)
     float slope, *weight, *bias, *scale, *shift, *x, *y;
     reds_layer_t L;
     reds_weights_t w;
+    reds_post_t post;
 
     for (j = 0; j < 19u; ++j)
         f[j] = u32();
@@ -101,7 +104,11 @@ int main(void)
     L.elem = f[16];
     L.slope = slope;
     L.weight = weight;
-    L.bias = f[18] ? bias : NULL;
+    L.bias = f[18] == 1u ? bias : NULL;
+    post.scale = f[18] == 2u ? scale : NULL;
+    post.shift = f[18] == 2u ? shift : L.bias;
+    post.act = (uint8_t)f[17];
+    post.slope = slope;
     cin = widths[2u * k];
     cout = widths[2u * k + 1u];
     w.base = weight;
@@ -116,13 +123,13 @@ int main(void)
         return 3;
     switch (L.op) {
     case REDS_OP_CONV2D:
-        reds_conv2d_f32(&L, &w, cin, cout, x, y);
+        reds_conv2d_f32(&L, &w, &post, cin, cout, x, y);
         break;
     case REDS_OP_DEPTHWISE_CONV2D:
-        reds_depthwise_conv2d_f32(&L, cout, x, y);
+        reds_depthwise_conv2d_f32(&L, &post, cout, x, y);
         break;
     case REDS_OP_DENSE:
-        reds_dense_f32(&L, &w, cin, cout, x, y);
+        reds_dense_f32(&L, &w, &post, cin, cout, x, y);
         break;
     case REDS_OP_AVG_POOL:
         reds_avg_pool_f32(&L, cout, x, y);

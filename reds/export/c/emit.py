@@ -81,6 +81,9 @@ def emit(src: Source, m: Lowered) -> CModel:
         for a in by_layer.get(lc.name, []):
             note = f" /* {a.comment} */" if a.comment else ""
             body.append(f"static const float {a.name}[{a.size_expr}] = {{{note}\n{c_floats(a.values)}\n}};")
+        if lc.name in m.scale_at:
+            body.append(f"static const uint32_t {lc.name}_at[{K}] = {{{c_ints(m.scale_at[lc.name])}}}; "
+                        "/* submodel k's values: scale + at[k], shift + at[k] */")
         st = m.seg_tables.get(lc.name)
         if st is not None:  # the segment table: every submodel's rows, so no kernel computes an index
             body.append(f"/* {lc.name}: rows o0..o1-1 of a group read segment (off, step, lo, hi) at off + o * step "

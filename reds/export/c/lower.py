@@ -8,6 +8,9 @@ Two weight layouts (`firmware/README.md` has the index formulas):
 
 Batch norm is folded per submodel into a per-channel scale and bias; a conv/dense bias
 that feeds a batch norm is folded into that bias too (y = s*(Wx + b) + t = s*Wx + (s*b + t)).
+A conv, depthwise or dense layer's store step (reds.h's reds_post_t) takes in the batch
+norm and the activation after it (`store_chains`), so they cost no pass of their own; the
+per-submodel offsets of the folded vectors are precomputed (`<bn>_at`).
 A submodel that skips blocks (elastic depth) gets a row of the layer mask: a skipped layer's
 widths-table column passes its input's channels through, while its weights and segment
 tables keep the group widths (as if it ran). Nothing here writes text: `emit` does.
@@ -55,6 +58,40 @@ def rowmajor_order(w: np.ndarray, outs: list[int], ins: list[int]) -> np.ndarray
 
 # layout -> weight order (tests/test_layout.py checks the names against reds.h's reds_layout_t)
 ORDERS = {"nested": nested_order, "rowmajor": rowmajor_order}
+# The activations a store step applies, as reds_act_t.
+ACT_ENUM = {ReLU: "REDS_ACT_RELU", LeakyReLU: "REDS_ACT_LEAKY_RELU"}
+
+
+def store_chains(spec: Spec, mask: list[list[int]] | None, kept: set[str]) -> dict[int, list[int]]:
+    """Layer index -> the layers that follow it and run in its store step: after a conv,
+    depthwise or dense layer, the batch norm and then the activation; after a batch norm no
+    conv took, the activation. A chain stops at a layer whose output a residual add reads
+    (`kept`: the next layer must not overwrite it) and where some submodel would run one
+    layer of the pair but skip the other (elastic depth): every submodel runs all of a
+    chain or none of it."""
+    run = abi.layer_masks()["run"]
+
+    def same_runs(a: int, b: int) -> bool:
+        return mask is None or all((r[a] == run) == (r[b] == run) for r in mask)
+
+    chains: dict[int, list[int]] = {}
+    taken: set[int] = set()
+    for i, layer in enumerate(spec.layers):
+        if i in taken or not isinstance(layer.op, (Conv2d, DepthwiseConv2d, Dense, BatchNorm)):
+            continue
+        chain, last = [], i
+        wants = ([BatchNorm] if not isinstance(layer.op, BatchNorm) else []) + [ReLU, LeakyReLU]
+        for j in range(i + 1, len(spec.layers)):
+            op = spec.layers[j].op
+            if type(op) not in wants or spec.layers[last].name in kept or not same_runs(last, j):
+                break
+            chain.append(j)
+            last = j
+            wants = [ReLU, LeakyReLU] if isinstance(op, BatchNorm) else []
+        if chain:
+            chains[i] = chain
+            taken.update(chain)
+    return chains
 
 
 def row_groups(layout: str, outs: list[int], ins: list[int], e: int) -> list[list[tuple[int, int, list[tuple]]]]:
@@ -148,6 +185,7 @@ class Lowered:
     info: dict = field(default_factory=dict)  # sizes, as the export's manifest records them
     input_axis: str | None = None  # the input normalisation's axis (arrays input_scale, input_shift)
     seg_tables: dict[str, SegTable] = field(default_factory=dict)  # conv/dense layer name -> its segment table
+    scale_at: dict[str, list[int]] = field(default_factory=dict)  # batch norm name -> submodel k's offset
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -221,6 +259,9 @@ def lower(src: Source, layout: str, name: str) -> Lowered:
     slots, skip_floats = skip_slots(spec, big)
     mask = [layer_mask(spec, w, set(slots)) for w in widths] if any(spec.skipped(w) for w in widths) else None
     run_code = abi.layer_masks()["run"]
+    chains = store_chains(spec, mask, set(slots))
+    fused_into = {j: i for i, chain in chains.items() for j in chain}
+    scale_at: dict[str, list[int]] = {}
     for li, layer in enumerate(spec.layers):
         op = layer.op
         L = re.sub(r"\W", "_", layer.name).upper()
@@ -267,6 +308,19 @@ def lower(src: Source, layout: str, name: str) -> Lowered:
             else:
                 arrays.append(Array(f"{layer.name}_bias", f"{L}_OUT_C", _np(p.bias)[:cout], "bias"))
                 init["bias"] = f"{layer.name}_bias"
+        for j in chains.get(li, []):  # the store step: a batch norm's vectors, an activation
+            nxt = spec.layers[j]
+            if isinstance(nxt.op, BatchNorm):
+                init.update(scale=f"{nxt.name}_scale", shift=f"{nxt.name}_shift", scale_at=f"{nxt.name}_at")
+            else:
+                init.update(act=ACT_ENUM[type(nxt.op)])
+                if isinstance(nxt.op, LeakyReLU):
+                    init["slope"] = c_float(nxt.op.slope)
+            desc += f"\n   {nxt.name} runs in this layer's store step"
+        if chains.get(li):
+            init["fused"] = len(chains[li])
+        if li in fused_into:
+            desc += f"\n   runs in {spec.layers[fused_into[li]].name}'s store step"
         if isinstance(op, BatchNorm):
             prev = spec.layers[li - 1] if li and spec.layers[li - 1].name in absorbed else None
             # submodel k's vectors: as many as its widths-table column (zeros, never read, where it skips them)
@@ -278,7 +332,8 @@ def lower(src: Source, layout: str, name: str) -> Lowered:
                 arrays.append(Array(f"{layer.name}_{kind}", f"{sum(chans)}",
                                     np.concatenate([f[j] for f in folded]), kind,
                                     f"submodels 0..{K - 1}, one after the other: {total} channels"))
-            init.update(scale=f"{layer.name}_scale", shift=f"{layer.name}_shift")
+            init.update(scale=f"{layer.name}_scale", shift=f"{layer.name}_shift", scale_at=f"{layer.name}_at")
+            scale_at[layer.name] = [int(v) for v in np.cumsum([0] + chans[:-1])]
         if isinstance(op, LeakyReLU):
             init["slope"] = c_float(op.slope)
         if layer.name in slots:
@@ -298,6 +353,7 @@ def lower(src: Source, layout: str, name: str) -> Lowered:
     tables = K * (nl + 1) * 2 + K * 4 * 4  # widths (uint16) + macs, weight/arena bytes (uint32), budgets
     tables += K * nl if mask is not None else 0  # the layer mask (uint8)
     tables += sum(t.nbytes for t in seg_tables.values())  # + the segment tables
+    tables += sum(4 * len(v) for v in scale_at.values())  # + the folded vectors' offsets (uint32)
     largest = fam.submodels[-1]
     every = cost(spec, {g: big[g] for g in spec.group_names}).weight_bytes  # the largest, every block run
     if shared + folded_big + absorbed_bytes != every:  # the cost model's count, exactly
@@ -316,6 +372,7 @@ def lower(src: Source, layout: str, name: str) -> Lowered:
         "overhead_bytes": overhead,
         "overhead_pct": round(100.0 * overhead / largest.weight_bytes, 3),
         "separate_bytes": sum(s.weight_bytes for s in fam.submodels),
+        "fused_layers": len(fused_into),  # batch norms and activations run in a store step
     }
     norm = src.opened.input_norm
     if norm is not None:  # raw features in: reds_run normalises them (x * 1/std - mean/std)
@@ -327,7 +384,7 @@ def lower(src: Source, layout: str, name: str) -> Lowered:
         info["input_norm"] = norm.axis
         info["input_norm_bytes"] = 2 * len(std) * BYTES_PER_FLOAT
     return Lowered(name, layout, arrays, layers, cols, mask, skip_floats, info, norm.axis if norm else None,
-                   seg_tables)
+                   seg_tables, scale_at)
 
 
 def skip_slots(spec: Spec, widths: dict[str, int]) -> tuple[dict[str, int], int]:

@@ -2,10 +2,13 @@
  * conv2d, optimized for a Cortex-M4F (plain C99; the register counts are the M4's 32
  * single-precision registers): pointwise convs as 4 channels x 4 pixels in registers,
  * other kernels as 4 interleaved output channels, two pixels or rows per loaded weight.
+ * Every path ends in the store step (store.h): the bias, or the batch norm fused in, and
+ * the activation, applied in registers.
  * Reference: kernels/reference/conv2d_f32.c.
  */
 #include "reds.h"
 #include "rows.h"
+#include "store.h"
 #include "window.h"
 
 /* y[r][0] += a_r for the nr (2 to 4) channels of a block that exist (a block of the
@@ -105,21 +108,20 @@ static void conv_channel4(const reds_layer_t *L, const float *wt, const float *x
 }
 
 /* Pointwise conv (1x1, stride 1, no padding) of 4 output channels (as chunks, rows.h):
- * y[r][p] = b[r] + sum_i w_r[i] * x[i][p]. A block of 4 channels x
+ * y[r][p] = post_r(sum_i w_r[i] * x[i][p]). A block of 4 channels x
  * 4 pixels lives in 16 registers while the loop walks the input channels, so each loaded
  * input value feeds 4 MACs and each loaded weight 4 (~1.5 instructions per MAC instead
- * of ~3 for one channel at a time). Sums run over the inputs in order, starting from the
- * bias, as in the one-channel path below. */
-static void pointwise4(const chunk4_t *c, unsigned n, const float *b, uint32_t hw, const float *x, float *y)
+ * of ~3 for one channel at a time). Sums run over the inputs in order, as in the
+ * one-channel path below. */
+#define PW_STORE(Y, A, J) Y = post_act((A) * q->s[J] + q->t[J], q->act, q->slope)
+static void pointwise4(const chunk4_t *c, unsigned n, const post4_t *q, uint32_t hw, const float *x, float *y)
 {
     uint32_t p, i;
     unsigned s;
     float *y0 = y, *y1 = y + hw, *y2 = y + 2 * hw, *y3 = y + 3 * hw;
     for (p = 0; p + 4 <= hw; p += 4) {
-        float a00 = b[0], a01 = b[0], a02 = b[0], a03 = b[0];
-        float a10 = b[1], a11 = b[1], a12 = b[1], a13 = b[1];
-        float a20 = b[2], a21 = b[2], a22 = b[2], a23 = b[2];
-        float a30 = b[3], a31 = b[3], a32 = b[3], a33 = b[3];
+        float a00 = 0.0f, a01 = 0.0f, a02 = 0.0f, a03 = 0.0f, a10 = 0.0f, a11 = 0.0f, a12 = 0.0f, a13 = 0.0f;
+        float a20 = 0.0f, a21 = 0.0f, a22 = 0.0f, a23 = 0.0f, a30 = 0.0f, a31 = 0.0f, a32 = 0.0f, a33 = 0.0f;
         for (s = 0; s < n; ++s) {
             const float *w0 = c[s].w[0], *w1 = c[s].w[1], *w2 = c[s].w[2], *w3 = c[s].w[3];
             const float *xp = x + c[s].lo * hw + p;
@@ -133,13 +135,13 @@ static void pointwise4(const chunk4_t *c, unsigned n, const float *b, uint32_t h
                 a30 += v3 * x0; a31 += v3 * x1; a32 += v3 * x2; a33 += v3 * x3;
             }
         }
-        y0[p] = a00; y0[p + 1] = a01; y0[p + 2] = a02; y0[p + 3] = a03;
-        y1[p] = a10; y1[p + 1] = a11; y1[p + 2] = a12; y1[p + 3] = a13;
-        y2[p] = a20; y2[p + 1] = a21; y2[p + 2] = a22; y2[p + 3] = a23;
-        y3[p] = a30; y3[p + 1] = a31; y3[p + 2] = a32; y3[p + 3] = a33;
+        PW_STORE(y0[p], a00, 0); PW_STORE(y0[p + 1], a01, 0); PW_STORE(y0[p + 2], a02, 0); PW_STORE(y0[p + 3], a03, 0);
+        PW_STORE(y1[p], a10, 1); PW_STORE(y1[p + 1], a11, 1); PW_STORE(y1[p + 2], a12, 1); PW_STORE(y1[p + 3], a13, 1);
+        PW_STORE(y2[p], a20, 2); PW_STORE(y2[p + 1], a21, 2); PW_STORE(y2[p + 2], a22, 2); PW_STORE(y2[p + 3], a23, 2);
+        PW_STORE(y3[p], a30, 3); PW_STORE(y3[p + 1], a31, 3); PW_STORE(y3[p + 2], a32, 3); PW_STORE(y3[p + 3], a33, 3);
     }
     for (; p < hw; ++p) { /* the last hw % 4 pixels */
-        float a0 = b[0], a1 = b[1], a2 = b[2], a3 = b[3];
+        float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
         for (s = 0; s < n; ++s) {
             const float *w0 = c[s].w[0], *w1 = c[s].w[1], *w2 = c[s].w[2], *w3 = c[s].w[3];
             const float *xp = x + c[s].lo * hw + p;
@@ -149,17 +151,18 @@ static void pointwise4(const chunk4_t *c, unsigned n, const float *b, uint32_t h
                 a0 += w0[i] * xv; a1 += w1[i] * xv; a2 += w2[i] * xv; a3 += w3[i] * xv;
             }
         }
-        y0[p] = a0; y1[p] = a1; y2[p] = a2; y3[p] = a3;
+        PW_STORE(y0[p], a0, 0); PW_STORE(y1[p], a1, 1); PW_STORE(y2[p], a2, 2); PW_STORE(y3[p], a3, 3);
     }
 }
 
 /* Pointwise conv of one output channel (the last cout % 4): 4 pixels at a time. */
-static void pointwise1(const chunk4_t *c, unsigned n, float b, uint32_t hw, const float *x, float *y)
+static void pointwise1(const chunk4_t *c, unsigned n, const post1_t *q, uint32_t hw, const float *x, float *y)
 {
+    const float ps = q->s, pt = q->t;
     uint32_t p, i;
     unsigned s;
     for (p = 0; p + 4 <= hw; p += 4) {
-        float a0 = b, a1 = b, a2 = b, a3 = b;
+        float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
         for (s = 0; s < n; ++s) {
             const float *w0 = c[s].w[0], *xp = x + c[s].lo * hw + p;
             const uint32_t len = c[s].hi - c[s].lo;
@@ -168,17 +171,20 @@ static void pointwise1(const chunk4_t *c, unsigned n, float b, uint32_t hw, cons
                 a0 += v * xp[0]; a1 += v * xp[1]; a2 += v * xp[2]; a3 += v * xp[3];
             }
         }
-        y[p] = a0; y[p + 1] = a1; y[p + 2] = a2; y[p + 3] = a3;
+        y[p] = post_act(a0 * ps + pt, q->act, q->slope);
+        y[p + 1] = post_act(a1 * ps + pt, q->act, q->slope);
+        y[p + 2] = post_act(a2 * ps + pt, q->act, q->slope);
+        y[p + 3] = post_act(a3 * ps + pt, q->act, q->slope);
     }
     for (; p < hw; ++p) {
-        float a = b;
+        float a = 0.0f;
         for (s = 0; s < n; ++s) {
             const float *w0 = c[s].w[0], *xp = x + c[s].lo * hw + p;
             const uint32_t len = c[s].hi - c[s].lo;
             for (i = 0; i < len; ++i, xp += hw)
                 a += w0[i] * *xp;
         }
-        y[p] = a;
+        y[p] = post_act(a * ps + pt, q->act, q->slope);
     }
 }
 
@@ -187,8 +193,8 @@ static void pointwise1(const chunk4_t *c, unsigned n, float b, uint32_t hw, cons
  * (zero rows and columns: no tap tests bounds); a block of 4 output channels x NP (4, 2
  * or 1) pixels then sums in up to 16 registers, the kernel row unrolled (kw and the stride are
  * constants), so each loaded input value serves 4 MACs and each loaded weight NP. The
- * weights are read in place (one pointer per channel). Sums start at the bias and run
- * over the inputs in order, ky, kx: the same in either layout. */
+ * weights are read in place (one pointer per channel). Sums run over the inputs in
+ * order, ky, kx: the same in either layout; the store step ends each. */
 #define FIRST_BUF 384 /* floats of padded rows: cin * kh * (pad_l + in_w + pad_r) */
 
 /* One tap: input column K of the kernel row at XR, weight WK of the block's 4 channels. */
@@ -213,20 +219,21 @@ static void pointwise1(const chunk4_t *c, unsigned n, float b, uint32_t hw, cons
 #define FIRST_STORE(J, A0, A1, A2, A3, NP)                                                                         \
     if (nr > J) {                                                                                                  \
         float *yj = y + J * ystride;                                                                               \
-        yj[0] = A0;                                                                                                \
-        if (NP > 1) { yj[1] = A1; }                                                                                \
-        if (NP > 2) { yj[2] = A2; }                                                                                \
-        if (NP > 3) { yj[3] = A3; }                                                                                \
+        const float sj = q->s[J], tj = q->t[J];                                                                    \
+        yj[0] = post_act(A0 * sj + tj, q->act, q->slope);                                                          \
+        if (NP > 1) { yj[1] = post_act(A1 * sj + tj, q->act, q->slope); }                                          \
+        if (NP > 2) { yj[2] = post_act(A2 * sj + tj, q->act, q->slope); }                                          \
+        if (NP > 3) { yj[3] = post_act(A3 * sj + tj, q->act, q->slope); }                                          \
     }
 
 /* A block of 4 channels x NP pixels; KH 3: the kernel's 3 rows unrolled too (a whole
  * input channel per iteration), KH 0: one kernel row (of kh) per iteration. */
 #define FIRST_BLOCK(NAME, KH, KW, SW, NP)                                                                          \
-    static void NAME(const chunk4_t *c, unsigned n, uint32_t kh, uint32_t wp, const float *pb, const float *b,     \
+    static void NAME(const chunk4_t *c, unsigned n, uint32_t kh, uint32_t wp, const float *pb, const post4_t *q,   \
                      float *y, uint32_t ystride, unsigned nr)                                                      \
     {                                                                                                              \
-        float a00 = b[0], a01 = b[0], a02 = b[0], a03 = b[0], a10 = b[1], a11 = b[1], a12 = b[1], a13 = b[1];      \
-        float a20 = b[2], a21 = b[2], a22 = b[2], a23 = b[2], a30 = b[3], a31 = b[3], a32 = b[3], a33 = b[3];      \
+        float a00 = 0.0f, a01 = 0.0f, a02 = 0.0f, a03 = 0.0f, a10 = 0.0f, a11 = 0.0f, a12 = 0.0f, a13 = 0.0f;      \
+        float a20 = 0.0f, a21 = 0.0f, a22 = 0.0f, a23 = 0.0f, a30 = 0.0f, a31 = 0.0f, a32 = 0.0f, a33 = 0.0f;      \
         const uint32_t rows = KH == 3 ? 3 : 1; /* kernel rows per iteration */                                     \
         unsigned s;                                                                                                \
         for (s = 0; s < n; ++s) {                                                                                  \
@@ -258,13 +265,13 @@ FIRST_BLOCK(first_3x3s1_px4, 3, 3, 1, 4)
 FIRST_BLOCK(first_3x3s1_px2, 3, 3, 1, 2)
 FIRST_BLOCK(first_3x3s1_px1, 3, 3, 1, 1)
 
-typedef void (*first_block_fn)(const chunk4_t *, unsigned, uint32_t, uint32_t, const float *, const float *,
+typedef void (*first_block_fn)(const chunk4_t *, unsigned, uint32_t, uint32_t, const float *, const post4_t *,
                                float *, uint32_t, unsigned);
 
 /* The first conv's path; returns 0 (nothing done) for a layer it does not take. Not
  * static, so that GCC keeps it (and its row buffer) out of reds_conv2d_f32's frame. */
-int reds_conv2d_first_f32(const reds_layer_t *L, const reds_weights_t *w, uint32_t cin, uint32_t cout,
-                          const float *x, float *y)
+int reds_conv2d_first_f32(const reds_layer_t *L, const reds_weights_t *w, const reds_post_t *p, uint32_t cin,
+                          uint32_t cout, const float *x, float *y)
 {
     const uint32_t ih = L->in_h, iw = L->in_w, kh = L->kh, kw = L->kw, sh = L->sh, sw = L->sw;
     const uint32_t oh = L->out_h, ow = L->out_w, pl = L->pad_l, wp = L->pad_l + L->in_w + L->pad_r;
@@ -298,21 +305,19 @@ int reds_conv2d_first_f32(const reds_layer_t *L, const reds_weights_t *w, uint32
                         d[pl + j] = x[(i * ih + (uint32_t)iy) * iw + j];
             }
         for (o = 0, g = 0; o < cout; o += 4) {
-            float b[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+            post4_t q;
             float *yo = y + o * out_hw + oy * ow;
             nr = cout - o < 4 ? cout - o : 4;
             n = row_chunks(w, &g, o, nr, c);
-            if (L->bias)
-                for (j = 0; j < nr; ++j)
-                    b[j] = L->bias[o + j];
+            post_block(p, o, nr, &q);
             for (ox = 0; ox + 4 <= ow; ox += 4)
-                f4(c, n, kh, wp, pb + ox * sw, b, yo + ox, out_hw, nr);
+                f4(c, n, kh, wp, pb + ox * sw, &q, yo + ox, out_hw, nr);
             if (ox + 2 <= ow) {
-                f2(c, n, kh, wp, pb + ox * sw, b, yo + ox, out_hw, nr);
+                f2(c, n, kh, wp, pb + ox * sw, &q, yo + ox, out_hw, nr);
                 ox += 2;
             }
             if (ox < ow)
-                f1(c, n, kh, wp, pb + ox * sw, b, yo + ox, out_hw, nr);
+                f1(c, n, kh, wp, pb + ox * sw, &q, yo + ox, out_hw, nr);
         }
     }
     return 1;
@@ -327,45 +332,43 @@ static int is_pointwise(const reds_layer_t *L)
            L->pad_l == 0 && L->pad_r == 0 && L->in_h == L->out_h && L->in_w == L->out_w;
 }
 
-void reds_conv2d_f32(const reds_layer_t *L, const reds_weights_t *w, uint32_t cin, uint32_t cout,
-                     const float *x, float *y)
+void reds_conv2d_f32(const reds_layer_t *L, const reds_weights_t *w, const reds_post_t *p, uint32_t cin,
+                     uint32_t cout, const float *x, float *y)
 {
     const uint32_t in_hw = (uint32_t)L->in_h * L->in_w, out_hw = (uint32_t)L->out_h * L->out_w;
     const uint32_t taps = (uint32_t)L->kh * L->kw;
     chunk4_t c[REDS_MAX_CHUNKS];
     float wt[4 * CONV4_TAPS];
-    uint32_t o, p, i, t, j, g = 0;
+    post4_t q;
+    uint32_t o, px, i, t, j, g = 0;
     unsigned s, n, r;
     if (is_pointwise(L)) {
         for (o = 0; o < cout; o += r) {
-            float b[4] = {0.0f, 0.0f, 0.0f, 0.0f};
             r = cout - o < 4 ? 1 : 4;
             n = row_chunks(w, &g, o, r, c);
-            if (L->bias)
-                for (s = 0; s < r; ++s)
-                    b[s] = L->bias[o + s];
-            if (r == 4)
-                pointwise4(c, n, b, out_hw, x, y + o * out_hw);
-            else
-                pointwise1(c, n, b[0], out_hw, x, y + o * out_hw);
+            if (r == 4) {
+                post_block(p, o, 4, &q);
+                pointwise4(c, n, &q, out_hw, x, y + o * out_hw);
+            } else {
+                post1_t q1;
+                post_channel(p, o, &q1);
+                pointwise1(c, n, &q1, out_hw, x, y + o * out_hw);
+            }
         }
         return;
     }
-    if (reds_conv2d_first_f32(L, w, cin, cout, x, y))
+    if (reds_conv2d_first_f32(L, w, p, cin, cout, x, y))
         return;
     /* Blocks of 4 output channels when their kernels fit the interleave buffer, else one
      * channel at a time (the reference path). The last 2 or 3 channels run as a 4-block
      * with zero weights in the missing rows: that still costs less per MAC than one channel
-     * at a time. Both start y at the bias and add one input channel's window sum at a time. */
+     * at a time. Both start y at 0 and add one input channel's window sum at a time; the
+     * block's store step then runs over its rows. */
     for (o = 0; o < cout; o += r) {
         r = taps > CONV4_TAPS ? 1 : cout - o < 4 ? cout - o : 4;
         n = row_chunks(w, &g, o, r, c);
-        for (j = 0; j < r; ++j) {
-            float *yo = y + (o + j) * out_hw;
-            const float b = L->bias ? L->bias[o + j] : 0.0f;
-            for (p = 0; p < out_hw; ++p)
-                yo[p] = b;
-        }
+        for (px = 0; px < r * out_hw; ++px)
+            y[o * out_hw + px] = 0.0f;
         for (s = 0; s < n; ++s) {
             for (i = c[s].lo; i < c[s].hi; ++i) {
                 const uint32_t off = (i - c[s].lo) * w->elem;
@@ -379,5 +382,7 @@ void reds_conv2d_f32(const reds_layer_t *L, const reds_weights_t *w, uint32_t ci
                 }
             }
         }
+        post_block(p, o, r, &q);
+        post_rows(&q, r, y + o * out_hw, out_hw, out_hw);
     }
 }

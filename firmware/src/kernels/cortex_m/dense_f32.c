@@ -52,13 +52,14 @@ static float dense1(const chunk4_t *c, unsigned n, uint32_t e, const float *x)
     return acc;
 }
 
-void reds_dense_f32(const reds_layer_t *L, const reds_weights_t *w, uint32_t cin, uint32_t cout,
-                    const float *x, float *y)
+void reds_dense_f32(const reds_layer_t *L, const reds_weights_t *w, const reds_post_t *p, uint32_t cin,
+                    uint32_t cout, const float *x, float *y)
 {
     chunk4_t c[REDS_MAX_CHUNKS];
     float acc[4];
     uint32_t o, g = 0;
     unsigned n, r, j;
+    (void)L;
     (void)cin;
     for (o = 0; o < cout; o += r) {
         r = cout - o < 4 ? 1 : 4;
@@ -68,6 +69,6 @@ void reds_dense_f32(const reds_layer_t *L, const reds_weights_t *w, uint32_t cin
         else
             acc[0] = dense1(c, n, w->elem, x);
         for (j = 0; j < r; ++j)
-            y[o + j] = acc[j] + (L->bias ? L->bias[o + j] : 0.0f);
+            y[o + j] = reds_post_f32(p, o + j, acc[j]); /* once per output: the plain store step */
     }
 }

@@ -8,10 +8,8 @@
 #include <string.h>
 
 #include "reds.h"
+#include "store.h" /* RELU_BITS */
 
-/* max(v, 0) on the bits: a value whose sign bit is set becomes +0.0f (an arithmetic
- * shift of the sign, then one bic on ARM). */
-#define RELU_BITS(u) ((u) & ~(uint32_t)((int32_t)(u) >> 31))
 
 void reds_scale_bias_f32(const float *scale, const float *bias, uint32_t c, uint32_t hw, float *x, uint8_t act,
                          float slope)
