@@ -8,8 +8,9 @@ model and a TFLite int8 model of the same tensors round the same way:
 - A real multiplier r (r != 0, any sign) is an int32 M and a shift e with
   r ~= M * 2**(e - 31), 2**30 <= |M| < 2**31, -31 <= e <= 30 (`quantize_multiplier`).
 - requantize(x, M, e) = rounding_divide_by_pot(srdhm(sat32(x * 2**max(e, 0)), M), max(-e, 0)):
-  srdhm is SaturatingRoundingDoublingHighMul (round half away from zero), the divide rounds
-  half away from zero too (gemmlowp's RoundingDivideByPOT); sat32 saturates to int32.
+  srdhm is SaturatingRoundingDoublingHighMul (gemmlowp's: a positive tie rounds up, a
+  negative tie toward zero), the divide rounds half away from zero (gemmlowp's
+  RoundingDivideByPOT); sat32 saturates to int32.
 
 Tensors are int8 with a per-tensor scale s and zero point z (real = s * (q - z)), per
 submodel: every submodel is calibrated on its own. Weights are int8, symmetric, one scale per
@@ -79,8 +80,8 @@ def _trunc_div_pow2(x, n: int):
 
 
 def srdhm(a, b):
-    """SaturatingRoundingDoublingHighMul(a, b): the high 32 bits of 2*a*b, rounded half away
-    from zero; INT32_MAX for a == b == INT32_MIN."""
+    """SaturatingRoundingDoublingHighMul(a, b): the high 32 bits of 2*a*b, rounded to
+    nearest (gemmlowp's nudge: a positive tie up, a negative tie toward zero); INT32_MAX for a == b == INT32_MIN."""
     a = np.asarray(a, dtype=np.int64)
     b = np.asarray(b, dtype=np.int64)
     ab = a * b
