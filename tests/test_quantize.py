@@ -1,0 +1,146 @@
+"""reds.quant: post-training int8 quantization of a nested family, and its integer reference.
+
+Tolerance: on inputs it was not calibrated on, every submodel's dequantized int8 logits
+agree with the float family's (PyTorch) in argmax on >= 90 % of 64 inputs, and differ by
+at most 5 % of the float logits' range (max - min over the batch) anywhere."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from families import make_family
+from reds import quant
+from reds.errors import RedsError
+from reds.family import open as open_family
+from reds.quant import ops
+
+ARCHS = ("dscnn-s", "cnn-s", "dnn-s")
+TOLERANCE = 0.05  # of the float logits' range
+
+
+def _inputs(fam, n: int, seed: int) -> np.ndarray:
+    return torch.randn(n, *fam.spec.input_shape, generator=torch.Generator().manual_seed(seed)).numpy()
+
+
+@pytest.fixture(scope="module", params=ARCHS)
+def quantized(request, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp(f"q-{request.param}")
+    src = make_family(tmp, request.param, 0.25)
+    fam = open_family(src)
+    qf = quant.quantize(src, tmp / "int8", _inputs(fam, 256, 1))
+    return src, tmp / "int8", fam, qf
+
+
+def test_int8_logits_agree_with_float(quantized):
+    _, _, fam, qf = quantized
+    x = _inputs(fam, 64, 2)  # not the calibration inputs
+    for k in range(len(fam.submodels)):
+        with torch.no_grad():
+            ref = fam.logits(torch.from_numpy(x), k).numpy()
+        q = qf.run(x, k)
+        assert q.shape == ref.shape and q.min() >= -128 and q.max() <= 127
+        got = qf.logits(x, k)
+        assert got.dtype == np.float32
+        agree = float((ref.argmax(1) == got.argmax(1)).mean())
+        assert agree >= 0.9, f"submodel {k}: argmax agreement {agree:.2f}"
+        err, span = float(np.abs(got - ref).max()), float(ref.max() - ref.min())
+        assert err <= TOLERANCE * span, f"submodel {k}: max error {err:.4f}, logit range {span:.4f}"
+
+
+def test_reopened_family_runs_the_same(quantized):
+    _, out, fam, qf = quantized
+    again = quant.open(out)
+    x = _inputs(fam, 4, 3)
+    for k in range(len(fam.submodels)):
+        np.testing.assert_array_equal(again.run(x, k), qf.run(x, k))
+    doc = json.loads((out / "int8.json").read_text())
+    assert doc["dtype"] == "int8" and doc["submodels"] == len(fam.submodels)
+    assert (out / "family.json").read_bytes() == (quantized[0] / "family.json").read_bytes()
+    assert (out / "weights.safetensors").is_file()
+
+
+def test_weights_are_one_shared_int8_array(quantized):
+    _, out, fam, qf = quantized
+    weighted = [s for s in qf.steps if s.kind in ("conv2d", "depthwise_conv2d", "dense")]
+    assert weighted
+    with np.load(out / "int8.npz") as data:
+        assert sorted(n for n in data.files if n.endswith(".weight")) == sorted(f"{s.name}.weight" for s in weighted)
+        for s in weighted:
+            full = fam.net.layers[s.name].weight
+            assert data[f"{s.name}.weight"].dtype == np.int8 and data[f"{s.name}.weight"].shape == tuple(full.shape)
+            assert s.w_scale.shape == (full.shape[0],)
+            # symmetric: the largest |w| of each full row is 127 (or the row is all zero)
+            m = np.abs(s.weight.reshape(len(s.weight), -1).astype(int)).max(axis=1)
+            assert set(m.tolist()) <= {0, 127}
+    for s in weighted:  # per submodel: tables for its own channels, no weights of its own
+        couts = [len(p.mult) for p in s.params]
+        assert couts == sorted(couts) and all(len(p.bias) == c for p, c in zip(s.params, couts))
+        assert all(not hasattr(p, "weight") for p in s.params)
+
+
+def test_relu_clamp_and_per_submodel_calibration(quantized):
+    _, _, fam, qf = quantized
+    for s in qf.steps:
+        for p in s.params:
+            assert -128 <= p.zy <= 127 and p.sy > 0
+            if s.act == "relu":
+                assert p.lo == max(p.zy, -128)
+    # each submodel has its own output scale (calibrated alone)
+    assert len({o.s for o in qf.outputs}) == len(qf.outputs)
+
+
+def test_a_float_family_is_refused_by_open(quantized):
+    src = quantized[0]
+    with pytest.raises(RedsError, match="float family"):
+        quant.open(src)
+
+
+def test_bad_calibration_inputs_leave_no_out_dir(quantized, tmp_path):
+    src, _, fam, _ = quantized
+    out = tmp_path / "out"
+    for bad in (np.zeros((4, 3, 2, 1), np.float32), np.zeros((0, *fam.spec.input_shape), np.float32),
+                np.full((2, *fam.spec.input_shape), np.nan, np.float32)):
+        with pytest.raises(RedsError, match="calibration inputs"):
+            quant.quantize(src, out, bad)
+        assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_write_leaves_no_out_dir(quantized, tmp_path, monkeypatch):
+    src, _, fam, _ = quantized
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+    monkeypatch.setattr(np, "savez", boom)
+    out = tmp_path / "out"
+    with pytest.raises(OSError, match="disk full"):
+        quant.quantize(src, out, _inputs(fam, 8, 4))
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_unsupported_architectures_are_refused(tmp_path):
+    from families import RESIDUAL
+
+    src = make_family(tmp_path, RESIDUAL, 0.25)
+    fam = open_family(src)
+    with pytest.raises(RedsError, match="int8 does not support"):
+        quant.quantize(src, tmp_path / "out", _inputs(fam, 4, 0))
+    assert not (tmp_path / "out").exists()
+    deep = make_family(tmp_path, "dscnn-s", 0.25, depth=True)
+    with pytest.raises(RedsError, match="skip blocks"):
+        quant.quantize(deep, tmp_path / "out", _inputs(open_family(deep), 4, 0))
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_weight_scale_is_symmetric_per_channel():
+    from reds.quant.fold import quantize_weight
+
+    w = np.array([[[0.5, -1.0]], [[0.0, 0.0]], [[0.25, 0.1]]])
+    q, s = quantize_weight(w)
+    assert q.dtype == np.int8 and q.shape == w.shape
+    np.testing.assert_allclose(s, [1.0 / 127, 1.0, 0.25 / 127], rtol=1e-6)
+    assert q[0, 0].tolist() == [64, -127] and q[1].tolist() == [[0, 0]] and q[2, 0, 0] == 127
+    assert ops.INT8_MIN not in q
