@@ -17,7 +17,7 @@ from reds.errors import RedsError
 from reds.family import open as open_family
 from reds.quant import ops
 
-ARCHS = ("dscnn-s", "cnn-s", "dnn-s")
+ARCHS = ("dscnn-s", "cnn-s", "dnn-s", "dscnn-s-img")  # dscnn-s-img: leaky ReLU
 TOLERANCE = 0.05  # of the float logits' range
 
 
@@ -34,9 +34,7 @@ def quantized(request, tmp_path_factory):
     return src, tmp / "int8", fam, qf
 
 
-def test_int8_logits_agree_with_float(quantized):
-    _, _, fam, qf = quantized
-    x = _inputs(fam, 64, 2)  # not the calibration inputs
+def _agree(fam, qf, x):
     for k in range(len(fam.submodels)):
         with torch.no_grad():
             ref = fam.logits(torch.from_numpy(x), k).numpy()
@@ -48,6 +46,37 @@ def test_int8_logits_agree_with_float(quantized):
         assert agree >= 0.9, f"submodel {k}: argmax agreement {agree:.2f}"
         err, span = float(np.abs(got - ref).max()), float(ref.max() - ref.min())
         assert err <= TOLERANCE * span, f"submodel {k}: max error {err:.4f}, logit range {span:.4f}"
+
+
+def test_int8_logits_agree_with_float(quantized):
+    _, _, fam, qf = quantized
+    _agree(fam, qf, _inputs(fam, 64, 2))  # not the calibration inputs
+
+
+def test_raw_inputs_and_negative_batch_norm_scales(tmp_path):
+    """A family with an input normalisation (the int8 input step quantizes raw features)
+    and batch norms of negative scale (the sign goes into the multiplier)."""
+    from reds.family import save
+    from reds.ir.inputs import InputNorm
+
+    rng = np.random.default_rng(7)
+    norm = {"axis": "width", "mean": rng.normal(0, 5, 10).tolist(), "std": rng.uniform(0.5, 4, 10).tolist()}
+    src = make_family(tmp_path, "dscnn-s", 0.25, input_norm=norm)
+    fam = open_family(src)
+    net = fam.net
+    with torch.no_grad():
+        for name, states in net.layers.items():
+            if name.startswith("bn"):
+                for st in states:
+                    st.weight[::2] *= -1  # every other channel: a negative scale
+    save(src, fam.manifest, net)
+    fam = open_family(src)
+    raw = InputNorm.from_json(norm).invert
+    calib = raw(_inputs(fam, 256, 1))
+    qf = quant.quantize(src, tmp_path / "int8", calib)
+    assert any((p.mult < 0).any() for s in qf.steps for p in s.params)
+    assert qf.inputs[0].qa.shape == (10,)
+    _agree(fam, qf, raw(_inputs(fam, 64, 2)))
 
 
 def test_reopened_family_runs_the_same(quantized):
