@@ -173,3 +173,19 @@ def test_the_weight_scale_is_symmetric_per_channel():
     np.testing.assert_allclose(s, [1.0 / 127, 1.0, 0.25 / 127], rtol=1e-6)
     assert q[0, 0].tolist() == [64, -127] and q[1].tolist() == [[0, 0]] and q[2, 0, 0] == 127
     assert ops.INT8_MIN not in q
+
+
+def test_out_dir_may_be_an_earlier_int8_family_but_not_a_foreign_folder(quantized, tmp_path):
+    src, _, fam, _ = quantized
+    out = tmp_path / "out"
+    quant.quantize(src, out, _inputs(fam, 8, 5))
+    again = quant.quantize(src, out, _inputs(fam, 16, 6))  # replaces the earlier output
+    assert again.meta["calibration"]["samples"] == 16
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    with pytest.raises(RedsError, match="not empty"):
+        quant.quantize(src, foreign, _inputs(fam, 8, 5))
+    assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
+    with pytest.raises(RedsError, match="is the family"):
+        quant.quantize(src, src, _inputs(fam, 8, 5))
