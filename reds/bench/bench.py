@@ -161,8 +161,8 @@ def profile_table(report: dict) -> str:
             idx = "-" if r["index"] is None else str(r["index"])
             lines.append(f"{idx:>3} {r['name']:<14} {r['op']:<16} {shape:>12} {r['macs']:>11,} {cycles:>11} "
                          f"{cpm:>8} {pct:>6}")
-        notes = [note for key, note in (("fused", "(fused: the activation runs inside the batch norm's step; that "
-                                                  "row holds both)"),
+        notes = [note for key, note in (("fused", "(fused: runs in the store step of the conv or batch norm above; "
+                                                  "that row holds its cost)"),
                                         ("skipped", "(skipped: in a block this submodel skips; its input passes "
                                                     "through)"))
                  if any(r.get(key) for r in p["layers"])]

@@ -185,7 +185,7 @@ class Link:
 
     def layers(self, timeout: float | None = None) -> dict:
         """`layers%`: {"k", "rows": [{"i", "op", "cycles"}] (cycles an int, or None where the
-        activation was fused into the batch norm before it), "cycles" (the rows' sum), "run"
+        layer ran in the store step of the conv or batch norm before it), "cycles" (the rows' sum), "run"
         (an ordinary run's cycles), "overhead"}."""
         lines = self.check("layers", timeout)
         total = ints(find(lines, "m-layers-total"))

@@ -113,8 +113,9 @@ static void conv_channel4(const reds_layer_t *L, const float *wt, const float *x
  * input value feeds 4 MACs and each loaded weight 4 (~1.5 instructions per MAC instead
  * of ~3 for one channel at a time). Sums run over the inputs in order, as in the
  * one-channel path below. */
-#define PW_STORE(Y, A, J) Y = post_act((A) * q->s[J] + q->t[J], q->act, q->slope)
-static void pointwise4(const chunk4_t *c, unsigned n, const post4_t *q, uint32_t hw, const float *x, float *y)
+#define PW_STORE(Y, A, J) Y = post_act((A) * q->s[J] + q->t[J], act, q->slope)
+STORE_INLINE void pointwise4_act(const chunk4_t *c, unsigned n, const post4_t *q, uint32_t hw, const float *x,
+                                 float *y, const unsigned act)
 {
     uint32_t p, i;
     unsigned s;
@@ -153,6 +154,11 @@ static void pointwise4(const chunk4_t *c, unsigned n, const post4_t *q, uint32_t
         }
         PW_STORE(y0[p], a0, 0); PW_STORE(y1[p], a1, 1); PW_STORE(y2[p], a2, 2); PW_STORE(y3[p], a3, 3);
     }
+}
+
+static void pointwise4(const chunk4_t *c, unsigned n, const post4_t *q, uint32_t hw, const float *x, float *y)
+{
+    STORE_BY_ACT(pointwise4_act, c, n, q, hw, x, y);
 }
 
 /* Pointwise conv of one output channel (the last cout % 4): 4 pixels at a time. */
@@ -220,17 +226,17 @@ static void pointwise1(const chunk4_t *c, unsigned n, const post1_t *q, uint32_t
     if (nr > J) {                                                                                                  \
         float *yj = y + J * ystride;                                                                               \
         const float sj = q->s[J], tj = q->t[J];                                                                    \
-        yj[0] = post_act(A0 * sj + tj, q->act, q->slope);                                                          \
-        if (NP > 1) { yj[1] = post_act(A1 * sj + tj, q->act, q->slope); }                                          \
-        if (NP > 2) { yj[2] = post_act(A2 * sj + tj, q->act, q->slope); }                                          \
-        if (NP > 3) { yj[3] = post_act(A3 * sj + tj, q->act, q->slope); }                                          \
+        yj[0] = post_act(A0 * sj + tj, act, q->slope);                                                               \
+        if (NP > 1) { yj[1] = post_act(A1 * sj + tj, act, q->slope); }                                               \
+        if (NP > 2) { yj[2] = post_act(A2 * sj + tj, act, q->slope); }                                               \
+        if (NP > 3) { yj[3] = post_act(A3 * sj + tj, act, q->slope); }                                               \
     }
 
 /* A block of 4 channels x NP pixels; KH 3: the kernel's 3 rows unrolled too (a whole
  * input channel per iteration), KH 0: one kernel row (of kh) per iteration. */
 #define FIRST_BLOCK(NAME, KH, KW, SW, NP)                                                                          \
-    static void NAME(const chunk4_t *c, unsigned n, uint32_t kh, uint32_t wp, const float *pb, const post4_t *q,   \
-                     float *y, uint32_t ystride, unsigned nr)                                                      \
+    STORE_INLINE void NAME##_act(const chunk4_t *c, unsigned n, uint32_t kh, uint32_t wp, const float *pb,         \
+                                 const post4_t *q, float *y, uint32_t ystride, unsigned nr, const unsigned act)    \
     {                                                                                                              \
         float a00 = 0.0f, a01 = 0.0f, a02 = 0.0f, a03 = 0.0f, a10 = 0.0f, a11 = 0.0f, a12 = 0.0f, a13 = 0.0f;      \
         float a20 = 0.0f, a21 = 0.0f, a22 = 0.0f, a23 = 0.0f, a30 = 0.0f, a31 = 0.0f, a32 = 0.0f, a33 = 0.0f;      \
@@ -253,6 +259,11 @@ static void pointwise1(const chunk4_t *c, unsigned n, const post1_t *q, uint32_t
         FIRST_STORE(1, a10, a11, a12, a13, NP)                                                                     \
         FIRST_STORE(2, a20, a21, a22, a23, NP)                                                                     \
         FIRST_STORE(3, a30, a31, a32, a33, NP)                                                                     \
+    }                                                                                                              \
+    static void NAME(const chunk4_t *c, unsigned n, uint32_t kh, uint32_t wp, const float *pb, const post4_t *q,   \
+                     float *y, uint32_t ystride, unsigned nr)                                                      \
+    {                                                                                                              \
+        STORE_BY_ACT(NAME##_act, c, n, kh, wp, pb, q, y, ystride, nr);                                             \
     }
 
 FIRST_BLOCK(first_4x2_px4, 0, 4, 2, 4)

@@ -17,8 +17,10 @@
     acc += w10 * A##1; acc += w11 * C##1; acc += w12 * D##1;                                        \
     acc += w20 * A##2; acc += w21 * C##2; acc += w22 * D##2
 
-/* The store step of a pixel's sum A: the locals of DW_POST_ARGS (the channel's post1_t). */
-#define DW_POST_ARGS const float ps = q->s, pt = q->t, slope = q->slope; const unsigned act = q->act
+/* The store step of a pixel's sum A: the locals of DW_POST_ARGS (the channel's post1_t)
+ * and `act`. The line kernels take act as a constant (STORE_BY_ACT), so their loops carry no
+ * test of it. */
+#define DW_POST_ARGS const float ps = q->s, pt = q->t, slope = q->slope
 #define DW_POST(A) post_act((A) * ps + pt, act, slope)
 
 /* Depthwise fast path: 3x3 kernel, stride 1, padding 1 on every side (DS-CNN's blocks).
@@ -61,17 +63,24 @@
     acc += w20 * a2; acc += w21 * c2;                                                               \
     yr[ox * (ES)] = DW_POST(acc);
 
-static void dw3x3_row(const float *r0, const float *r1, const float *r2, float *yr, uint32_t iw,
-                      const post1_t *q, float w00, float w01, float w02, float w10, float w11, float w12, float w20,
-                      float w21, float w22)
+STORE_INLINE void dw3x3_row_act(const float *r0, const float *r1, const float *r2, float *yr, uint32_t iw,
+                             const post1_t *q, float w00, float w01, float w02, float w10, float w11, float w12,
+                             float w20, float w21, float w22, const unsigned act)
 {
     DW_POST_ARGS;
     DW3X3_LINE(1)
 }
 
-static void dw3x3_col(const float *r0, const float *r1, const float *r2, float *yr, uint32_t iw, uint32_t es,
-                      const post1_t *q, float w00, float w01, float w02, float w10, float w11, float w12,
-                      float w20, float w21, float w22)
+static void dw3x3_row(const float *r0, const float *r1, const float *r2, float *yr, uint32_t iw,
+                      const post1_t *q, float w00, float w01, float w02, float w10, float w11, float w12, float w20,
+                      float w21, float w22)
+{
+    STORE_BY_ACT(dw3x3_row_act, r0, r1, r2, yr, iw, q, w00, w01, w02, w10, w11, w12, w20, w21, w22);
+}
+
+STORE_INLINE void dw3x3_col_act(const float *r0, const float *r1, const float *r2, float *yr, uint32_t iw,
+                             uint32_t es, const post1_t *q, float w00, float w01, float w02, float w10, float w11,
+                             float w12, float w20, float w21, float w22, const unsigned act)
 {
     DW_POST_ARGS;
     /* DW3X3_LINE with a variable stride: the pointers step by es (a VFP load takes no
@@ -105,6 +114,13 @@ static void dw3x3_col(const float *r0, const float *r1, const float *r2, float *
     acc += w10 * a1; acc += w11 * c1;
     acc += w20 * a2; acc += w21 * c2;
     *yr = DW_POST(acc);
+}
+
+static void dw3x3_col(const float *r0, const float *r1, const float *r2, float *yr, uint32_t iw, uint32_t es,
+                      const post1_t *q, float w00, float w01, float w02, float w10, float w11, float w12,
+                      float w20, float w21, float w22)
+{
+    STORE_BY_ACT(dw3x3_col_act, r0, r1, r2, yr, iw, es, q, w00, w01, w02, w10, w11, w12, w20, w21, w22);
 }
 
 static void dw3x3_s1_channel(const float *wk, uint32_t ih, uint32_t iw, const float *x, const post1_t *q, float *y)
@@ -142,9 +158,9 @@ static void dw3x3_s1_channel(const float *wk, uint32_t ih, uint32_t iw, const fl
  * products; 2 pixels per iteration with a common pointer (immediate offsets). A window
  * can only stick out by one column at each end (pads <= 1), written out before and
  * after the loop. */
-static void dw3x3_s2_row(const float *r0, const float *r1, const float *r2, float *y, uint32_t ow, uint32_t iw,
-                         uint32_t pl, const post1_t *q, float w00, float w01, float w02, float w10, float w11, float w12,
-                         float w20, float w21, float w22)
+STORE_INLINE void dw3x3_s2_row_act(const float *r0, const float *r1, const float *r2, float *y, uint32_t ow,
+                                uint32_t iw, uint32_t pl, const post1_t *q, float w00, float w01, float w02,
+                                float w10, float w11, float w12, float w20, float w21, float w22, const unsigned act)
 {
     DW_POST_ARGS;
     uint32_t ox = 0, n;
@@ -187,6 +203,13 @@ static void dw3x3_s2_row(const float *r0, const float *r1, const float *r2, floa
     }
 }
 
+static void dw3x3_s2_row(const float *r0, const float *r1, const float *r2, float *y, uint32_t ow, uint32_t iw,
+                         uint32_t pl, const post1_t *q, float w00, float w01, float w02, float w10, float w11,
+                         float w12, float w20, float w21, float w22)
+{
+    STORE_BY_ACT(dw3x3_s2_row_act, r0, r1, r2, y, ow, iw, pl, q, w00, w01, w02, w10, w11, w12, w20, w21, w22);
+}
+
 static void dw3x3_s2_channel(const reds_layer_t *L, const float *wk, const float *x, const post1_t *q, float *y)
 {
     const uint32_t ih = L->in_h, iw = L->in_w, oh = L->out_h, ow = L->out_w, pt = L->pad_t, pl = L->pad_l;
@@ -221,6 +244,7 @@ static void dw3x3_2x2(const float *wk, const float *x, const post1_t *q, float *
 {
     const float x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3];
     const float w11 = wk[4];
+    const unsigned act = q->act;
     DW_POST_ARGS;
     float a;
     a = w11 * x0; a += wk[5] * x1; a += wk[7] * x2; a += wk[8] * x3; y[0] = DW_POST(a);

@@ -15,6 +15,24 @@
  * shift of the sign, then one bic on ARM). */
 #define RELU_BITS(u) ((u) & ~(uint32_t)((int32_t)(u) >> 31))
 
+/* A kernel with the activation as a constant parameter is always inlined into its
+ * STORE_BY_ACT call: one copy per activation, and no test of it in its loops. */
+#if defined(__GNUC__)
+#define STORE_INLINE static inline __attribute__((always_inline))
+#else
+#define STORE_INLINE static inline
+#endif
+/* F(..., act) with the store step q's activation as a constant. */
+#define STORE_BY_ACT(F, ...)                                                                        \
+    do {                                                                                            \
+        if (q->act == REDS_ACT_RELU)                                                                \
+            F(__VA_ARGS__, REDS_ACT_RELU);                                                          \
+        else if (q->act == REDS_ACT_LEAKY_RELU)                                                     \
+            F(__VA_ARGS__, REDS_ACT_LEAKY_RELU);                                                    \
+        else                                                                                        \
+            F(__VA_ARGS__, REDS_ACT_NONE);                                                          \
+    } while (0)
+
 /* One channel's store step. */
 typedef struct {
     float s, t, slope;
