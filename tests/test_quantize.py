@@ -189,3 +189,44 @@ def test_out_dir_may_be_an_earlier_int8_family_but_not_a_foreign_folder(quantize
     assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
     with pytest.raises(RedsError, match="is the family"):
         quant.quantize(src, src, _inputs(fam, 8, 5))
+
+
+# ---- the command line ----------------------------------------------------------------------
+def test_reds_quantize_on_a_trained_family(tmp_path, capsys):
+    """`reds quantize`: an int8 family from a trained one (calibrated on its training data),
+    opened by reds.quant; a table of float and int8 test accuracy per submodel, int8 within a
+    few points of float (tiny data, one epoch: the benchmark holds the 1-point target); a
+    missing family is one line and writes nothing."""
+    from reds.cli import main
+    from reds.train import TrainConfig, Trainer
+
+    rng = np.random.default_rng(0)
+
+    def make(n):  # a bright quadrant per class
+        y = np.arange(n) % 4
+        x = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+        for i, c in enumerate(y):
+            r, q = divmod(int(c), 2)
+            x[i, 14 * r:14 * r + 14, 14 * q:14 * q + 14] += 150
+        return x, y
+
+    (xtr, ytr), (xte, yte) = make(96), make(64)
+    data = tmp_path / "quad.npz"
+    np.savez(data, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
+    fam = tmp_path / "fam"
+    cfg = TrainConfig(arch="dscnn-s-img", dataset="npz", data_dir=str(data), epochs=2, finetune_epochs=1,
+                      batch_size=16, importance_batches=2, width_mult=0.25, budgets=[0.5, 1.0], val_per_epoch=16)
+    Trainer(cfg, fam, progress=False, log=lambda m: None).run()
+    capsys.readouterr()
+    out = tmp_path / "q8"
+    assert main(["quantize", str(fam), "--out", str(out), "--calib", "64"]) == 0
+    text = capsys.readouterr().out
+    rows = [l.split() for l in text.splitlines() if l.strip()[:1].isdigit()]
+    assert [r[0] for r in rows] == ["0", "1"], text
+    for r in rows:
+        fa, qa = float(r[2]), float(r[3])
+        assert fa > 25.0 and abs(qa - fa) <= 10.0, text  # better than chance; int8 tracks float
+    import reds.quant as quant
+    assert len(quant.open(out).inputs) == 2
+    assert main(["quantize", str(tmp_path / "nothing"), "--out", str(tmp_path / "q2")]) == 2
+    assert not (tmp_path / "q2").exists()

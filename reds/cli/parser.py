@@ -285,6 +285,22 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data-dir", help="data set folder (default: the one the family was trained on)")
     e.add_argument("--limit", type=_positive(int), help="use only N test samples")
 
+    qz = sub.add_parser("quantize", help="int8 post-training quantization of a family, float vs int8 accuracy",
+                        formatter_class=DefaultsFormatter,
+                        description="Quantize a float family to int8 (docs/int8.md): weights symmetric per output "
+                                    "channel, shared by every submodel; activations per tensor, calibrated per "
+                                    "submodel on --calib training samples; each batch norm folds into its "
+                                    "submodel's int32 biases and multipliers. --out gets a copy of the family plus "
+                                    "int8.json and int8.npz (written whole or not at all). Then prints every "
+                                    "submodel's float and int8 test accuracy (the int8 one from the reds integer "
+                                    "reference, the definition the C kernels match bit for bit). The C, ONNX and "
+                                    "TFLite exports of int8 families are not there yet.")
+    qz.add_argument("family", help="float family folder")
+    qz.add_argument("--out", required=True, help="the int8 family's folder")
+    qz.add_argument("--data-dir", help="data set folder (default: the one the family was trained on)")
+    qz.add_argument("--calib", type=_positive(int), default=512, help="training samples to calibrate on")
+    qz.add_argument("--limit", type=_positive(int), default=500, help="test samples to compare accuracy on")
+
     i = sub.add_parser("info", help="show a family: widths, MACs, memory, accuracy",
                        formatter_class=DefaultsFormatter,
                        description="Print one row per submodel k (the k of `select K%` on a board): budget, widths "
