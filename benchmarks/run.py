@@ -37,6 +37,8 @@ BENCHMARKS = {
     "depth": ["benchmarks/depth.py", "--profile", "quick"],
     # the full profile takes hours on a CPU: `python benchmarks/probe.py`
     "probe": ["benchmarks/probe.py", "--profile", "quick"],
+    # int8 post-training quantization of the committed full-length family: float vs int8 per submodel
+    "int8": ["benchmarks/int8.py"],
 }
 
 INTRO = """# Benchmarks

@@ -79,35 +79,22 @@ def cmd_eval(args) -> None:
 def cmd_quantize(args) -> None:
     """Post-training int8 quantization, calibrated per submodel on training data; then
     every submodel's float and int8 (the integer reference) accuracy on the test split."""
-    import numpy as np
-    import torch
-
     from .. import quant
+    from ..quant.evaluate import calibration_inputs, float_vs_int8
     from ..train.trainer import family_data
 
     fam = open_family(args.family)
     ds = family_data(fam, args.data_dir)
-    norm = fam.input_norm
-
-    def raw(x):  # the data set's features are normalised; an int8 family takes raw ones
-        return (norm.invert(x) if norm is not None else x).numpy().astype(np.float32)
-
-    gen = torch.Generator().manual_seed(0)
-    calib = np.concatenate([raw(x) for x, _ in ds.batches("train", 256, shuffle=True, generator=gen,
-                                                            limit=args.calib)])
+    calib = calibration_inputs(fam, ds, args.calib)
     qf = quant.quantize(args.family, args.out, calib)
     print(f"int8 family written to {args.out} ({len(qf.inputs)} submodels, calibrated on {len(calib)} "
           f"training samples)")
-    batches = list(ds.batches("test", 100, limit=args.limit))
-    n = sum(len(y) for _, y in batches)
-    print(f"accuracy on {n} test samples (float: PyTorch; int8: the reds integer reference):")
+    rows = float_vs_int8(fam, qf, ds, args.limit)
+    print(f"accuracy on {rows[0]['samples']} test samples (float: PyTorch; int8: the reds integer reference):")
     print("  k  budget   float %   int8 %   int8 - float")
-    with torch.no_grad():
-        for k, s in enumerate(fam.submodels):
-            fl = sum(int((fam.net(x, s.widths, bn=k).argmax(1) == y).sum()) for x, y in batches)
-            q8 = sum(int((torch.from_numpy(qf.run(raw(x), k)).argmax(1) == y).sum()) for x, y in batches)
-            fa, qa = 100.0 * fl / max(n, 1), 100.0 * q8 / max(n, 1)
-            print(f"  {k:<2} {s.budget:<7g} {fa:8.2f} {qa:8.2f} {qa - fa:+10.2f}")
+    for r in rows:
+        print(f"  {r['index']:<2} {r['budget']:<7g} {r['float_acc']:8.2f} {r['int8_acc']:8.2f} "
+              f"{r['int8_acc'] - r['float_acc']:+10.2f}")
 
 
 def cmd_info(args) -> None:
