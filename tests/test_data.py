@@ -571,3 +571,17 @@ def test_synth_kws_without_tools(tmp_path, monkeypatch):
     with pytest.raises(RedsError) as e:
         synth_kws.generate(tmp_path / "kws", per_word=1)
     assert one_line(e) == "espeak-ng not found; install it: apt-get install espeak-ng sox"
+
+
+def test_one_espeak_engine_per_process():
+    """libespeak-ng keeps one synth callback per process: a second engine would leave the
+    first one's callback dangling (its next word crashed the process), so it is refused."""
+    from reds.data import synth_kws as sk
+
+    eng = sk.engine()
+    if eng is None:
+        pytest.skip("libespeak-ng not loadable here (synth-kws uses the espeak-ng program)")
+    with pytest.raises(RuntimeError, match="already loaded"):
+        sk.LibEspeak()
+    assert sk.engine() is eng
+    assert eng.speak({"word": "yes", "voice": "en", "pitch": 40, "speed": 150, "amplitude": 80})[0].size > 0

@@ -134,11 +134,8 @@ def speech_clips() -> dict[str, np.ndarray]:
     """A few espeak-ng words placed in 1 s clips as synth-kws makes them (resampled, trimmed)."""
     from reds.data import synth_kws as sk
 
-    try:
-        engine = sk.LibEspeak()
-        speak = engine.speak
-    except OSError:
-        speak = sk.speak_cli
+    engine = sk.engine()  # the process's one engine: a second LibEspeak would leave a dangling callback
+    speak = engine.speak if engine is not None else sk.speak_cli
     out = {}
     for i, (word, voice) in enumerate((("yes", "en"), ("left", "en-us"), ("stop", "en"), ("seven", "en-us"))):
         job = {"word": word, "voice": voice, "pitch": 30 + 15 * i, "speed": 140 + 15 * i, "amplitude": 70 + 8 * i}

@@ -174,13 +174,18 @@ def _run(cmd: list[str], data: bytes | None = None) -> bytes:
 
 class LibEspeak:
     """espeak-ng inside this process through libespeak-ng: about 1 ms per word, where starting
-    the espeak-ng program costs about 12 ms. The library is not thread-safe: one per process."""
+    the espeak-ng program costs about 12 ms. The library is not thread-safe and holds one
+    callback: one instance per process, through `engine()`."""
 
     _SYNCHRONOUS, _POS_CHARACTER, _CHARS_AUTO = 2, 1, 0  # from espeak-ng's speak_lib.h
     _RATE, _VOLUME, _PITCH = 1, 2, 3
     _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
 
+    _made = False  # one per process (engine()): a second would leave the first's callback dangling
+
     def __init__(self):
+        if LibEspeak._made:
+            raise RuntimeError("libespeak-ng is already loaded in this process: use synth_kws.engine()")
         name = ctypes.util.find_library("espeak-ng")
         if name is None:
             raise OSError("libespeak-ng not found")
@@ -195,6 +200,7 @@ class LibEspeak:
         self._callback = self._CALLBACK(self._collect)  # referenced here so it outlives the call
         lib.espeak_SetSynthCallback(self._callback)
         self.lib = lib
+        LibEspeak._made = True
 
     def _collect(self, wav, n, _events) -> int:
         if wav and n > 0:
@@ -251,6 +257,14 @@ def _init_engine() -> None:
         _engine = LibEspeak()
     except OSError:
         _engine = None  # synthesize() falls back to the espeak-ng program
+
+
+def engine() -> LibEspeak | None:
+    """This process's one espeak-ng engine (None: speak through the espeak-ng program). Never
+    make a second LibEspeak: the library keeps one synth callback per process, and a second
+    instance's callback, once collected, would be called by the first one's next word."""
+    _init_engine()
+    return _engine
 
 
 def _init_worker() -> None:
