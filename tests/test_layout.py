@@ -26,7 +26,7 @@ from reds.export.c.lower import OP_ENUM, ORDERS
 PKG = ROOT / "reds"
 RANK = {"reds": 0, "reds.errors": 0, "reds.sources": 0, "reds.staging": 0, "reds.tables": 0,
         "reds.ir": 1, "reds.nn": 2, "reds.search": 3, "reds.data": 3, "reds.family": 4, "reds.manifest": 4, "reds.train": 5,
-        "reds.export": 5, "reds.adapt": 5, "reds.probe": 5, "reds.quant": 6, "reds.build": 6, "reds.device": 7, "reds.bench": 8, "reds.cli": 9, "reds.__main__": 9}
+        "reds.export": 5, "reds.adapt": 5, "reds.probe": 5, "reds.quant": 5, "reds.build": 6, "reds.device": 7, "reds.bench": 8, "reds.cli": 9, "reds.__main__": 9}
 
 
 def modules() -> dict[str, Path]:

@@ -40,7 +40,7 @@ def describe(board: Board) -> str:
 
 def precheck(family: OpenFamily, board: Board) -> None:
     """Refuse before exporting when the family's weights or activations cannot fit."""
-    from ..export.c.lower import absorbed_biases
+    from ..ir.fusion import absorbed_biases
     spec, big = family.spec, family.submodels[-1]
     by_name = {l.name: l for l in spec.layers}
     absorbed = sum(BYTES_PER_FLOAT * spec.size(by_name[n].out_ch, big.widths) for n in absorbed_biases(spec))

@@ -117,6 +117,16 @@ def bn_scale_shift(s: BNState, c: int, eps: float) -> tuple[torch.Tensor, torch.
     return scale.detach().clone(), (s.bias[:c] - s.running_mean[:c] * scale).detach().clone()
 
 
+def folded_bn(net, spec, layer, widths: dict, k: int, producer=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Submodel k's (at `widths`) batch norm `layer` as (scale, shift) per channel, with the
+    bias of the conv/dense `producer` before it absorbed (y = s*(Wx + b) + t = s*Wx + (s*b + t))."""
+    c = spec.size(layer.in_ch, widths)
+    scale, shift = bn_scale_shift(net.layers[layer.name][k], c, layer.op.eps)
+    if producer is not None:
+        shift = scale * net.layers[producer.name].bias.detach()[:c] + shift
+    return scale, shift
+
+
 class Normalize(nn.Module):
     """The family's input normalisation (`reds.ir.inputs.InputNorm`) as the first module of
     an exported graph: raw features in, (x - mean) / std along one axis."""

@@ -3,7 +3,7 @@
 Weights are int8, symmetric, one scale per output channel, from the full (largest) row:
 one array every submodel reads a prefix of. Per submodel k and step, with input scale sx,
 output scale sy and batch norm k as y = scale * (W x + b) + shift (the float exporter's
-`folded_bn`, the conv bias absorbed):
+reds.nn.plain's `folded_bn`, the conv bias absorbed):
 
     bias[o] = round((b[o] + shift[o] / scale[o]) / (sx * sw[o]))      (int32)
     (M[o], e[o]) = quantize_multiplier(sx * sw[o] * scale[o] / sy)   (the sign of scale in M)
@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import RedsError
-from ..export.c.lower import absorbed_biases, folded_bn
+from ..ir.fusion import absorbed_biases
+from ..nn.plain import folded_bn
 from ..export.source import Source
 from ..family import OpenFamily
 from ..ir.spec import AvgPool
@@ -61,8 +62,8 @@ def fold(fam: OpenFamily, steps: list[Step], quant: list[list[tuple[float, int]]
                 cout = spec.size(layer.out_ch, w_k)
                 bn = next((spec.layers[j] for j in step.layers[1:] if spec.layers[j].kind == "batch_norm"), None)
                 if bn is not None:
-                    scale, shift = folded_bn(src, bn, k, layer if layer.name in absorbed else None)
-                    scale, shift = scale.astype(np.float64), shift.astype(np.float64)
+                    scale, shift = (t.detach().float().numpy().astype(np.float64) for t in
+                                    folded_bn(net, spec, bn, w_k, k, layer if layer.name in absorbed else None))
                     pre = np.where(scale != 0, shift / np.where(scale != 0, scale, 1.0), 0.0)
                 else:
                     scale = np.ones(cout)

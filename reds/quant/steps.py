@@ -1,7 +1,7 @@
 """The int8 steps of a family: which spec layers run as one int8 op, and the tables each holds.
 
 A conv, depthwise or dense layer with the batch norm and the activation after it is one
-step (the float exporter's `store_chains`, reused); avg pool, max pool and flatten are
+step (reds.ir.fusion's `store_chains`, as the float C exporter fuses them); avg pool, max pool and flatten are
 steps of their own. Anything else (a residual add, a batch norm or an activation no conv
 took, a submodel that skips blocks) is refused for now, in one RedsError line.
 """
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import RedsError
-from ..export.c.lower import store_chains
+from ..ir.fusion import store_chains
 from ..ir.spec import AvgPool, BatchNorm, Conv2d, Dense, DepthwiseConv2d, Flatten, LeakyReLU, MaxPool, ReLU, Spec
 
 WEIGHTED = ("conv2d", "depthwise_conv2d", "dense")

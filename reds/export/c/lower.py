@@ -27,7 +27,8 @@ from ...errors import RedsError
 from ...ir.cost import BYTES_PER_FLOAT, cost
 from ...ir.spec import (Add, AvgPool, BatchNorm, Conv2d, Dense, DepthwiseConv2d, Flatten, Layer, LeakyReLU, MaxPool,
                         ReLU, Spec)
-from ...nn.plain import bn_scale_shift
+from ...ir.fusion import absorbed_biases, store_chains
+from ...nn.plain import folded_bn
 from .. import abi
 from ..source import Source
 from .literals import c_float
@@ -60,38 +61,6 @@ def rowmajor_order(w: np.ndarray, outs: list[int], ins: list[int]) -> np.ndarray
 ORDERS = {"nested": nested_order, "rowmajor": rowmajor_order}
 # The activations a store step applies, as reds_act_t.
 ACT_ENUM = {ReLU: "REDS_ACT_RELU", LeakyReLU: "REDS_ACT_LEAKY_RELU"}
-
-
-def store_chains(spec: Spec, mask: list[list[int]] | None, kept: set[str]) -> dict[int, list[int]]:
-    """Layer index -> the layers that follow it and run in its store step: after a conv,
-    depthwise or dense layer, the batch norm and then the activation; after a batch norm no
-    conv took, the activation. A chain stops at a layer whose output a residual add reads
-    (`kept`: the next layer must not overwrite it) and where some submodel would run one
-    layer of the pair but skip the other (elastic depth): every submodel runs all of a
-    chain or none of it."""
-    run = abi.layer_masks()["run"]
-
-    def same_runs(a: int, b: int) -> bool:
-        return mask is None or all((r[a] == run) == (r[b] == run) for r in mask)
-
-    chains: dict[int, list[int]] = {}
-    taken: set[int] = set()
-    for i, layer in enumerate(spec.layers):
-        if i in taken or not isinstance(layer.op, (Conv2d, DepthwiseConv2d, Dense, BatchNorm)):
-            continue
-        chain, last = [], i
-        wants = ([BatchNorm] if not isinstance(layer.op, BatchNorm) else []) + [ReLU, LeakyReLU]
-        for j in range(i + 1, len(spec.layers)):
-            op = spec.layers[j].op
-            if type(op) not in wants or spec.layers[last].name in kept or not same_runs(last, j):
-                break
-            chain.append(j)
-            last = j
-            wants = [ReLU, LeakyReLU] if isinstance(op, BatchNorm) else []
-        if chain:
-            chains[i] = chain
-            taken.update(chain)
-    return chains
 
 
 def row_groups(layout: str, outs: list[int], ins: list[int], e: int) -> list[list[tuple[int, int, list[tuple]]]]:
@@ -192,23 +161,8 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().to(torch.float32).numpy()
 
 
-def absorbed_biases(spec: Spec) -> set[str]:
-    """Conv/dense layers whose bias feeds straight into a batch norm (folded into its bias)."""
-    out = set()
-    for a, b in zip(spec.layers, spec.layers[1:]):
-        if isinstance(a.op, (Conv2d, DepthwiseConv2d, Dense)) and a.op.bias and isinstance(b.op, BatchNorm):
-            out.add(a.name)
-    return out
-
-
-def folded_bn(src: Source, layer: Layer, k: int, producer: Layer | None) -> tuple[np.ndarray, np.ndarray]:
-    """Submodel k's batch norm `layer` as (scale, bias), with an absorbed producer bias."""
-    spec, net = src.spec, src.net
-    c = spec.size(layer.in_ch, src.widths[k])
-    scale, shift = bn_scale_shift(net.layers[layer.name][k], c, layer.op.eps)
-    if producer is not None:
-        shift = scale * net.layers[producer.name].bias.detach()[:c] + shift
-    return _np(scale), _np(shift)
+def _np_pair(ts) -> tuple[np.ndarray, np.ndarray]:
+    return _np(ts[0]), _np(ts[1])
 
 
 def columns(spec: Spec, widths: dict[str, int]) -> list[int]:
@@ -259,7 +213,7 @@ def lower(src: Source, layout: str, name: str) -> Lowered:
     slots, skip_floats = skip_slots(spec, big)
     mask = [layer_mask(spec, w, set(slots)) for w in widths] if any(spec.skipped(w) for w in widths) else None
     run_code = abi.layer_masks()["run"]
-    chains = store_chains(spec, mask, set(slots))
+    chains = store_chains(spec, widths if mask is not None else None, set(slots))
     fused_into = {j: i for i, chain in chains.items() for j in chain}
     scale_at: dict[str, list[int]] = {}
     for li, layer in enumerate(spec.layers):
@@ -325,7 +279,7 @@ def lower(src: Source, layout: str, name: str) -> Lowered:
             prev = spec.layers[li - 1] if li and spec.layers[li - 1].name in absorbed else None
             # submodel k's vectors: as many as its widths-table column (zeros, never read, where it skips them)
             chans = [c[li + 1] for c in cols]
-            folded = [folded_bn(src, layer, k, prev) if mask is None or mask[k][li] == run_code
+            folded = [_np_pair(folded_bn(net, spec, layer, widths[k], k, prev)) if mask is None or mask[k][li] == run_code
                       else (np.zeros(chans[k], np.float32),) * 2 for k in range(K)]
             total = " + ".join(str(o) for o in chans)
             for j, kind in enumerate(("scale", "shift")):
