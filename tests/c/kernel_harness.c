@@ -20,25 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "case_reader.h"
 #include "reds.h"
-
-static uint32_t u32(void)
-{
-    uint32_t v;
-    if (fread(&v, sizeof v, 1, stdin) != 1)
-        exit(3);
-    return v;
-}
-
-static float *floats(uint32_t *n)
-{
-    float *p;
-    *n = u32();
-    p = malloc((*n ? *n : 1u) * sizeof(float));
-    if (p == NULL || fread(p, sizeof(float), *n, stdin) != *n)
-        exit(3);
-    return p;
-}
 
 int main(void)
 {
@@ -51,9 +34,10 @@ int main(void)
     reds_weights_t w;
     reds_post_t post;
 
+    case_in = stdin;
     for (j = 0; j < 19u; ++j)
         f[j] = u32();
-    if (fread(&slope, sizeof slope, 1, stdin) != 1)
+    if (fread(&slope, sizeof slope, 1, case_in) != 1)
         return 3;
     K = f[2];
     k = f[3];
@@ -61,31 +45,12 @@ int main(void)
         return 4;
     for (j = 0; j < 2u * K; ++j)
         widths[j] = (uint16_t)u32();
-    ng = u32();
-    groups = malloc((ng ? ng : 1u) * sizeof *groups);
-    if (groups == NULL)
-        return 3;
-    for (j = 0; j < ng; ++j) {
-        groups[j].o0 = (uint16_t)u32();
-        groups[j].o1 = (uint16_t)u32();
-        groups[j].first = (uint16_t)u32();
-        groups[j].n = (uint16_t)u32();
-    }
-    nsg = u32();
-    segs = malloc((nsg ? nsg : 1u) * sizeof *segs);
-    if (segs == NULL)
-        return 3;
-    for (j = 0; j < nsg; ++j) {
-        segs[j].off = u32();
-        segs[j].step = u32();
-        segs[j].lo = (uint16_t)u32();
-        segs[j].hi = (uint16_t)u32();
-    }
-    weight = floats(&nw);
-    bias = floats(&nb);
-    scale = floats(&ns);
-    shift = floats(&nt);
-    x = floats(&nx);
+    segment_table(&groups, &ng, &segs, &nsg);
+    weight = array(&nw, sizeof(float));
+    bias = array(&nb, sizeof(float));
+    scale = array(&ns, sizeof(float));
+    shift = array(&nt, sizeof(float));
+    x = array(&nx, sizeof(float));
 
     memset(&L, 0, sizeof L);
     L.op = (uint8_t)f[0];

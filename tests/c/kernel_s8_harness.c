@@ -26,29 +26,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "case_reader.h"
 #include "reds_s8.h"
 
 #define NHEAD 34
 
-static FILE *in, *out;
-
-static uint32_t u32(void)
-{
-    uint32_t v;
-    if (fread(&v, sizeof v, 1, in) != 1)
-        exit(3);
-    return v;
-}
-
-static int32_t *ints(uint32_t *n)
-{
-    int32_t *p;
-    *n = u32();
-    p = malloc((*n ? *n : 1u) * sizeof(int32_t));
-    if (p == NULL || fread(p, sizeof(int32_t), *n, in) != *n)
-        exit(3);
-    return p;
-}
+static FILE *out;
 
 static int8_t *narrow(const int32_t *v, uint32_t n)
 {
@@ -78,32 +61,13 @@ static int run_one(void)
 
     for (j = 0; j < NHEAD; ++j)
         h[j] = (int32_t)u32();
-    ng = u32();
-    groups = malloc((ng ? ng : 1u) * sizeof *groups);
-    if (groups == NULL)
-        return 3;
-    for (j = 0; j < ng; ++j) {
-        groups[j].o0 = (uint16_t)u32();
-        groups[j].o1 = (uint16_t)u32();
-        groups[j].first = (uint16_t)u32();
-        groups[j].n = (uint16_t)u32();
-    }
-    nsg = u32();
-    segs = malloc((nsg ? nsg : 1u) * sizeof *segs);
-    if (segs == NULL)
-        return 3;
-    for (j = 0; j < nsg; ++j) {
-        segs[j].off = u32();
-        segs[j].step = u32();
-        segs[j].lo = (uint16_t)u32();
-        segs[j].hi = (uint16_t)u32();
-    }
-    weight32 = ints(&nw);
-    bias = ints(&nb);
-    mult = ints(&nm);
-    shift32 = ints(&ns);
-    x32 = ints(&nx);
-    skip32 = ints(&nk);
+    segment_table(&groups, &ng, &segs, &nsg);
+    weight32 = array(&nw, sizeof(int32_t));
+    bias = array(&nb, sizeof(int32_t));
+    mult = array(&nm, sizeof(int32_t));
+    shift32 = array(&ns, sizeof(int32_t));
+    x32 = array(&nx, sizeof(int32_t));
+    skip32 = array(&nk, sizeof(int32_t));
     weight = narrow(weight32, nw);
     shift = narrow(shift32, ns);
     x = narrow(x32, nx);
@@ -234,24 +198,24 @@ __attribute__((section(".vectors"), used)) static const reds_harness_vector_t re
 int main(int argc, char **argv)
 {
     int rc = 0, ch;
-    in = stdin;
+    case_in = stdin;
     out = stdout;
     if (argc == 3) {
-        in = fopen(argv[1], "rb");
+        case_in = fopen(argv[1], "rb");
         out = fopen(argv[2], "wb");
-        if (in == NULL || out == NULL)
+        if (case_in == NULL || out == NULL)
             return 6;
     } else if (argc != 1) {
         return 6;
     }
-    while (rc == 0 && (ch = getc(in)) != EOF) {
-        if (ungetc(ch, in) == EOF)
+    while (rc == 0 && (ch = getc(case_in)) != EOF) {
+        if (ungetc(ch, case_in) == EOF)
             return 3;
         rc = run_one();
     }
     if (fflush(out) != 0)
         return 3;
-    if (argc == 3 && (fclose(in) != 0 || fclose(out) != 0))
+    if (argc == 3 && (fclose(case_in) != 0 || fclose(out) != 0))
         return 3;
     return rc;
 }

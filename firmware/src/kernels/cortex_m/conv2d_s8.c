@@ -10,6 +10,20 @@
 #include <string.h>
 
 #include "reds_s8.h"
+#include "rows.h"
+/* The reference's window loop, kernels/reference/ref_window_s8.h: beside this file where a
+ * build copies the kernel headers into one folder (make, PlatformIO: see
+ * reds.build.firmware.headers), one folder over where a build compiles the files in
+ * place with -I firmware/src (the Arduino builder, bare-metal builds). */
+#if defined(__has_include)
+#if __has_include("ref_window_s8.h")
+#define REDS_REF_WINDOW_S8 "ref_window_s8.h"
+#endif
+#endif
+#ifndef REDS_REF_WINDOW_S8
+#define REDS_REF_WINDOW_S8 "../reference/ref_window_s8.h"
+#endif
+#include REDS_REF_WINDOW_S8
 
 /* ---- the DSP instructions, or C with the same results ------------------------------ */
 #if defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32)
@@ -55,49 +69,7 @@ static inline int32_t load4(const int8_t *p)
 }
 
 /* ---- rows.h's row blocking, over int8 weights --------------------------------------- */
-typedef struct {
-    const int8_t *w[4];
-    uint32_t lo, hi;
-} chunk_s8_t;
-
-/* The block of rows o .. o + nr - 1 (1 <= nr <= 4; missing rows repeat row o) as chunks
- * of inputs lo .. hi - 1 (row r's at w[r] + (i - lo) * elem), cut where any of its rows'
- * segments end; *g is row o's group and moves on with o. At most one chunk per submodel. */
-static unsigned row_chunks_s8(const reds_weights_s8_t *w, uint32_t *g, uint32_t o, unsigned nr, chunk_s8_t *c)
-{
-    const reds_group_t *G[4];
-    const reds_seg_t *S[4];
-    const uint32_t e = w->elem;
-    uint32_t h = *g, lo = 0, hi, end;
-    unsigned r, n;
-    while (o >= w->groups[h].o1)
-        ++h;
-    *g = h;
-    G[0] = &w->groups[h];
-    for (r = 1; r < nr; ++r) {
-        while (o + r >= w->groups[h].o1)
-            ++h;
-        G[r] = &w->groups[h];
-    }
-    end = w->segs[G[0]->first + G[0]->n - 1u].hi;
-    for (r = 0; r < nr; ++r)
-        S[r] = &w->segs[G[r]->first];
-    for (n = 0; lo < end; ++n, lo = hi) {
-        hi = end;
-        for (r = 0; r < nr; ++r) {
-            while (S[r]->hi <= lo)
-                ++S[r];
-            if (S[r]->hi < hi)
-                hi = S[r]->hi;
-            c[n].w[r] = w->base + S[r]->off + (o + r) * S[r]->step + (lo - S[r]->lo) * e;
-        }
-        for (; r < 4; ++r)
-            c[n].w[r] = c[n].w[0];
-        c[n].lo = lo;
-        c[n].hi = hi;
-    }
-    return n;
-}
+ROW_CHUNKS(row_chunks_s8, chunk_s8_t, int8_t, reds_weights_s8_t)
 
 /* ---- the kernel ---------------------------------------------------------------------- */
 
@@ -150,25 +122,7 @@ static void pointwise4(const chunk_s8_t *c, unsigned n, uint32_t hw, const int8_
     }
 }
 
-/* The general conv: the reference's loop (taps outside the input add nothing). */
-static int32_t window_dot_s8(const reds_layer_t *L, const int8_t *wk, const int8_t *xc, int32_t zx, int32_t oy,
-                             int32_t ox)
-{
-    const int32_t ih = L->in_h, iw = L->in_w, kh = L->kh, kw = L->kw;
-    int32_t acc = 0, ky, kx;
-    for (ky = 0; ky < kh; ++ky) {
-        const int32_t iy = oy * L->sh - L->pad_t + ky;
-        if (iy < 0 || iy >= ih)
-            continue;
-        for (kx = 0; kx < kw; ++kx) {
-            const int32_t ix = ox * L->sw - L->pad_l + kx;
-            if (ix >= 0 && ix < iw)
-                acc += ((int32_t)xc[iy * iw + ix] - zx) * wk[ky * kw + kx];
-        }
-    }
-    return acc;
-}
-
+/* The general conv: the reference's loop (ref_window_s8.h). */
 static void conv_general(const reds_layer_t *L, const reds_weights_s8_t *w, const reds_requant_t *q,
                          const int8_t *x, int8_t *y)
 {
@@ -203,7 +157,7 @@ void reds_conv2d_s8(const reds_layer_t *L, const reds_weights_s8_t *w, const red
     if (L->kh == 1 && L->kw == 1 && L->sh == 1 && L->sw == 1 && L->pad_t == 0 && L->pad_b == 0 && L->pad_l == 0 &&
         L->pad_r == 0) {
         const uint32_t hw = (uint32_t)L->in_h * L->in_w;
-        chunk_s8_t c[REDS_MAX_SUBMODELS];
+        chunk_s8_t c[REDS_MAX_CHUNKS];
         uint32_t o, g = 0;
         unsigned n, r;
         for (o = 0; o < cout; o += r) {

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "reds_s8.h"
+#include "rows.h"
 
 /* ---- the DSP instructions, or C with the same results ------------------------------ */
 #if defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32)
@@ -54,49 +55,7 @@ static inline int32_t load4(const int8_t *p)
 }
 
 /* ---- rows.h's row blocking, over int8 weights --------------------------------------- */
-typedef struct {
-    const int8_t *w[4];
-    uint32_t lo, hi;
-} chunk_s8_t;
-
-/* The block of rows o .. o + nr - 1 (1 <= nr <= 4; missing rows repeat row o) as chunks
- * of inputs lo .. hi - 1 (row r's at w[r] + (i - lo) * elem), cut where any of its rows'
- * segments end; *g is row o's group and moves on with o. At most one chunk per submodel. */
-static unsigned row_chunks_s8(const reds_weights_s8_t *w, uint32_t *g, uint32_t o, unsigned nr, chunk_s8_t *c)
-{
-    const reds_group_t *G[4];
-    const reds_seg_t *S[4];
-    const uint32_t e = w->elem;
-    uint32_t h = *g, lo = 0, hi, end;
-    unsigned r, n;
-    while (o >= w->groups[h].o1)
-        ++h;
-    *g = h;
-    G[0] = &w->groups[h];
-    for (r = 1; r < nr; ++r) {
-        while (o + r >= w->groups[h].o1)
-            ++h;
-        G[r] = &w->groups[h];
-    }
-    end = w->segs[G[0]->first + G[0]->n - 1u].hi;
-    for (r = 0; r < nr; ++r)
-        S[r] = &w->segs[G[r]->first];
-    for (n = 0; lo < end; ++n, lo = hi) {
-        hi = end;
-        for (r = 0; r < nr; ++r) {
-            while (S[r]->hi <= lo)
-                ++S[r];
-            if (S[r]->hi < hi)
-                hi = S[r]->hi;
-            c[n].w[r] = w->base + S[r]->off + (o + r) * S[r]->step + (lo - S[r]->lo) * e;
-        }
-        for (; r < 4; ++r)
-            c[n].w[r] = c[n].w[0];
-        c[n].lo = lo;
-        c[n].hi = hi;
-    }
-    return n;
-}
+ROW_CHUNKS(row_chunks_s8, chunk_s8_t, int8_t, reds_weights_s8_t)
 
 /* ---- the kernel ---------------------------------------------------------------------- */
 
@@ -163,7 +122,7 @@ static int32_t dense1(const chunk_s8_t *c, unsigned n, uint32_t e, const int8_t 
 void reds_dense_s8(const reds_layer_t *L, const reds_weights_s8_t *w, const reds_requant_t *q, uint32_t cin,
                    uint32_t cout, const int8_t *x, int8_t *y)
 {
-    chunk_s8_t c[REDS_MAX_SUBMODELS];
+    chunk_s8_t c[REDS_MAX_CHUNKS];
     int32_t acc[4];
     uint32_t o, g = 0;
     unsigned n, r, j;

@@ -64,7 +64,9 @@ static inline void post_block(const reds_post_t *p, uint32_t o, uint32_t nr, pos
     q->act = p->act;
 }
 
-/* The activation of the store step. */
+/* The activation of the store step. post_act (after acc * s + t) is the register form of
+ * reds_post_f32 (reds.h), the reference kernels' store step: the two must agree (the ReLU
+ * on the bits here also makes -0.0f +0.0f, an equal value). */
 static inline float post_act(float v, unsigned act, float slope)
 {
     if (act == REDS_ACT_RELU) {

@@ -9,24 +9,7 @@
 
 /* the Arduino builder compiles all of src/: there kernels/cortex_m/conv2d_s8.c is this op's kernel */
 #ifndef REDS_ALL_SOURCES
-
-static int32_t window_dot_s8(const reds_layer_t *L, const int8_t *wk, const int8_t *xc, int32_t zx, int32_t oy,
-                             int32_t ox)
-{
-    const int32_t ih = L->in_h, iw = L->in_w, kh = L->kh, kw = L->kw;
-    int32_t acc = 0, ky, kx;
-    for (ky = 0; ky < kh; ++ky) {
-        const int32_t iy = oy * L->sh - L->pad_t + ky;
-        if (iy < 0 || iy >= ih)
-            continue;
-        for (kx = 0; kx < kw; ++kx) {
-            const int32_t ix = ox * L->sw - L->pad_l + kx;
-            if (ix >= 0 && ix < iw)
-                acc += ((int32_t)xc[iy * iw + ix] - zx) * wk[ky * kw + kx];
-        }
-    }
-    return acc;
-}
+#include "ref_window_s8.h"
 
 void reds_conv2d_s8(const reds_layer_t *L, const reds_weights_s8_t *w, const reds_requant_t *q, uint32_t cin,
                     uint32_t cout, const int8_t *x, int8_t *y)
