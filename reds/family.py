@@ -26,6 +26,8 @@ if TYPE_CHECKING:  # torch is imported when weights are read or written, not to 
 
 MANIFEST = "family.json"
 WEIGHTS = "weights.safetensors"
+# An int8 family's tables (reds.quant), beside the float weights they came from.
+INT8_FILES = ("int8.json", "int8.npz")
 
 __all__ = ["Family", "Submodel", "OpenFamily", "atomic_write", "load", "open", "read_manifest", "save",
            "save_manifest"]
@@ -129,11 +131,16 @@ class OpenFamily:
 
     @property
     def hash(self) -> str:
-        """sha256 over the manifest and the weights: names this exact family in exports."""
+        """sha256 over the manifest and the weights (and an int8 family's tables, so its
+        firmware is never taken for the float one's): names this exact family in exports."""
         if self._hash is None:
             h = hashlib.sha256()
             h.update((self.dir / MANIFEST).read_bytes())
             h.update(self._weight_bytes())
+            if (self.dir / INT8_FILES[0]).is_file():
+                for name in INT8_FILES:
+                    path = self.dir / name
+                    h.update(path.read_bytes() if path.is_file() else b"")
             self._hash = h.hexdigest()
         return self._hash
 

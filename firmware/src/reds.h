@@ -27,7 +27,7 @@
 extern "C" {
 #endif
 
-#define REDS_ABI_VERSION 5
+#define REDS_ABI_VERSION 6
 /* The exporter refuses families with more submodels (a row of weights has at most one
  * segment per submodel; kernels keep that many segment descriptors on the stack). */
 #define REDS_MAX_SUBMODELS 32
@@ -106,6 +106,8 @@ typedef struct {
     const struct reds_seg *segs;     /* the groups' segments */
 } reds_layer_t;
 
+struct reds_net_s8; /* reds_s8.h: an int8 family's tables */
+
 /* A whole family: constant, lives in flash. */
 typedef struct {
     const char *name;
@@ -140,13 +142,17 @@ typedef struct {
     const uint32_t *weight_bytes; /* [num_submodels] float32 weights the submodel reads */
     const uint32_t *arena_bytes;  /* [num_submodels] activation bytes the submodel needs */
     const float *budgets;         /* [num_submodels] fraction of the full model's MACs */
+    /* An int8 family (reds_s8.h; NULL: float32): its layers' int8 weights and per-submodel
+     * requantization, and the int8 layer loop that reds_run hands the run to. Its layers'
+     * float weight, bias and scale are NULL then; input and output stay float. */
+    const struct reds_net_s8 *s8;
 } reds_net_t;
 
 /* A model instance: the only mutable state is the active submodel and the arena. */
 typedef struct {
     const reds_net_t *net;
     float *arena;   /* net->arena_floats floats: the skip slots, then the input, ping-pong between
-                       the ends of the rest */
+                       the ends of the rest (int8: see reds_s8.h) */
     uint8_t active; /* submodel that reds_run() runs */
 } reds_model_t;
 

@@ -7,11 +7,12 @@
  * their input. A residual network's arena starts with its skip slots (skip_floats): the
  * output of a layer a later add reads is copied there. Together that is exactly the
  * family's arena_bytes. A layer the active submodel skips (its layer mask) leaves x as it
- * is: its input passes through.
+ * is: its input passes through. An int8 family's run is reds_run_s8 (reds_run_s8.c): the
+ * model points at it, so a float build links none of the int8 code.
  */
 #include <string.h>
 
-#include "reds.h"
+#include "reds_s8.h"
 
 /* No kernel lives here: reds_run walks the layer list and calls one kernel per layer. */
 
@@ -109,6 +110,8 @@ RUN_INLINE const float *run_layers(reds_model_t *m, const float *input, reds_tic
     uint32_t l, j;
     uint64_t t = 0, t1;
 
+    if (net->s8 != 0) /* an int8 family: its own layer loop (reds_run_s8.c, linked only by int8 models) */
+        return net->s8->run(m, input, ticks, out);
     if (ticks != 0)
         t = ticks();
     if (input != 0 && input != base)

@@ -79,32 +79,36 @@ static inline int32_t reds_sat32(int64_t x)
 
 /* SaturatingRoundingDoublingHighMul (ops.srdhm, gemmlowp's): the high 32 bits of 2 a b,
  * nudged by 2^30 (1 - 2^30 if negative) and truncated toward zero, so a positive tie
- * rounds up and a negative tie toward zero; INT32_MAX for a == b == INT32_MIN. */
+ * rounds up and a negative tie toward zero; INT32_MAX for a == b == INT32_MIN. No 64-bit
+ * division (a library call on a Cortex-M): truncating v / 2^31 toward zero is an
+ * arithmetic shift of v, plus 2^31 - 1 first when v is negative. */
 static inline int32_t reds_srdhm(int32_t a, int32_t b)
 {
     const int64_t ab = (int64_t)a * (int64_t)b;
-    const int64_t nudge = ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
+    int64_t v = ab + (ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30)));
     if (a == INT32_MIN && b == INT32_MIN)
         return INT32_MAX;
-    return (int32_t)((ab + nudge) / ((int64_t)1 << 31)); /* C division: toward zero */
+    if (v < 0)
+        v += ((int64_t)1 << 31) - 1;
+    return (int32_t)(v >> 31);
 }
 
 /* x / 2^exp, rounded half away from zero, 0 <= exp <= 31 (gemmlowp's RoundingDivideByPOT,
- * ops.rounding_divide_by_pot). Arithmetic right shift of negatives, as gemmlowp assumes. */
+ * ops.rounding_divide_by_pot), in 32 bits. Arithmetic right shift of negatives, as
+ * gemmlowp assumes. */
 static inline int32_t reds_rdbpot(int32_t x, int exp)
 {
-    const int64_t v = x;
-    const int64_t mask = ((int64_t)1 << exp) - 1;
-    const int64_t remainder = v & mask;
-    const int64_t threshold = (mask >> 1) + (v < 0 ? 1 : 0);
-    return (int32_t)((v >> exp) + (remainder > threshold ? 1 : 0));
+    const uint32_t mask = ((uint32_t)1 << exp) - 1u;
+    const uint32_t remainder = (uint32_t)x & mask;
+    const uint32_t threshold = (mask >> 1) + (x < 0 ? 1u : 0u);
+    return (x >> exp) + (remainder > threshold ? 1 : 0);
 }
 
 /* ops.requantize: rdbpot(srdhm(sat32(x * 2^max(e, 0)), m), max(-e, 0)). */
 static inline int32_t reds_requantize(int32_t x, int32_t m, int e)
 {
     const int left = e > 0 ? e : 0, right = e < 0 ? -e : 0;
-    const int32_t shifted = reds_sat32((int64_t)x * ((int64_t)1 << left));
+    const int32_t shifted = left > 0 ? reds_sat32((int64_t)x * ((int64_t)1 << left)) : x;
     return reds_rdbpot(reds_srdhm(shifted, m), right);
 }
 
@@ -124,6 +128,38 @@ static inline int8_t reds_store_s8(const reds_requant_t *q, uint32_t o, int32_t 
         t = q->hi;
     return (int8_t)t;
 }
+
+/* ---- an int8 family (reds_net_t.s8) ------------------------------------------------- */
+
+/* One layer's int8 tables. The geometry, segment table and fusing are the reds_layer_t's. */
+typedef struct {
+    const int8_t *weight;      /* conv/dense: [out][in][elem] in the model's layout (the segment
+                                  table's offsets count int8 values); depthwise: [channel][kh*kw] */
+    const reds_requant_t *q;   /* [num_submodels]: submodel k's store step (avg pool: mult[0],
+                                  shift[0], zx, zy); NULL for max pool, flatten and fused layers */
+} reds_layer_s8_t;
+
+/* The int8 layer loop, reds_run / reds_run_profiled's for an int8 family (reds_run_s8.c). */
+typedef const float *(*reds_run_s8_fn)(reds_model_t *m, const float *input, reds_ticks_fn ticks, uint64_t *out);
+
+/* An int8 family's tables. The arena: the float input (reds_input(m), input_size floats),
+ * quantized in place to int8 at its start; the int8 activations ping-pong between the ends
+ * of the arena's first arena_floats - output_size floats; the float logits are its last
+ * output_size floats. */
+typedef struct reds_net_s8 {
+    const reds_layer_s8_t *layers;  /* [num_layers] */
+    /* Submodel k quantizes the raw features x as clamp(floor(x * qa + qb), -128, 127), qa and
+     * qb along the family's in_axis: in_n values each (1 for REDS_AXIS_NONE). */
+    const float *in_qa;             /* [num_submodels][in_n] */
+    const float *in_qb;
+    uint32_t in_n;
+    /* and dequantizes its int8 logits q as (q - out_zero) * out_scale */
+    const float *out_scale;         /* [num_submodels] */
+    const int32_t *out_zero;
+    reds_run_s8_fn run;             /* reds_run_s8 */
+} reds_net_s8_t;
+
+const float *reds_run_s8(reds_model_t *m, const float *input, reds_ticks_fn ticks, uint64_t *out);
 
 /* ---- int8 kernels: kernels/reference/<op>_s8.c, or a target's file of the same name ---- */
 

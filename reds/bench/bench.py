@@ -9,7 +9,8 @@ What is measured, all on the device: per submodel, the cycles of `loop N` (min, 
 max), as microseconds at the board's clock and per MAC; every ordered switch k -> k' (the
 cycles of reds_select), median and max. Every submodel's outputs on one seeded random
 input are compared with the PyTorch reference (NestedNet at that submodel's widths and
-batch norm): max |diff| <= 1e-4 and the same argmax, or the bench fails. With `--audio
+batch norm): max |diff| <= 1e-4 and the same argmax, or the bench fails; an int8 family's
+with its integer reference (reds.quant), which they must equal bit for bit. With `--audio
 WAV` the input is a PCM clip that the device turns into features with its own front end
 (the family's MFCC), timed apart; the reference is PyTorch's MFCC of the same clip
 (max |diff| <= 1e-3, the same argmax). With `--profile`, then per submodel the cycles of
@@ -39,6 +40,10 @@ TOLERANCE = 1e-4
 # to ~1.5e-5 on speech (tests/test_mfcc_c.py); the network carries that to the logits, so
 # the bar there is 1e-3, with the same argmax.
 AUDIO_TOLERANCE = 1e-3
+# An int8 family's device outputs equal the integer reference's bit for bit (tolerance 0);
+# from a clip, the device's float MFCCs may round an input value to the next int8 step,
+# which moves a logit by a few of its own steps.
+INT8_AUDIO_STEPS = 8
 
 
 def read_clip(path) -> np.ndarray:
@@ -57,10 +62,13 @@ def clip_features(family: OpenFamily, clip: np.ndarray) -> np.ndarray:
     return mfcc.clip_features(clip, MfccFrontEnd.from_json(family.manifest.frontend).stride_ms)
 
 
-def reference_outputs(family: OpenFamily, x: np.ndarray) -> list[np.ndarray]:
-    """Every submodel's logits for one raw input (C x H x W), from PyTorch."""
+def reference_outputs(family: OpenFamily, x: np.ndarray, qf=None) -> list[np.ndarray]:
+    """Every submodel's logits for one raw input (C x H x W), from PyTorch; an int8 family's
+    (qf, its reds.quant.QuantFamily) from its integer reference."""
     import torch
 
+    if qf is not None:
+        return [qf.logits(x[None], k)[0].astype(np.float64) for k in range(len(family.submodels))]
     out = []
     with torch.no_grad():
         for k in range(len(family.submodels)):
@@ -176,7 +184,10 @@ def run_bench(link: Link, family: OpenFamily, runs: int = 20, seed: int = 0, boa
     """Talk to a device that runs `family`'s firmware; return the report. `audio`: a PCM
     clip (int16) fed through the device's front end (`input pcm`) instead of features.
     `profile`: then every submodel's cycles per layer (`layers%`), in report["profile"]."""
+    from .. import quant
+
     fam, fhash, family_dir = family.manifest, family.hash, family.dir
+    qf = quant.open(family_dir) if quant.is_int8(family_dir) else None  # the reference is then the int8 one
     name = link.sync()
     info = link.info()
     model, dev_hash = link.profile()
@@ -203,7 +214,7 @@ def run_bench(link: Link, family: OpenFamily, runs: int = 20, seed: int = 0, boa
                             f"(reds build {family_dir} ...)")
         link.check("input pcm")
         link.load(audio.astype("<i2").tobytes(), int(info.get("line", 160)))
-        refs = reference_outputs(family, clip_features(family, audio))
+        refs = reference_outputs(family, clip_features(family, audio), qf)
     else:
         x = np.random.default_rng(seed).standard_normal(tuple(fam.input_shape)).astype(np.float32)
         if family.input_norm is not None:  # raw features of the family's range: the device normalises them
@@ -211,8 +222,11 @@ def run_bench(link: Link, family: OpenFamily, runs: int = 20, seed: int = 0, boa
         if info.get("frontend", "none") != "none":
             link.check("input features")
         link.load(x.astype("<f4").tobytes(), int(info.get("line", 160)))
-        refs = reference_outputs(family, x)
-    tolerance = TOLERANCE if audio is None else AUDIO_TOLERANCE
+        refs = reference_outputs(family, x, qf)
+    if qf is None:
+        tolerance = TOLERANCE if audio is None else AUDIO_TOLERANCE
+    else:
+        tolerance = 0.0 if audio is None else INT8_AUDIO_STEPS * max(o.s for o in qf.outputs)
 
     rows = []
     for k, s in enumerate(tqdm(fam.submodels, desc="timing submodels", unit="submodel", leave=False,
@@ -250,7 +264,8 @@ def run_bench(link: Link, family: OpenFamily, runs: int = 20, seed: int = 0, boa
         "family": str(Path(family_dir).resolve()), "family_hash": fhash, "arch": fam.arch, "device": name,
         "board": info.get("board"), "port": link.url, "timer": info.get("timer"), "cycle": info.get("cycle"),
         "clock_hz": clock_hz, "timer_overhead_cycles": int(info.get("overhead", 0)),
-        "runs": runs, "seed": seed, "tolerance": tolerance, "input": "pcm" if audio is not None else "features",
+        "runs": runs, "seed": seed, "reference": "pytorch" if qf is None else "int8", "tolerance": tolerance,
+        "input": "pcm" if audio is not None else "features",
         "submodels": rows,
         "switch": {"median": statistics.median(switch) if switch else None, "max": max(switch) if switch else None,
                    "min": min(switch) if switch else None, "pairs": pairs},
@@ -338,8 +353,11 @@ def table(report: dict) -> str:
         if cyc == "ns" and spread > 50:
             lines.append("warning: host timings (a shared computer's nanoseconds, caches and frequency scaling) "
                          "scatter this much; compare runtimes side by side in one run, or time on a board")
-    lines.append("outputs: every submodel matches PyTorch (max |diff| <= %g, same argmax)" % report["tolerance"]
-                 if report["outputs_match"] else "outputs: MISMATCH with PyTorch (see max|diff| and argmax)")
+    ref = "the int8 reference (reds.quant)" if report.get("reference") == "int8" else "PyTorch"
+    exact = report.get("reference") == "int8" and report["tolerance"] == 0
+    lines.append((f"outputs: every submodel matches {ref} " + ("bit for bit" if exact else
+                  "(max |diff| <= %g, same argmax)" % report["tolerance"])) if report["outputs_match"]
+                 else f"outputs: MISMATCH with {ref} (see max|diff| and argmax)")
     return "\n".join(lines)
 
 
@@ -352,6 +370,7 @@ def check_outputs(report: dict) -> None:
     if not report["outputs_match"]:
         bad = [r for r in report["submodels"] if not (r["max_abs_diff"] <= report["tolerance"] and r["argmax_match"])]
         r = bad[0]
-        raise RedsError(f"submodel {r['index']}'s outputs on the device differ from PyTorch "
+        ref = "the int8 reference" if report.get("reference") == "int8" else "PyTorch"
+        raise RedsError(f"submodel {r['index']}'s outputs on the device differ from {ref} "
                         f"(max |diff| {r['max_abs_diff']:.3g}, argmax {'same' if r['argmax_match'] else 'differs'}); "
                         f"{len(bad)} of {len(report['submodels'])} submodels differ")

@@ -11,9 +11,9 @@ from pathlib import Path
 from ..errors import RedsError
 from ..sources import runtime_dir
 
-# The runtime without its kernels: selection and the layer loop, the weight index, the
-# MFCC front end, the serial protocol and its number formatting.
-CORE = ("reds_runtime.c", "reds_weights.c", "reds_mfcc.c", "reds_protocol.c", "reds_format.c")
+# The runtime without its kernels: selection and the layer loop (float, and int8's), the
+# weight index, the MFCC front end, the serial protocol and its number formatting.
+CORE = ("reds_runtime.c", "reds_run_s8.c", "reds_weights.c", "reds_mfcc.c", "reds_protocol.c", "reds_format.c")
 REFERENCE = "reference"
 # -ffp-contract=fast: a*b + c compiles to one vfma.f32 (ISO C mode turns contraction off);
 # the kernels' inner loops are multiply-adds, ~15 % fewer instructions.
@@ -45,7 +45,7 @@ def kernel_sources(kernels: str | None) -> list[Path]:
 def sources(kernels: str | None, protocol: bool = True) -> list[Path]:
     """Every C file of the runtime for a board with `kernels` (without the protocol: only the
     runtime and its kernels, what an application that calls reds_run needs)."""
-    core = [n for n in CORE if protocol or n in ("reds_runtime.c", "reds_weights.c", "reds_mfcc.c")]
+    core = [n for n in CORE if protocol or n not in ("reds_protocol.c", "reds_format.c")]
     return [runtime_dir() / n for n in core] + kernel_sources(kernels)
 
 

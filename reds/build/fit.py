@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..errors import RedsError
-from ..family import OpenFamily
+from ..family import INT8_FILES, OpenFamily
 from ..ir.cost import BYTES_PER_FLOAT
 from .boards import Board
 
@@ -45,11 +45,14 @@ def precheck(family: OpenFamily, board: Board) -> None:
     by_name = {l.name: l for l in spec.layers}
     absorbed = sum(BYTES_PER_FLOAT * spec.size(by_name[n].out_ch, big.widths) for n in absorbed_biases(spec))
     weights = big.weight_bytes - absorbed  # at least this much goes into flash
+    arena = big.arena_bytes
+    if (family.dir / INT8_FILES[0]).is_file():  # int8: a byte per weight and activation, at least
+        weights, arena = weights // BYTES_PER_FLOAT, arena // BYTES_PER_FLOAT
     if weights > board.flash_bytes:
         raise RedsError(f"{family.dir}: does not fit {describe(board)}: its weights alone take {weights:,} B of "
                         f"flash, the board has {board.flash_bytes:,} B (train a smaller family: --width or --flash)")
     c, h, w = spec.input_shape
-    ram = big.arena_bytes + BYTES_PER_FLOAT * c * h * w + board.stack_bytes
+    ram = arena + BYTES_PER_FLOAT * c * h * w + board.stack_bytes
     if ram > board.ram_bytes:
         raise RedsError(f"{family.dir}: does not fit {describe(board)}: the largest submodel's activations, the "
                         f"input and the stack take {ram:,} B of RAM, the board has {board.ram_bytes:,} B "

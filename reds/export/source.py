@@ -6,6 +6,8 @@ name the same family (by its hash) in their provenance.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -15,11 +17,21 @@ from ..family import Family, OpenFamily
 from ..ir.spec import Spec
 from ..nn.nested import NestedNet
 
+if TYPE_CHECKING:
+    from ..quant.reference import QuantFamily
+
 
 @dataclass
 class Source:
     opened: OpenFamily
     command: str
+
+    @cached_property
+    def quant(self) -> QuantFamily | None:
+        """The int8 tables of an int8 family (reds quantize's output), or None for a float one."""
+        from .. import quant
+
+        return quant.open(self.opened.dir) if quant.is_int8(self.opened.dir) else None
 
     @property
     def family(self) -> Family:

@@ -13,7 +13,16 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-__all__ = ["QuantFamily", "open", "quantize"]
+__all__ = ["QuantFamily", "is_int8", "open", "quantize"]
+
+from ..family import INT8_FILES
+
+INT8_JSON, INT8_NPZ = INT8_FILES  # what makes a family folder an int8 one
+
+
+def is_int8(folder) -> bool:
+    """Whether the family folder holds int8 tables (cheap: no torch, nothing read)."""
+    return (Path(folder) / INT8_JSON).is_file()
 
 
 def __getattr__(name: str):

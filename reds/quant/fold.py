@@ -18,7 +18,6 @@ import numpy as np
 from ..errors import RedsError
 from ..ir.fusion import absorbed_biases
 from ..nn.plain import folded_bn
-from ..export.source import Source
 from ..family import OpenFamily
 from ..ir.spec import AvgPool
 from . import ops
@@ -47,7 +46,6 @@ def _multiplier(real: float, where: str) -> tuple[int, int]:
 def fold(fam: OpenFamily, steps: list[Step], quant: list[list[tuple[float, int]]]) -> None:
     """Fill every step's weight and per-submodel Params. quant[k][i]: submodel k's (scale,
     zero point) of the input of step i, then (at index len(steps)) of the network's output."""
-    src = Source(fam, "reds quantize")
     spec, net = fam.spec, fam.net
     absorbed = absorbed_biases(spec)
     for i, step in enumerate(steps):
@@ -55,7 +53,7 @@ def fold(fam: OpenFamily, steps: list[Step], quant: list[list[tuple[float, int]]
         if step.kind in WEIGHTED:
             w = net.layers[layer.name].weight.detach().cpu().numpy().astype(np.float64)
             step.weight, step.w_scale = quantize_weight(w)
-        for k, w_k in enumerate(src.widths):
+        for k, w_k in enumerate(s.widths for s in fam.submodels):
             (sx, zx), (sy, zy) = quant[k][i], quant[k][i + 1]
             where = f"submodel {k}, {layer.name}"
             if step.kind in WEIGHTED:

@@ -10,6 +10,7 @@ array (no pickle).
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,12 +18,12 @@ import numpy as np
 
 from ..errors import RedsError
 from ..family import OpenFamily
+from ..family import INT8_FILES
 from ..family import open as open_family
 from . import ops
 from .steps import WEIGHTED, Params, Step, plan
 
-INT8_JSON = "int8.json"
-INT8_NPZ = "int8.npz"
+INT8_JSON, INT8_NPZ = INT8_FILES
 FORMAT = "reds-int8"
 VERSION = 1
 PARAM_ARRAYS = ("bias", "mult", "shift")
@@ -148,7 +149,7 @@ def open(folder) -> QuantFamily:  # noqa: A001 (reds.quant.open, as reds.family.
         doc = json.loads(path.read_text())
         data = np.load(folder / INT8_NPZ, allow_pickle=False)
         arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, zipfile.BadZipFile) as e:  # a truncated npz is a bad zip
         raise RedsError(f"{folder}: its int8 tables are unreadable ({e}); quantize the family again") from None
     K = len(fam.submodels)
     steps = plan(fam.spec, [s.widths for s in fam.submodels])

@@ -20,6 +20,10 @@ def generate(src: Source, layout: str = abi.DEFAULT_LAYOUT, name: str = "reds_mo
 
     check_ops(src.spec, "c", SUPPORTED)
     check_name(name)
+    if src.quant is not None:  # an int8 family
+        from .int8 import lower_s8
+
+        return emit(src, lower_s8(src, layout, name))
     return emit(src, lower(src, layout, name))
 
 

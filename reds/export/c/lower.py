@@ -120,13 +120,14 @@ class SegTable:
 class Array:
     name: str
     size_expr: str
-    values: np.ndarray  # float32, already in the layout's order
-    kind: str  # "weight", "bias", "scale", "shift", "input"
+    values: np.ndarray  # of ctype, already in the layout's order
+    kind: str  # "weight", "bias", "scale", "shift", "input" (int8: "requant")
     comment: str = ""
+    ctype: str = "float"  # or int8_t, int32_t (an int8 model's)
 
     @property
     def nbytes(self) -> int:
-        return int(self.values.size) * BYTES_PER_FLOAT
+        return int(self.values.size) * {"float": BYTES_PER_FLOAT, "int8_t": 1, "int32_t": 4}[self.ctype]
 
 
 @dataclass
@@ -155,6 +156,9 @@ class Lowered:
     input_axis: str | None = None  # the input normalisation's axis (arrays input_scale, input_shift)
     seg_tables: dict[str, SegTable] = field(default_factory=dict)  # conv/dense layer name -> its segment table
     scale_at: dict[str, list[int]] = field(default_factory=dict)  # batch norm name -> submodel k's offset
+    weight_bytes: list[int] | None = None  # per submodel, as the C table holds them (None: the family's)
+    arena_per: list[int] | None = None  # arena bytes per submodel (None: the family's)
+    s8: object | None = None  # an int8 model's tables (reds.export.c.int8.S8Tables)
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
