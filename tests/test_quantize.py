@@ -230,3 +230,30 @@ def test_reds_quantize_on_a_trained_family(tmp_path, capsys):
     assert len(quant.open(out).inputs) == 2
     assert main(["quantize", str(tmp_path / "nothing"), "--out", str(tmp_path / "q2")]) == 2
     assert not (tmp_path / "q2").exists()
+    capsys.readouterr()
+
+    # the int8 family is a family: info shows its bytes and the recorded accuracy, eval re-measures it
+    assert main(["info", str(out)]) == 0
+    info = capsys.readouterr().out
+    table = info[info.index("int8 family"):]
+    for r in rows:
+        assert f"{float(r[2]):.2f}" in table and f"{float(r[3]):.2f}" in table, info
+    assert main(["info", str(out), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    subs = doc["int8"]["submodels"]
+    assert [round(s["int8_acc"], 2) for s in subs] == [float(r[3]) for r in rows]
+    assert all(0 < s["weight_bytes"] < f["weight_bytes"] for s, f in zip(subs, doc["submodels"]))
+    assert main(["eval", str(out), "--limit", "32"]) == 0
+    text = capsys.readouterr().out
+    assert "32 test samples" in text and "int8: the reds integer reference" in text
+    assert all(a["samples"] == 32 for a in json.loads((out / "int8.json").read_text())["accuracy"])
+    # exports: C and ONNX are int8; TFLite is refused in one line, writing nothing
+    assert main(["export", str(out), "--format", "onnx", "--out", str(tmp_path / "onnx")]) == 0
+    m = json.loads((tmp_path / "onnx" / "manifest.json").read_text())
+    assert m["dtype"] == "int8" and all(s["file"].endswith(".int8.onnx") for s in m["submodels"])
+    assert all(s["check"]["argmax_agreement"] >= 0.9 for s in m["submodels"])
+    capsys.readouterr()
+    assert main(["export", str(out), "--format", "tflite", "--out", str(tmp_path / "tfl")]) == 2
+    err = capsys.readouterr().err
+    assert "int8 TFLite is not built yet" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "tfl").exists()

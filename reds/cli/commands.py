@@ -70,10 +70,29 @@ def cmd_train(args) -> None:
 
 
 def cmd_eval(args) -> None:
+    from .. import quant
     from ..tables import family_table
     from ..train import evaluate
 
+    if quant.is_int8(args.family):  # float (PyTorch) vs int8 (the integer reference), into int8.json
+        from ..quant.evaluate import float_vs_int8
+        from ..quant.reference import record_accuracy
+        from ..train.trainer import family_data
+
+        qf = quant.open(args.family)
+        rows = float_vs_int8(qf.family, qf, family_data(qf.family, args.data_dir), args.limit)
+        record_accuracy(args.family, rows)
+        _print_int8_accuracy(rows)
+        return
     print(family_table(evaluate(open_family(args.family), args.data_dir, args.limit)))
+
+
+def _print_int8_accuracy(rows: list[dict]) -> None:
+    print(f"accuracy on {rows[0]['samples']} test samples (float: PyTorch; int8: the reds integer reference):")
+    print("  k  budget   float %   int8 %   int8 - float")
+    for r in rows:
+        print(f"  {r['index']:<2} {r['budget']:<7g} {r['float_acc']:8.2f} {r['int8_acc']:8.2f} "
+              f"{r['int8_acc'] - r['float_acc']:+10.2f}")
 
 
 def cmd_quantize(args) -> None:
@@ -90,21 +109,54 @@ def cmd_quantize(args) -> None:
     print(f"int8 family written to {args.out} ({len(qf.inputs)} submodels, calibrated on {len(calib)} "
           f"training samples)")
     rows = float_vs_int8(fam, qf, ds, args.limit)
-    print(f"accuracy on {rows[0]['samples']} test samples (float: PyTorch; int8: the reds integer reference):")
-    print("  k  budget   float %   int8 %   int8 - float")
-    for r in rows:
-        print(f"  {r['index']:<2} {r['budget']:<7g} {r['float_acc']:8.2f} {r['int8_acc']:8.2f} "
-              f"{r['int8_acc'] - r['float_acc']:+10.2f}")
+    from ..quant.reference import record_accuracy
+
+    record_accuracy(args.out, rows)
+    _print_int8_accuracy(rows)
 
 
 def cmd_info(args) -> None:
     from ..tables import family_table
 
+    from .. import quant
+
     fam = open_family(args.family).verify().manifest
+    qf = quant.open(args.family) if quant.is_int8(args.family) else None
     if args.json:
-        print(json.dumps(fam.to_json(), indent=2))
+        doc = fam.to_json()
+        if qf is not None:
+            doc = {**doc, "int8": int8_info(qf)}
+        print(json.dumps(doc, indent=2))
     else:
         print(family_table(fam))
+        if qf is not None:
+            print(int8_table(qf))
+
+
+def int8_info(qf) -> dict:
+    """An int8 family's facts for `reds info --json`: per submodel the int8 C model's
+    weight and arena bytes, and the accuracy `reds quantize` / `reds eval` recorded."""
+    from ..export.c.int8 import submodel_bytes
+
+    acc = {a["index"]: a for a in qf.meta.get("accuracy", [])}
+    return {"dtype": "int8", "calibration": qf.meta.get("calibration"),
+            "submodels": [{"index": k, "weight_bytes": w, "arena_bytes": a,
+                           "float_acc": acc.get(k, {}).get("float_acc"), "int8_acc": acc.get(k, {}).get("int8_acc"),
+                           "samples": acc.get(k, {}).get("samples")}
+                          for k, (w, a) in enumerate(submodel_bytes(qf))]}
+
+
+def int8_table(qf) -> str:
+    from ..tables import render
+
+    d = int8_info(qf)
+    cal = (d["calibration"] or {}).get("samples")
+    rows = [[s["index"], f"{s['weight_bytes']:,} B", f"{s['arena_bytes']:,} B",
+             "-" if s["float_acc"] is None else f"{s['float_acc']:.2f}",
+             "-" if s["int8_acc"] is None else f"{s['int8_acc']:.2f}"] for s in d["submodels"]]
+    note = "" if any(s["int8_acc"] is not None for s in d["submodels"]) else " (no accuracy yet: reds eval this folder)"
+    return (f"\nint8 family (calibrated on {cal} training samples): the C model's bytes, test accuracy{note}\n"
+            + render(["k", "int8 weights", "int8 arena", "float %", "int8 %"], rows, "rrrrr"))
 
 
 def cmd_export(args) -> None:
@@ -116,13 +168,18 @@ def cmd_export(args) -> None:
     print(f"exported {len(subs)} submodels of {m['spec']} to {args.out}: {', '.join(m['files'])}")
     for s in subs:
         chk = s.get("check") or {}
-        diff = f", max |{chk['runtime']} - PyTorch| {chk['max_abs_diff']:.2g}" if chk.get("runtime") else ""
+        if "max_steps" in chk:  # int8 ONNX against the integer reference
+            diff = (f", {chk['runtime']} vs the int8 reference: argmax agrees on {chk['argmax_agreement']:.1%} of "
+                    f"{chk['samples']} inputs, max {chk['max_steps']} output steps apart")
+        else:
+            diff = f", max |{chk['runtime']} - PyTorch| {chk['max_abs_diff']:.2g}" if chk.get("runtime") else ""
         print(f"  {s['index']}: budget {s['budget']:g}, {s['macs']:,} MACs{diff}")
     if args.format == "c":
         c = m["c"]
-        print(f"  arena {c['arena_bytes']:,} B; weights {c['weight_array_bytes']:,} B + tables {c['table_bytes']:,} B "
-              f"for all submodels = the largest submodel's {c['largest_weight_bytes']:,} B + "
-              f"{c['overhead_bytes']:,} B of smaller submodels' batch norms and tables ({c['overhead_pct']:.2f} %) "
+        per = "requantization tables" if c.get("dtype") == "int8" else "batch norms"
+        print(f"  {m['dtype']}: arena {c['arena_bytes']:,} B; weights {c['weight_array_bytes']:,} B + tables "
+              f"{c['table_bytes']:,} B for all submodels = the largest submodel's {c['largest_weight_bytes']:,} B + "
+              f"{c['overhead_bytes']:,} B of smaller submodels' {per} and tables ({c['overhead_pct']:.2f} %) "
               f"[{len(subs)} separate models: {c['separate_bytes']:,} B]")
 
 

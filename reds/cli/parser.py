@@ -280,7 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="test accuracy of every submodel, written back to family.json",
                        formatter_class=DefaultsFormatter,
                        description="Measure every submodel's accuracy on the test split of the family's data set "
-                                   "and write it into family.json (what `reds info` and `reds report` show).")
+                                   "and write it into family.json (what `reds info` and `reds report` show). "
+                                   "An int8 family (reds quantize's output): float and int8 accuracy per "
+                                   "submodel, the int8 one from the integer reference, written into int8.json.")
     e.add_argument("family", help="family folder")
     e.add_argument("--data-dir", help="data set folder (default: the one the family was trained on)")
     e.add_argument("--limit", type=_positive(int), help="use only N test samples")
@@ -293,8 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
                                     "submodel's int32 biases and multipliers. --out gets a copy of the family plus "
                                     "int8.json and int8.npz (written whole or not at all). Then prints every "
                                     "submodel's float and int8 test accuracy (the int8 one from the reds integer "
-                                    "reference, the definition the C kernels match bit for bit). The C, ONNX and "
-                                    "TFLite exports of int8 families are not there yet.")
+                                    "reference, the definition the C kernels match bit for bit), recorded in "
+                                    "int8.json. The int8 family is a family: reds info, eval, export (c, onnx), "
+                                    "build and bench take it. Int8 TFLite is not there yet.")
     qz.add_argument("family", help="float family folder")
     qz.add_argument("--out", required=True, help="the int8 family's folder")
     qz.add_argument("--data-dir", help="data set folder (default: the one the family was trained on)")

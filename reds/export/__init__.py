@@ -1,6 +1,7 @@
 """Exporters: an opened family -> C source, ONNX or TFLite, one module per format.
 
-`export(family, fmt, out)` writes every file into a staged folder and swaps it onto `out`
+`export(family, fmt, out)` writes every file into a staged folder (an int8 family's, as
+int8: C through `c.int8`, ONNX through `onnx_int8`) and swaps it onto `out`
 only when all of it is complete (see `outdir`), with a `manifest.json` (files, budgets,
 widths, MACs, the family's hash, the command). `FORMATS` is the one registry of formats:
 the CLI's choices and the checks below read it.
@@ -72,8 +73,11 @@ def export(family: OpenFamily, fmt: str, out: str | Path, layout: str = abi.DEFA
 
     src = Source(family, command or command_line(family.dir, fmt, out, layout, name))
     fam = src.family
+    if src.quant is not None and fmt == "tflite":
+        raise RedsError(f"{family.dir}: is an int8 family; int8 TFLite is not built yet: export it as "
+                        "--format c or onnx, or export the float family it came from as tflite")
     body = {
-        "export_format": fmt, "command": src.command, "family_hash": src.hash, "arch": fam.arch,
+        "export_format": fmt, "dtype": "int8" if src.quant is not None else "float32", "command": src.command, "family_hash": src.hash, "arch": fam.arch,
         "spec": src.spec.name, "dataset": fam.dataset, "input_shape": list(src.spec.input_shape),
         "num_classes": src.spec.num_classes, "classes": list(fam.classes),
         "submodels": [{"index": k, "budget": s.budget, "widths": s.widths, "macs": s.macs, "params": s.params,
@@ -86,7 +90,12 @@ def export(family: OpenFamily, fmt: str, out: str | Path, layout: str = abi.DEFA
             body["files"] = info.pop("files")
             body["c"] = info
         else:
-            written = module.write(src, tmp)
+            if src.quant is not None:  # onnx: one QDQ graph per submodel, checked against the integer reference
+                from . import onnx_int8
+
+                written = onnx_int8.write(src.quant, tmp, command=src.command)
+            else:
+                written = module.write(src, tmp)
             body["files"] = written["files"]
             for s, file, chk in zip(body["submodels"], written["files"], written["checks"]):
                 s["file"] = file

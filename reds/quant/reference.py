@@ -174,5 +174,17 @@ def open(folder) -> QuantFamily:  # noqa: A001 (reds.quant.open, as reds.family.
         outputs = [OutputQuant(float(arrays["output.s"][k]), int(arrays["output.z"][k])) for k in range(K)]
     except (KeyError, IndexError) as e:
         raise RedsError(f"{folder / INT8_NPZ}: lacks {e}; quantize the family again") from None
-    meta = {k: v for k, v in doc.items() if k == "calibration"}
+    meta = {k: v for k, v in doc.items() if k in ("calibration", "accuracy")}
     return QuantFamily(fam, steps, inputs, outputs, meta)
+
+
+def record_accuracy(folder, rows: list[dict]) -> None:
+    """Write float vs int8 test accuracy per submodel (reds.quant.evaluate's rows) into the
+    int8 family's int8.json, replacing the file whole (what `reds info` shows)."""
+    from ..staging import atomic_write
+
+    path = Path(folder) / INT8_JSON
+    doc = json.loads(path.read_text())
+    doc["accuracy"] = [{k: r[k] for k in ("index", "samples", "float_acc", "int8_acc")} for r in rows]
+    text = json.dumps(doc, indent=2) + "\n"
+    atomic_write(path, lambda p: p.write_text(text))

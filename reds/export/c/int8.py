@@ -152,6 +152,12 @@ def lower_s8(src: Source, layout: str, name: str) -> Lowered:
     return m
 
 
+def submodel_bytes(qf) -> list[tuple[int, int]]:
+    """Per submodel of the int8 family qf, (weight bytes, arena bytes) of its C model."""
+    spec = qf.family.spec
+    return [(_weight_bytes(qf, spec, s.widths), _arena_bytes(spec, s.widths)) for s in qf.family.submodels]
+
+
 def _weight_bytes(qf, spec, widths: dict) -> int:
     """The int8 weights submodel `widths` reads, plus its per-channel tables."""
     total = 0
