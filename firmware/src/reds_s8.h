@@ -104,29 +104,47 @@ static inline int32_t reds_rdbpot(int32_t x, int exp)
     return (x >> exp) + (remainder > threshold ? 1 : 0);
 }
 
-/* ops.requantize: rdbpot(srdhm(sat32(x * 2^max(e, 0)), m), max(-e, 0)). */
+/* ops.requantize: rdbpot(srdhm(sat32(x * 2^max(e, 0)), m), max(-e, 0)). The common
+ * case (a multiplier below 1: e <= 0) takes no 64-bit shift. */
 static inline int32_t reds_requantize(int32_t x, int32_t m, int e)
 {
-    const int left = e > 0 ? e : 0, right = e < 0 ? -e : 0;
-    const int32_t shifted = left > 0 ? reds_sat32((int64_t)x * ((int64_t)1 << left)) : x;
-    return reds_rdbpot(reds_srdhm(shifted, m), right);
+    if (e > 0)
+        return reds_srdhm(reds_sat32((int64_t)x * ((int64_t)1 << e)), m);
+    return reds_rdbpot(reds_srdhm(x, m), -e);
 }
 
 /* The store step of output channel o (ops.store): acc is the sum over the taps without the
- * bias. The bias is added in 64 bits and saturated, which is what ops' int64 sum then
- * sat32 gives. */
-static inline int8_t reds_store_s8(const reds_requant_t *q, uint32_t o, int32_t acc)
+ * bias. The bias is added with saturation, which is what ops' int64 sum then sat32 gives;
+ * the rest is in 32 bits (the clamp is moved before the zero point's add, so t + zy never
+ * overflows). Always inlined: the kernels call it once per output. */
+#if defined(__GNUC__)
+#define REDS_S8_INLINE static inline __attribute__((always_inline))
+#else
+#define REDS_S8_INLINE static inline
+#endif
+REDS_S8_INLINE int32_t reds_add_sat32(int32_t a, int32_t b)
 {
-    const int64_t a = (int64_t)acc + (q->bias ? q->bias[o] : 0);
-    int64_t t = reds_requantize(reds_sat32(a), q->mult[o], q->shift[o]);
+#if defined(__GNUC__)
+    int32_t r;
+    if (__builtin_add_overflow(a, b, &r))
+        return b > 0 ? INT32_MAX : INT32_MIN;
+    return r;
+#else
+    return reds_sat32((int64_t)a + b);
+#endif
+}
+
+REDS_S8_INLINE int8_t reds_store_s8(const reds_requant_t *q, uint32_t o, int32_t acc)
+{
+    const int32_t a = q->bias ? reds_add_sat32(acc, q->bias[o]) : acc;
+    int32_t t = reds_requantize(a, q->mult[o], q->shift[o]);
     if (q->leaky && t < 0)
-        t = reds_requantize((int32_t)t, q->slope_mult, q->slope_shift);
-    t += q->zy;
-    if (t < q->lo)
-        t = q->lo;
-    if (t > q->hi)
-        t = q->hi;
-    return (int8_t)t;
+        t = reds_requantize(t, q->slope_mult, q->slope_shift);
+    if (t < q->lo - q->zy)
+        t = q->lo - q->zy;
+    if (t > q->hi - q->zy)
+        t = q->hi - q->zy;
+    return (int8_t)(t + q->zy);
 }
 
 /* ---- an int8 family (reds_net_t.s8) ------------------------------------------------- */

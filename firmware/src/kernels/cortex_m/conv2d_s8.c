@@ -1,29 +1,20 @@
 /*
  * conv2d, int8, optimized for a Cortex-M4 (ACLE DSP instructions where __ARM_FEATURE_DSP,
  * the same arithmetic in plain C99 elsewhere). Pointwise convs (1x1, stride 1, no padding)
- * run 4 output channels at a time: per pixel, 4 input channels' (x - zx) are packed once
- * as two int16 pairs, and each channel's 4 weights (one word, two SXTB16) meet them in two
- * SMLADs. Every other conv runs the reference's loop. Integer sums are exact in any
- * order, so every path gives the reference's bits.
+ * run 2 pixels x 2 output channels at a time: the 2 pixels' inputs (x - zx) are widened
+ * once to int16 in a small buffer, each quad of channels stored (x0, x2, x1, x3), so one
+ * word of it is the pair that SXTB16 makes of a weight word (w0, w2) or (w1, w3): per 4
+ * inputs, 2 weight words, 4 SXTB16, 4 buffer words and 8 SMLADs make 16 MACs. A wider
+ * input than the buffer runs 4 channels per pixel, packing (x - zx) pairs as it goes.
+ * Every other conv runs the reference's loop. Integer sums are exact in any order, so
+ * every path gives the reference's bits.
  * Reference: kernels/reference/conv2d_s8.c.
  */
 #include <string.h>
 
 #include "reds_s8.h"
 #include "rows.h"
-/* The reference's window loop, kernels/reference/ref_window_s8.h: beside this file where a
- * build copies the kernel headers into one folder (make, PlatformIO: see
- * reds.build.firmware.headers), one folder over where a build compiles the files in
- * place with -I firmware/src (the Arduino builder, bare-metal builds). */
-#if defined(__has_include)
-#if __has_include("ref_window_s8.h")
-#define REDS_REF_WINDOW_S8 "ref_window_s8.h"
-#endif
-#endif
-#ifndef REDS_REF_WINDOW_S8
-#define REDS_REF_WINDOW_S8 "../reference/ref_window_s8.h"
-#endif
-#include REDS_REF_WINDOW_S8
+#include "window_s8.h"
 
 /* ---- the DSP instructions, or C with the same results ------------------------------ */
 #if defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32)
@@ -122,28 +113,134 @@ static void pointwise4(const chunk_s8_t *c, unsigned n, uint32_t hw, const int8_
     }
 }
 
-/* The general conv: the reference's loop (ref_window_s8.h). */
-static void conv_general(const reds_layer_t *L, const reds_weights_s8_t *w, const reds_requant_t *q,
+/* The 2-pixel path's buffer: 2 pixels x this many input channels (int16), on the stack. */
+#define PW_MAX_CIN 512u
+
+/* Where input channel i sits in the buffer: each quad 4q .. 4q + 3 as (x0, x2, x1, x3). */
+static inline uint32_t quad_pos(uint32_t i) { return (i & ~3u) | ((i & 1u) << 1) | ((i & 2u) >> 1); }
+
+static inline int32_t load2x16(const int16_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, sizeof v); /* one LDR: two int16 */
+    return v;
+}
+
+/* Rows o, o + 1 (nr of them real) of a pointwise conv at pixels p and p + 1, whose inputs
+ * are in b0 and b1 (quad_pos order). */
+static void pointwise2x2(const chunk_s8_t *c, unsigned n, const int16_t *b0, const int16_t *b1, const reds_requant_t *q,
+                         uint32_t o, unsigned nr, uint32_t p, unsigned np, uint32_t hw, int8_t *y)
+{
+    int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0; /* a<row><pixel> */
+    unsigned s;
+    for (s = 0; s < n; ++s) {
+        const uint32_t lo = c[s].lo, hi = c[s].hi;
+        const uint32_t q0 = (lo + 3u) & ~3u, q1 = hi & ~3u; /* the whole quads inside lo .. hi */
+        const int8_t *w0 = c[s].w[0] - lo, *w1 = c[s].w[1] - lo;
+        uint32_t i = lo, head = q0 < q1 ? q0 : hi;
+        for (;;) {
+            for (; i < head; ++i) { /* a segment's first and last inputs, one at a time */
+                const uint32_t d = quad_pos(i);
+                const int32_t x0 = b0[d], x1 = b1[d], v0 = w0[i], v1 = w1[i];
+                a00 += x0 * v0;
+                a01 += x1 * v0;
+                a10 += x0 * v1;
+                a11 += x1 * v1;
+            }
+            if (i >= hi)
+                break;
+            for (; i < q1; i += 4) {
+                const int32_t xa0 = load2x16(b0 + i), xb0 = load2x16(b0 + i + 2);
+                const int32_t xa1 = load2x16(b1 + i), xb1 = load2x16(b1 + i + 2);
+                int32_t v = load4(w0 + i), va = sxtb16(v), vb = sxtb16(ror8(v));
+                a00 = smlad(vb, xb0, smlad(va, xa0, a00));
+                a01 = smlad(vb, xb1, smlad(va, xa1, a01));
+                v = load4(w1 + i);
+                va = sxtb16(v);
+                vb = sxtb16(ror8(v));
+                a10 = smlad(vb, xb0, smlad(va, xa0, a10));
+                a11 = smlad(vb, xb1, smlad(va, xa1, a11));
+            }
+            head = hi;
+        }
+    }
+    y[o * hw + p] = reds_store_s8(q, o, a00);
+    if (np > 1)
+        y[o * hw + p + 1] = reds_store_s8(q, o, a01);
+    if (nr > 1) {
+        y[(o + 1) * hw + p] = reds_store_s8(q, o + 1, a10);
+        if (np > 1)
+            y[(o + 1) * hw + p + 1] = reds_store_s8(q, o + 1, a11);
+    }
+}
+
+/* A pointwise conv of up to PW_MAX_CIN inputs, 2 pixels at a time. */
+static void pointwise_buffered(const reds_weights_s8_t *w, const reds_requant_t *q, uint32_t cin, uint32_t cout,
+                               uint32_t hw, const int8_t *x, int8_t *y)
+{
+    int16_t b[2][PW_MAX_CIN + 4u];
+    chunk_s8_t c[REDS_MAX_CHUNKS];
+    const int32_t zx = q->zx;
+    uint32_t p, i, o, g;
+    unsigned n, r, np;
+    for (p = 0; p < hw; p += np) {
+        np = hw - p < 2 ? 1u : 2u; /* a last single pixel fills both halves */
+        for (i = 0; i < cin; ++i) {
+            const uint32_t d = quad_pos(i);
+            b[0][d] = (int16_t)((int32_t)x[i * hw + p] - zx);
+            b[1][d] = (int16_t)((int32_t)x[i * hw + p + np - 1u] - zx);
+        }
+        for (o = 0, g = 0; o < cout; o += r) {
+            r = cout - o < 2 ? 1u : 2u; /* a last single row repeats row o */
+            n = row_chunks_s8(w, &g, o, r, c);
+            pointwise2x2(c, n, b[0], b[1], q, o, r, p, np, hw, y);
+        }
+    }
+}
+
+/* The general conv (the first conv, any kernel): the input copied with its padding (zx)
+ * once, then per output channel the store step's values in registers and every window
+ * summed without bounds checks (window_s8.h); an input too large for the copy runs the
+ * reference's loop. */
+static void conv_general(const reds_layer_t *L, const reds_weights_s8_t *w, const reds_requant_t *q, uint32_t cin,
                          const int8_t *x, int8_t *y)
 {
     const uint32_t in_hw = (uint32_t)L->in_h * L->in_w, out_hw = (uint32_t)L->out_h * L->out_w;
+    const uint32_t pw = padded_w(L), psize = padded_size(L), fits = cin * psize <= PAD_MAX_BYTES;
+    const int32_t zx = q->zx;
+    int8_t buf[PAD_MAX_BYTES];
     uint32_t g, o, i;
     int32_t oy, ox;
     unsigned s;
+    for (i = 0; fits && i < cin; ++i)
+        pad_channel(L, x + i * in_hw, zx, buf + i * psize);
     for (g = 0; g < w->ngroups; ++g) {
         const reds_group_t *G = &w->groups[g];
         for (o = G->o0; o < G->o1; ++o) {
             int8_t *yo = y + o * out_hw;
+            int32_t zw = 0; /* zx times the row's weight sum */
+            chan_s8_t k;
+            chan_s8(q, o, &k);
+            for (s = 0; s < G->n; ++s) {
+                const reds_seg_t *S = &w->segs[G->first + s];
+                zw += weight_sum_s8(w->base + S->off + o * S->step, (S->hi - S->lo) * w->elem);
+            }
+            zw *= zx;
             for (oy = 0; oy < L->out_h; ++oy) {
                 for (ox = 0; ox < L->out_w; ++ox) {
+                    const uint32_t at = (uint32_t)oy * L->sh * pw + (uint32_t)ox * L->sw;
                     int32_t acc = 0;
                     for (s = 0; s < G->n; ++s) {
                         const reds_seg_t *S = &w->segs[G->first + s];
                         const int8_t *ws = w->base + S->off + o * S->step;
-                        for (i = S->lo; i < S->hi; ++i)
-                            acc += window_dot_s8(L, ws + (i - S->lo) * w->elem, x + i * in_hw, q->zx, oy, ox);
+                        if (fits)
+                            for (i = S->lo; i < S->hi; ++i, ws += w->elem)
+                                acc += window_at_s8(ws, buf + i * psize + at, pw, L->kh, L->kw);
+                        else
+                            for (i = S->lo; i < S->hi; ++i, ws += w->elem)
+                                acc += window_dot_s8(L, ws, x + i * in_hw, zx, oy, ox);
                     }
-                    *yo++ = reds_store_s8(q, o, acc);
+                    *yo++ = store_chan_s8(&k, fits ? acc - zw : acc);
                 }
             }
         }
@@ -153,13 +250,16 @@ static void conv_general(const reds_layer_t *L, const reds_weights_s8_t *w, cons
 void reds_conv2d_s8(const reds_layer_t *L, const reds_weights_s8_t *w, const reds_requant_t *q, uint32_t cin,
                     uint32_t cout, const int8_t *x, int8_t *y)
 {
-    (void)cin;
     if (L->kh == 1 && L->kw == 1 && L->sh == 1 && L->sw == 1 && L->pad_t == 0 && L->pad_b == 0 && L->pad_l == 0 &&
         L->pad_r == 0) {
         const uint32_t hw = (uint32_t)L->in_h * L->in_w;
         chunk_s8_t c[REDS_MAX_CHUNKS];
         uint32_t o, g = 0;
         unsigned n, r;
+        if (cin <= PW_MAX_CIN) {
+            pointwise_buffered(w, q, cin, cout, hw, x, y);
+            return;
+        }
         for (o = 0; o < cout; o += r) {
             r = cout - o < 4 ? cout - o : 4; /* a last block of 1 to 3 rows repeats row o */
             n = row_chunks_s8(w, &g, o, r, c);
@@ -167,5 +267,5 @@ void reds_conv2d_s8(const reds_layer_t *L, const reds_weights_s8_t *w, const red
         }
         return;
     }
-    conv_general(L, w, q, x, y);
+    conv_general(L, w, q, cin, x, y);
 }

@@ -5,6 +5,9 @@
  * nothing), then the store step (reds_store_s8).
  */
 #include "reds_s8.h"
+
+/* the Arduino builder compiles all of src/: there kernels/cortex_m/depthwise_conv2d_s8.c is this op's kernel */
+#ifndef REDS_ALL_SOURCES
 #include "ref_window_s8.h"
 
 void reds_depthwise_conv2d_s8(const reds_layer_t *L, const int8_t *weight, const reds_requant_t *q, uint32_t c,
@@ -18,3 +21,5 @@ void reds_depthwise_conv2d_s8(const reds_layer_t *L, const int8_t *weight, const
             for (ox = 0; ox < L->out_w; ++ox)
                 *y++ = reds_store_s8(q, ch, window_dot_s8(L, weight + ch * ksize, x + ch * in_hw, q->zx, oy, ox));
 }
+
+#endif /* REDS_ALL_SOURCES */

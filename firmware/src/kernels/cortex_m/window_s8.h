@@ -1,0 +1,142 @@
+/*
+ * What the optimized int8 convolutions share: one output channel's store step with its
+ * constants in registers (chan_s8_t: reds_store_s8 with the requantization record's values
+ * loaded once per channel, since every int8 store may alias them), and the dot product of
+ * a kernel window with one input channel without bounds checks: on a copy of the input
+ * padded with zx, sum x * w less zx times the kernel's weight sum (exact integers, so the
+ * reference's sum of (x - zx) * w over the taps inside the input). An input too large for
+ * the copy runs the reference's loop (ref_window_s8.h). Internal to firmware/src/kernels/cortex_m/.
+ */
+#ifndef REDS_CORTEX_M_WINDOW_S8_H
+#define REDS_CORTEX_M_WINDOW_S8_H
+
+#include <string.h>
+
+#include "reds_s8.h"
+#if defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32)
+#include <arm_acle.h>
+#endif
+
+/* The reference's window loop, kernels/reference/ref_window_s8.h: beside this file where a
+ * build copies the kernel headers into one folder (make, PlatformIO: see
+ * reds.build.firmware.headers), one folder over where the files stay in firmware/src/
+ * (the Arduino builder, bare-metal builds, the tests: their -I has no reference folder). */
+#if defined(__has_include)
+#if __has_include("ref_window_s8.h")
+#define REDS_REF_WINDOW_S8 "ref_window_s8.h"
+#endif
+#endif
+#ifndef REDS_REF_WINDOW_S8
+#define REDS_REF_WINDOW_S8 "../reference/ref_window_s8.h"
+#endif
+#include REDS_REF_WINDOW_S8
+
+/* Output channel o's store step (reds_store_s8), its values loaded once. */
+typedef struct {
+    int32_t bias, mult, lo, hi, zy, slope_mult; /* lo, hi: the clamp less zy */
+    int shift, slope_shift;
+    int leaky;
+} chan_s8_t;
+
+REDS_S8_INLINE void chan_s8(const reds_requant_t *q, uint32_t o, chan_s8_t *c)
+{
+    c->bias = q->bias ? q->bias[o] : 0;
+    c->mult = q->mult[o];
+    c->shift = q->shift[o];
+    c->zy = q->zy;
+    c->lo = q->lo - q->zy;
+    c->hi = q->hi - q->zy;
+    c->leaky = q->leaky;
+    c->slope_mult = q->slope_mult;
+    c->slope_shift = q->slope_shift;
+}
+
+REDS_S8_INLINE int8_t store_chan_s8(const chan_s8_t *c, int32_t acc)
+{
+    int32_t t = reds_requantize(reds_add_sat32(acc, c->bias), c->mult, c->shift);
+    if (c->leaky && t < 0)
+        t = reds_requantize(t, c->slope_mult, c->slope_shift);
+    t = t < c->lo ? c->lo : (t > c->hi ? c->hi : t);
+    return (int8_t)(t + c->zy);
+}
+
+/* The sum of a kernel's weights (kh * kw of them). */
+REDS_S8_INLINE int32_t weight_sum_s8(const int8_t *wk, uint32_t n)
+{
+    int32_t s = 0;
+    uint32_t j;
+    for (j = 0; j < n; ++j)
+        s += wk[j];
+    return s;
+}
+
+/* The padded copy of the input the windows read: zx in the padding, so a tap there adds
+ * (zx - zx) * w = 0, exactly the reference's padding, and every window is inside. */
+#define PAD_MAX_BYTES 2048u /* on the stack; a larger input runs the reference's loop */
+
+REDS_S8_INLINE uint32_t padded_w(const reds_layer_t *L) { return (uint32_t)L->in_w + L->pad_l + L->pad_r; }
+REDS_S8_INLINE uint32_t padded_size(const reds_layer_t *L)
+{
+    return ((uint32_t)L->in_h + L->pad_t + L->pad_b) * padded_w(L);
+}
+
+/* Input channel xc into buf (padded_size bytes), the padding filled with zx. */
+REDS_S8_INLINE void pad_channel(const reds_layer_t *L, const int8_t *xc, int32_t zx, int8_t *buf)
+{
+    const uint32_t pw = padded_w(L), iw = L->in_w;
+    uint32_t r;
+    memset(buf, zx, padded_size(L));
+    for (r = 0; r < L->in_h; ++r)
+        memcpy(buf + (r + L->pad_t) * pw + L->pad_l, xc + r * iw, iw);
+}
+
+#if defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32)
+static inline int32_t ror8_s8(int32_t w)
+{
+    const uint32_t u = (uint32_t)w;
+    return (int32_t)((u >> 8) | (u << 24));
+}
+#endif
+
+/* acc + sum of 4 int8 products a[j] * b[j]: two unaligned words, SXTB16 twice each, two
+ * SMLADs (the same sum in C without the DSP instructions). */
+REDS_S8_INLINE int32_t dot4_s8(const int8_t *a, const int8_t *b, int32_t acc)
+{
+#if defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32)
+    int32_t u, v;
+    memcpy(&u, a, 4);
+    memcpy(&v, b, 4);
+    acc = __smlad(__sxtb16(u), __sxtb16(v), acc);
+    return __smlad(__sxtb16(ror8_s8(u)), __sxtb16(ror8_s8(v)), acc);
+#else
+    return acc + a[0] * b[0] + a[1] * b[1] + a[2] * b[2] + a[3] * b[3];
+#endif
+}
+
+/* sum x * w over the kh x kw window at xp, rows `stride` apart. */
+REDS_S8_INLINE int32_t window_at_s8(const int8_t *wk, const int8_t *xp, uint32_t stride, uint32_t kh, uint32_t kw)
+{
+    int32_t acc = 0;
+    uint32_t ky, kx;
+    if (kh == 3 && kw == 3) { /* the depthwise 3x3 of every DS-CNN and MobileNet */
+        acc = xp[0] * wk[0] + xp[1] * wk[1] + xp[2] * wk[2];
+        xp += stride;
+        acc += xp[0] * wk[3] + xp[1] * wk[4] + xp[2] * wk[5];
+        xp += stride;
+        return acc + xp[0] * wk[6] + xp[1] * wk[7] + xp[2] * wk[8];
+    }
+    if (kw == 4) { /* DS-CNN's first conv (10 x 4): a row is one word of taps */
+        for (ky = 0; ky < kh; ++ky, xp += stride, wk += 4)
+            acc = dot4_s8(wk, xp, acc);
+        return acc;
+    }
+    for (ky = 0; ky < kh; ++ky, xp += stride, wk += kw) {
+        for (kx = 0; kx + 4 <= kw; kx += 4) /* 4 taps of a row: two SMLADs */
+            acc = dot4_s8(wk + kx, xp + kx, acc);
+        for (; kx < kw; ++kx)
+            acc += xp[kx] * wk[kx];
+    }
+    return acc;
+}
+
+#endif /* REDS_CORTEX_M_WINDOW_S8_H */
