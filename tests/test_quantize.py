@@ -257,3 +257,23 @@ def test_reds_quantize_on_a_trained_family(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "int8 TFLite is not built yet" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "tfl").exists()
+
+    # --qat: the float weights fine-tuned first (all submodels, int8 fake-quantized); the int8
+    # family holds the tuned weights (a new sha256, float accuracies cleared), the source is untouched
+    from reds.family import read_manifest
+
+    before = (fam / "weights.safetensors").read_bytes()
+    q2 = tmp_path / "q8-qat"
+    assert main(["quantize", str(fam), "--out", str(q2), "--calib", "32", "--limit", "32", "--qat", "1",
+                 "--qat-limit", "48"]) == 0
+    text = capsys.readouterr().out
+    assert "qat epoch 1/1: loss" in text, text
+    assert (fam / "weights.safetensors").read_bytes() == before
+    src_m, tuned = read_manifest(fam), read_manifest(q2)
+    assert tuned.weights_sha256 != src_m.weights_sha256 and all(s.accuracy is None for s in tuned.submodels)
+    assert quant.open(q2).meta["qat"] == {"epochs": 1, "samples_per_epoch": 48}
+    name = open_family(fam).spec.layers[0].name
+    assert not torch.equal(open_family(q2).net.layers[name].weight, open_family(fam).net.layers[name].weight)
+    qrows = [l.split() for l in text.splitlines() if l.strip()[:1].isdigit()]
+    assert [r[0] for r in qrows] == ["0", "1"] and all(float(r[3]) > 25.0 for r in qrows), text
+

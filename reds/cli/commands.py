@@ -105,7 +105,7 @@ def cmd_quantize(args) -> None:
     fam = open_family(args.family)
     ds = family_data(fam, args.data_dir)
     calib = calibration_inputs(fam, ds, args.calib)
-    qf = quant.quantize(args.family, args.out, calib)
+    qf = quant.quantize(args.family, args.out, calib, qat_epochs=args.qat or 0, data=ds, qat_limit=args.qat_limit)
     print(f"int8 family written to {args.out} ({len(qf.inputs)} submodels, calibrated on {len(calib)} "
           f"training samples)")
     rows = float_vs_int8(fam, qf, ds, args.limit)

@@ -297,12 +297,17 @@ def build_parser() -> argparse.ArgumentParser:
                                     "submodel's float and int8 test accuracy (the int8 one from the reds integer "
                                     "reference, the definition the C kernels match bit for bit), recorded in "
                                     "int8.json. The int8 family is a family: reds info, eval, export (c, onnx), "
-                                    "build and bench take it. Int8 TFLite is not there yet.")
+                                    "build and bench take it. Int8 TFLite is not there yet. --qat N fine-tunes first "
+                                    "(quantization-aware: the int8 family then holds the tuned float weights).")
     qz.add_argument("family", help="float family folder")
     qz.add_argument("--out", required=True, help="the int8 family's folder")
     qz.add_argument("--data-dir", help="data set folder (default: the one the family was trained on)")
     qz.add_argument("--calib", type=_positive(int), default=512, help="training samples to calibrate on")
     qz.add_argument("--limit", type=_positive(int), default=500, help="test samples to compare accuracy on")
+    qz.add_argument("--qat", type=_positive(int), metavar="N",
+                    help="first fine-tune all submodels together for N passes over the training data with int8 "
+                         "fake-quantized weights and activations (quantization-aware; slow on a CPU)")
+    qz.add_argument("--qat-limit", type=_positive(int), metavar="M", help="with --qat: at most M training samples a pass")
 
     i = sub.add_parser("info", help="show a family: widths, MACs, memory, accuracy",
                        formatter_class=DefaultsFormatter,

@@ -34,12 +34,16 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def quantize(family_dir, out_dir, calib_x) -> QuantFamily:
+def quantize(family_dir, out_dir, calib_x, qat_epochs: int = 0, data=None, qat_limit: int | None = None,
+             log=print) -> QuantFamily:
     """Quantize the family in `family_dir` to int8, calibrated per submodel on `calib_x`
     (float raw features, N x C x H x W, as the family takes them), into `out_dir`: a copy
     of the family folder plus int8.json and int8.npz. out_dir is written whole or not at
     all (a hidden sibling, renamed when complete); it may be absent, empty or an earlier
-    int8 family. Returns the opened result."""
+    int8 family. With qat_epochs > 0, the float weights are first fine-tuned that many
+    passes over `data`'s training split (at most qat_limit samples a pass), all submodels
+    together, int8 fake-quantized (reds.quant.qat); out_dir then holds the tuned weights
+    (its float accuracies cleared: `reds eval` measures them). Returns the opened result."""
     from ..errors import RedsError
     from ..family import open as open_family
     from ..staging import staged
@@ -55,6 +59,11 @@ def quantize(family_dir, out_dir, calib_x) -> QuantFamily:
         raise RedsError(f"{out}: is the family being quantized; choose another --out")
     x = check_inputs(fam, calib_x)
     fam.verify()
+    if qat_epochs > 0:
+        from .qat import finetune
+
+        plan(fam.spec, [s.widths for s in fam.submodels])  # refuse what int8 cannot run before training
+        finetune(fam, data, x, qat_epochs, limit=qat_limit, log=log)
     steps = plan(fam.spec, [s.widths for s in fam.submodels])
     axis, in_scale, in_shift = input_axis(fam)
     quant, inputs, outputs = [], [], []
@@ -73,5 +82,15 @@ def quantize(family_dir, out_dir, calib_x) -> QuantFamily:
     with staged(out, INT8_JSON, FORMAT, "int8 family") as tmp:
         shutil.copytree(src_dir, tmp, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns(".*"))  # not a killed write's leftovers
+        if qat_epochs > 0:  # the tuned float weights, a new sha256; the old float accuracies do not hold
+            import copy
+
+            from ..family import save
+
+            manifest = copy.deepcopy(fam.manifest)
+            for sub in manifest.submodels:
+                sub.accuracy = sub.val_accuracy = None
+            save(tmp, manifest, fam.net)
+            qf.meta["qat"] = {"epochs": qat_epochs, "samples_per_epoch": qat_limit}
         qf.save(tmp)
     return open(out)

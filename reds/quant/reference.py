@@ -174,7 +174,7 @@ def open(folder) -> QuantFamily:  # noqa: A001 (reds.quant.open, as reds.family.
         outputs = [OutputQuant(float(arrays["output.s"][k]), int(arrays["output.z"][k])) for k in range(K)]
     except (KeyError, IndexError) as e:
         raise RedsError(f"{folder / INT8_NPZ}: lacks {e}; quantize the family again") from None
-    meta = {k: v for k, v in doc.items() if k in ("calibration", "accuracy")}
+    meta = {k: v for k, v in doc.items() if k in ("calibration", "accuracy", "qat")}
     return QuantFamily(fam, steps, inputs, outputs, meta)
 
 
