@@ -31,18 +31,24 @@
 #endif
 #include REDS_REF_WINDOW_S8
 
-/* Output channel o's store step (reds_store_s8), its values loaded once. */
+/* Output channel o's store step (reds_store_s8), its values loaded once and the rounding
+ * divide's mask precomputed. */
 typedef struct {
     int32_t bias, mult, lo, hi, zy, slope_mult; /* lo, hi: the clamp less zy */
-    int shift, slope_shift;
-    int leaky;
+    int left, right;                            /* the multiplier's shift: 2^left, then / 2^right */
+    uint32_t mask, half;                        /* 2^right - 1 and its half (reds_rdbpot's) */
+    int slope_shift, leaky;
 } chan_s8_t;
 
 REDS_S8_INLINE void chan_s8(const reds_requant_t *q, uint32_t o, chan_s8_t *c)
 {
+    const int e = q->shift[o];
     c->bias = q->bias ? q->bias[o] : 0;
     c->mult = q->mult[o];
-    c->shift = q->shift[o];
+    c->left = e > 0 ? e : 0;
+    c->right = e < 0 ? -e : 0;
+    c->mask = ((uint32_t)1 << c->right) - 1u;
+    c->half = c->mask >> 1;
     c->zy = q->zy;
     c->lo = q->lo - q->zy;
     c->hi = q->hi - q->zy;
@@ -51,9 +57,15 @@ REDS_S8_INLINE void chan_s8(const reds_requant_t *q, uint32_t o, chan_s8_t *c)
     c->slope_shift = q->slope_shift;
 }
 
+/* reds_store_s8 with c's values: the same arithmetic (reds_requantize, its rounding divide
+ * with the mask precomputed), so the same bits. */
 REDS_S8_INLINE int8_t store_chan_s8(const chan_s8_t *c, int32_t acc)
 {
-    int32_t t = reds_requantize(reds_add_sat32(acc, c->bias), c->mult, c->shift);
+    int32_t t = reds_add_sat32(acc, c->bias);
+    if (c->left > 0)
+        t = reds_sat32((int64_t)t * ((int64_t)1 << c->left));
+    t = reds_srdhm(t, c->mult);
+    t = (t >> c->right) + (((uint32_t)t & c->mask) > c->half + (t < 0 ? 1u : 0u) ? 1 : 0);
     if (c->leaky && t < 0)
         t = reds_requantize(t, c->slope_mult, c->slope_shift);
     t = t < c->lo ? c->lo : (t > c->hi ? c->hi : t);
