@@ -125,6 +125,24 @@ REDS_S8_INLINE int32_t dot4_s8(const int8_t *a, const int8_t *b, int32_t acc)
 #endif
 }
 
+/* (lo, hi) as the two signed halfwords of a word. */
+REDS_S8_INLINE int32_t pair16(int32_t lo, int32_t hi)
+{
+    return (int32_t)(((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16));
+}
+
+/* acc + x[0] w0 + x[1] w1 + x[2] w2, with a = pair16(w0, w2) and b = w1; reads x[3] too. */
+REDS_S8_INLINE int32_t row3_s8(const int8_t *x, int32_t a, int32_t b, int32_t acc)
+{
+#if defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32)
+    int32_t v;
+    memcpy(&v, x, 4);
+    return __smlabb(__sxtb16(ror8_s8(v)), b, __smlad(__sxtb16(v), a, acc));
+#else
+    return acc + x[0] * (int32_t)(int16_t)(a & 0xFFFF) + x[1] * b + x[2] * (a >> 16);
+#endif
+}
+
 /* sum x * w over the kh x kw window at xp, rows `stride` apart. */
 REDS_S8_INLINE int32_t window_at_s8(const int8_t *wk, const int8_t *xp, uint32_t stride, uint32_t kh, uint32_t kw)
 {
