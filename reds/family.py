@@ -33,8 +33,9 @@ __all__ = ["Family", "Submodel", "OpenFamily", "atomic_write", "load", "open", "
            "save_manifest"]
 
 
-def save(out_dir: str | Path, family: Family, net: NestedNet) -> None:
-    """Write the weights, then the manifest that records their sha256 (version 2)."""
+def save(out_dir: str | Path, family: Family, net: NestedNet, keep_version: bool = False) -> None:
+    """Write the weights, then the manifest that records their sha256 (this version's
+    manifest; keep_version: the family's own, for new weights of an older family)."""
     from safetensors.torch import save_file
 
     out = Path(out_dir)
@@ -42,7 +43,8 @@ def save(out_dir: str | Path, family: Family, net: NestedNet) -> None:
     tensors = {k: v.detach().contiguous().clone() for k, v in net.state_dict().items()}
     atomic_write(out / WEIGHTS, lambda p: save_file(tensors, str(p), metadata={"format": FORMAT}))
     family.weights_sha256 = hashlib.sha256((out / WEIGHTS).read_bytes()).hexdigest()
-    family.version = VERSION
+    if not keep_version:
+        family.version = VERSION
     save_manifest(out, family)
 
 

@@ -90,7 +90,7 @@ def quantize(family_dir, out_dir, calib_x, qat_epochs: int = 0, data=None, qat_l
             manifest = copy.deepcopy(fam.manifest)
             for sub in manifest.submodels:
                 sub.accuracy = sub.val_accuracy = None
-            save(tmp, manifest, fam.net)
+            save(tmp, manifest, fam.net, keep_version=True)
             qf.meta["qat"] = {"epochs": qat_epochs, "samples_per_epoch": qat_limit}
         qf.save(tmp)
     return open(out)

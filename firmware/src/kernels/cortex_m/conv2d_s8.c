@@ -206,7 +206,7 @@ static void conv_general(const reds_layer_t *L, const reds_weights_s8_t *w, cons
                          const int8_t *x, int8_t *y)
 {
     const uint32_t in_hw = (uint32_t)L->in_h * L->in_w, out_hw = (uint32_t)L->out_h * L->out_w;
-    const uint32_t pw = padded_w(L), psize = padded_size(L), fits = cin * psize <= PAD_MAX_BYTES;
+    const uint32_t pw = padded_w(L), psize = padded_size(L), fits = cin * psize + PAD_ROOM <= PAD_MAX_BYTES;
     const int32_t zx = q->zx;
     int8_t buf[PAD_MAX_BYTES];
     uint32_t g, o, i;
@@ -214,6 +214,19 @@ static void conv_general(const reds_layer_t *L, const reds_weights_s8_t *w, cons
     unsigned s;
     for (i = 0; fits && i < cin; ++i)
         pad_channel(L, x + i * in_hw, zx, buf + i * psize);
+    if (fits && cin == 1) { /* the first conv of a one-channel input: a channel at a time */
+        for (g = 0; g < w->ngroups; ++g) {
+            const reds_group_t *G = &w->groups[g];
+            const reds_seg_t *S = &w->segs[G->first]; /* one input: one segment */
+            for (o = G->o0; o < G->o1; ++o) {
+                const int8_t *wk = w->base + S->off + o * S->step;
+                chan_s8_t k;
+                chan_s8(q, o, &k);
+                channel_s8(L, wk, buf, pw, zx * weight_sum_s8(wk, w->elem), &k, y + o * out_hw);
+            }
+        }
+        return;
+    }
     for (g = 0; g < w->ngroups; ++g) {
         const reds_group_t *G = &w->groups[g];
         for (o = G->o0; o < G->o1; ++o) {

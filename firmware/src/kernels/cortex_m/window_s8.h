@@ -85,6 +85,7 @@ REDS_S8_INLINE int32_t weight_sum_s8(const int8_t *wk, uint32_t n)
 /* The padded copy of the input the windows read: zx in the padding, so a tap there adds
  * (zx - zx) * w = 0, exactly the reference's padding, and every window is inside. */
 #define PAD_MAX_BYTES 2048u /* on the stack; a larger input runs the reference's loop */
+#define PAD_ROOM 4u         /* bytes a padded copy keeps free after it (row3_s8 reads one past) */
 
 REDS_S8_INLINE uint32_t padded_w(const reds_layer_t *L) { return (uint32_t)L->in_w + L->pad_l + L->pad_r; }
 REDS_S8_INLINE uint32_t padded_size(const reds_layer_t *L)
@@ -167,6 +168,46 @@ REDS_S8_INLINE int32_t window_at_s8(const int8_t *wk, const int8_t *xp, uint32_t
             acc += xp[kx] * wk[kx];
     }
     return acc;
+}
+
+/* A 3x3 channel on its padded copy: the weights in registers as (w0, w2) pairs and w1 of
+ * each row, so a row of taps is one word of x, two SXTB16, one SMLAD and one SMLABB (its
+ * 4th byte, one past the window, is read and not used: the copy has room for it). */
+REDS_S8_INLINE int8_t *dw3x3(const reds_layer_t *L, const int8_t *wk, const int8_t *buf, uint32_t pw, int32_t zw,
+                     const chan_s8_t *k, int8_t *y)
+{
+    const int32_t a0 = pair16(wk[0], wk[2]), b0 = wk[1];
+    const int32_t a1 = pair16(wk[3], wk[5]), b1 = wk[4];
+    const int32_t a2 = pair16(wk[6], wk[8]), b2 = wk[7];
+    const uint32_t sh = L->sh, sw = L->sw, oh = L->out_h, ow = L->out_w;
+    uint32_t oy, ox;
+    for (oy = 0; oy < oh; ++oy) {
+        const int8_t *row = buf + oy * sh * pw;
+        for (ox = 0; ox < ow; ++ox, row += sw) {
+            int32_t acc = -zw;
+            acc = row3_s8(row, a0, b0, acc);
+            acc = row3_s8(row + pw, a1, b1, acc);
+            acc = row3_s8(row + 2u * pw, a2, b2, acc);
+            *y++ = store_chan_s8(k, acc);
+        }
+    }
+    return y;
+}
+
+/* One output channel over one input channel's padded copy (buf, rows pw apart, room for
+ * 4 bytes past it): y gets the out_h x out_w outputs; returns y moved past them. */
+REDS_S8_INLINE int8_t *channel_s8(const reds_layer_t *L, const int8_t *wk, const int8_t *buf, uint32_t pw, int32_t zw,
+                                  const chan_s8_t *k, int8_t *y)
+{
+    uint32_t oy, ox;
+    if (L->kh == 3 && L->kw == 3)
+        return dw3x3(L, wk, buf, pw, zw, k, y);
+    for (oy = 0; oy < L->out_h; ++oy) {
+        const int8_t *row = buf + oy * L->sh * pw;
+        for (ox = 0; ox < L->out_w; ++ox)
+            *y++ = store_chan_s8(k, window_at_s8(wk, row + ox * L->sw, pw, L->kh, L->kw) - zw);
+    }
+    return y;
 }
 
 #endif /* REDS_CORTEX_M_WINDOW_S8_H */
