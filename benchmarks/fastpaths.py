@@ -49,6 +49,21 @@ def kinds(arch: str) -> dict[str, str]:
     return out
 
 
+def sum_by_kind(rows: list[dict], kind: dict[str, str]) -> dict[str, list[int]]:
+    """A profile's rows (reds bench --profile) -> {layer kind: [instructions, MACs]}."""
+    acc: dict[str, list[int]] = {}
+    for row in rows:
+        k = kind.get(row["name"])
+        if k is None or not row["macs"]:
+            continue
+        if k == "dw3x3 s1" and row["shape"][1] * row["shape"][2] <= 4:
+            k = "dw3x3 s1 small"
+        a = acc.setdefault(k, [0, 0])
+        a[0] += row["cycles"]
+        a[1] += row["macs"]
+    return acc
+
+
 def measure(tmp: Path) -> dict:
     from families import make_family
 
@@ -60,17 +75,7 @@ def measure(tmp: Path) -> dict:
                         "1", "--build", str(tmp / f"build-{arch}"), "--json", str(js)], check=True,
                        stdout=subprocess.DEVNULL)
         prof = json.loads(js.read_text())["profile"]["submodels"][-1]  # the full submodel
-        kind = kinds(arch)
-        acc: dict[str, list[int]] = {}
-        for row in prof["layers"]:
-            k = kind.get(row["name"])
-            if k is None or not row["macs"]:
-                continue
-            if k == "dw3x3 s1" and row["shape"][1] * row["shape"][2] <= 4:
-                k = "dw3x3 s1 small"
-            a = acc.setdefault(k, [0, 0])
-            a[0] += row["cycles"]
-            a[1] += row["macs"]
+        acc = sum_by_kind(prof["layers"], kinds(arch))
         res[arch] = {"run_instructions": prof["run_cycles"],
                      "kinds": {k: {"instructions": v[0], "macs": v[1], "per_mac": round(v[0] / v[1], 3)}
                                for k, v in acc.items()}}

@@ -39,6 +39,9 @@ BENCHMARKS = {
     "probe": ["benchmarks/probe.py", "--profile", "quick"],
     # int8 post-training quantization of the committed full-length family: float vs int8 per submodel
     "int8": ["benchmarks/int8.py"],
+    # int8 vs float on the virtual M4 (instructions per MAC per layer kind, switch, flash, RAM)
+    # and dscnn-l's fit on the Nano 33 BLE
+    "int8-device": ["benchmarks/int8_device.py"],
 }
 
 INTRO = """# Benchmarks
