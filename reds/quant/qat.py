@@ -9,7 +9,8 @@ one batch, the losses summed, through a forward that sees what the int8 family w
   fake-quantized with submodel k's own calibrated (scale, zero point), gradients straight
   through inside the range and zero where the value clips.
 The ranges are calibrated once before (`calibrate.ranges`, as post-training quantization
-does); after the fine-tuning `quantize` calibrates the tuned weights afresh.
+does). Batch-norm statistics stay frozen during it and are recalibrated per submodel after
+it (the tuned weights move the activations); then `quantize` calibrates afresh.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from .ops import INT8_MAX, INT8_MIN
 from .steps import WEIGHTED, plan
 
 LR = 1e-4  # small: the float weights are trained; this only moves them toward the int8 grid
+BN_SAMPLES = 2000  # training samples each submodel's batch norm is recalibrated on afterwards
 
 
 class _FakeQuantWeight(torch.nn.Module):
@@ -98,3 +100,24 @@ def finetune(fam: OpenFamily, ds, calib_x: np.ndarray, epochs: int, batch_size: 
     finally:
         for name in weighted:  # keep the tuned float weights, drop the fake quantization
             parametrize.remove_parametrizations(net.layers[name], "weight", leave_parametrized=False)
+    recalibrate_bn(fam, ds, batch_size)
+
+
+@torch.no_grad()
+def recalibrate_bn(fam: OpenFamily, ds, batch_size: int = 64, samples: int = BN_SAMPLES) -> None:
+    """Each submodel's batch-norm statistics recomputed as exact averages over `samples`
+    training samples (as the trainer does after fine-tuning): the tuned weights moved the
+    activations away from the statistics frozen during the fine-tuning."""
+    spec, net = fam.spec, fam.net
+    if not any(l.kind == "batch_norm" for l in spec.layers):
+        return
+    momentum = net.bn_momentum
+    for k, s in enumerate(fam.submodels):
+        net.train()
+        net.reset_bn_stats(k)
+        net.bn_momentum = None  # cumulative average
+        gen = torch.Generator().manual_seed(k)
+        for x, _ in ds.batches("train", batch_size, shuffle=True, generator=gen, limit=samples):
+            net(x, s.widths, bn=k)
+    net.bn_momentum = momentum
+    net.eval()
