@@ -321,7 +321,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Export every submodel of a family into --out (written whole or not at all; "
                                    "an existing --out must be empty or a previous export). c: <name>.h/.c for "
                                    "firmware/ (shared weights, widths table, per-submodel folded batch norm); "
-                                   "onnx / tflite: one file per submodel. Each writes manifest.json.")
+                                   "onnx / tflite: one file per submodel. Each writes manifest.json. An int8 "
+                                   "family (reds quantize) exports as int8: c (int8 weights, per-submodel "
+                                   "requantization) and onnx (QDQ graphs checked against the integer reference); "
+                                   "int8 tflite is not there yet.")
     x.add_argument("family", help="family folder")
     x.add_argument("--format", required=True, choices=list(FORMATS),
                    help="; ".join(f"{f.name}: {f.help}" for f in FORMATS.values()))
