@@ -133,3 +133,9 @@ def shared_family(tmp_path_factory, arch: str, width_mult: float = 0.25, budgets
     if key not in _SHARED:
         _SHARED[key] = make_family(tmp_path_factory.mktemp("family"), arch, width_mult, budgets, seed, depth=depth)
     return _SHARED[key]
+
+
+def random_inputs(shape, n: int, seed: int, spread: float = 1.0):
+    """n seeded standard-normal inputs of `shape` (C, H, W) as float32 numpy, times `spread`
+    (the int8 tests' calibration and check inputs)."""
+    return spread * torch.randn(n, *shape, generator=torch.Generator().manual_seed(seed)).numpy()

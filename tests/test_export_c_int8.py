@@ -26,7 +26,7 @@ import pytest
 import torch
 
 from csources import ARM_CC, CFLAGS, KERNELS, M4, kernels_id, runtime
-from families import make_family
+from families import make_family, random_inputs
 from reds import quant
 from reds.export import export
 from reds.family import open as open_family
@@ -39,15 +39,11 @@ LAYOUTS = ("nested", "rowmajor")
 torch.set_num_threads(1)
 
 
-def _inputs(shape, n: int, seed: int, spread: float = 1.0) -> np.ndarray:
-    return spread * torch.randn(n, *shape, generator=torch.Generator().manual_seed(seed)).numpy()
-
-
 @pytest.fixture(scope="module", params=ARCHS)
 def int8_family(request, tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp(f"c8-{request.param}")
     src = make_family(tmp, request.param, 0.25)
-    quant.quantize(src, tmp / "int8", _inputs(open_family(src).spec.input_shape, 128, 1))
+    quant.quantize(src, tmp / "int8", random_inputs(open_family(src).spec.input_shape, 128, 1))
     (tmp / "int8" / "float-source").write_text(str(src))  # for the hash test (not read by reds)
     return tmp / "int8"
 
@@ -61,7 +57,7 @@ def test_c_int8_is_the_integer_reference(int8_family, layout, kernels, tmp_path)
     out = tmp_path / "c"
     body = export(fam, "c", out, layout=layout)
     assert body["c"]["dtype"] == "int8" and body["c"]["layout"] == layout
-    x = _inputs(fam.spec.input_shape, 8, 7, spread=2.0)
+    x = random_inputs(fam.spec.input_shape, 8, 7, spread=2.0)
     costs, outs = compile_run(out, x, kernels=kernels)
     for k, s in enumerate(fam.submodels):
         ref = qf.logits(x, k)
@@ -135,7 +131,7 @@ def test_manifest_records_the_int8_export(int8_family, tmp_path):
 def test_int8_on_the_virtual_m4(tmp_path_factory, capsys):
     tmp = tmp_path_factory.mktemp("q8-qemu")
     src = make_family(tmp, "dscnn-s", 0.25)
-    quant.quantize(src, tmp / "int8", _inputs(open_family(src).spec.input_shape, 128, 1))
+    quant.quantize(src, tmp / "int8", random_inputs(open_family(src).spec.input_shape, 128, 1))
     out = tmp / "bench.json"
     rc = main(["bench", str(tmp / "int8"), "--board", "qemu-m4", "--build", str(tmp / "build"), "--runs", "2",
                "--profile", "--json", str(out)])

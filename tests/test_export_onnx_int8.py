@@ -11,7 +11,7 @@ import onnx
 import pytest
 import torch
 
-from families import make_family
+from families import make_family, random_inputs
 from reds import quant
 from reds.errors import RedsError
 from reds.export import onnx_int8
@@ -22,19 +22,16 @@ ARCHS = ("dscnn-s", "cnn-s", "dscnn-s-img")  # dscnn-s-img: leaky ReLU
 FUSED = {"dscnn-s": "QLinearConv", "cnn-s": "QGemm"}  # ReLU networks run as integer ops
 
 
-def _inputs(fam, n: int, seed: int) -> np.ndarray:
-    return torch.randn(n, *fam.spec.input_shape, generator=torch.Generator().manual_seed(seed)).numpy()
-
 
 @pytest.fixture(scope="module", params=ARCHS)
 def exported(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp(f"o8-{request.param}")
     src = make_family(tmp, request.param, 0.25)
     fam = open_family(src)
-    qf = quant.quantize(src, tmp / "int8", _inputs(fam, 256, 1))
+    qf = quant.quantize(src, tmp / "int8", random_inputs(fam.spec.input_shape, 256, 1))
     out = tmp / "onnx"
     out.mkdir()
-    x = _inputs(fam, 64, 2)  # not the calibration inputs
+    x = random_inputs(fam.spec.input_shape, 64, 2)  # not the calibration inputs
     info = onnx_int8.write(qf, out, x)
     return request.param, qf, out, x, info, src
 
@@ -130,11 +127,11 @@ def test_raw_inputs_and_negative_batch_norm_scales(tmp_path):
     save(src, fam.manifest, net)
     fam = open_family(src)
     raw = InputNorm.from_json(norm).invert
-    qf = quant.quantize(src, tmp_path / "int8", raw(_inputs(fam, 256, 1)))
+    qf = quant.quantize(src, tmp_path / "int8", raw(random_inputs(fam.spec.input_shape, 256, 1)))
     assert any((p.mult < 0).any() for s in qf.steps for p in s.params)
     out = tmp_path / "onnx"
     out.mkdir()
-    x = raw(_inputs(fam, 64, 2))
+    x = raw(random_inputs(fam.spec.input_shape, 64, 2))
     info = onnx_int8.write(qf, out, x)
     for k, name in enumerate(info["files"]):  # the module docstring says why this one is held to 4 steps, not 2
         _check(qf, k, out / name, x, onnx_int8.MAX_STEPS_DEEP)

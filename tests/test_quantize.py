@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from families import make_family
+from families import make_family, random_inputs
 from reds import quant
 from reds.errors import RedsError
 from reds.family import open as open_family
@@ -21,16 +21,13 @@ ARCHS = ("dscnn-s", "cnn-s", "dnn-s", "dscnn-s-img")  # dscnn-s-img: leaky ReLU
 TOLERANCE = 0.05  # of the float logits' range
 
 
-def _inputs(fam, n: int, seed: int) -> np.ndarray:
-    return torch.randn(n, *fam.spec.input_shape, generator=torch.Generator().manual_seed(seed)).numpy()
-
 
 @pytest.fixture(scope="module", params=ARCHS)
 def quantized(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp(f"q-{request.param}")
     src = make_family(tmp, request.param, 0.25)
     fam = open_family(src)
-    qf = quant.quantize(src, tmp / "int8", _inputs(fam, 256, 1))
+    qf = quant.quantize(src, tmp / "int8", random_inputs(fam.spec.input_shape, 256, 1))
     return src, tmp / "int8", fam, qf
 
 
@@ -50,7 +47,7 @@ def _agree(fam, qf, x):
 
 def test_int8_logits_agree_with_float(quantized):
     _, _, fam, qf = quantized
-    _agree(fam, qf, _inputs(fam, 64, 2))  # not the calibration inputs
+    _agree(fam, qf, random_inputs(fam.spec.input_shape, 64, 2))  # not the calibration inputs
 
 
 def test_raw_inputs_and_negative_batch_norm_scales(tmp_path):
@@ -72,17 +69,17 @@ def test_raw_inputs_and_negative_batch_norm_scales(tmp_path):
     save(src, fam.manifest, net)
     fam = open_family(src)
     raw = InputNorm.from_json(norm).invert
-    calib = raw(_inputs(fam, 256, 1))
+    calib = raw(random_inputs(fam.spec.input_shape, 256, 1))
     qf = quant.quantize(src, tmp_path / "int8", calib)
     assert any((p.mult < 0).any() for s in qf.steps for p in s.params)
     assert qf.inputs[0].qa.shape == (10,)
-    _agree(fam, qf, raw(_inputs(fam, 64, 2)))
+    _agree(fam, qf, raw(random_inputs(fam.spec.input_shape, 64, 2)))
 
 
 def test_reopened_family_runs_the_same(quantized):
     _, out, fam, qf = quantized
     again = quant.open(out)
-    x = _inputs(fam, 4, 3)
+    x = random_inputs(fam.spec.input_shape, 4, 3)
     for k in range(len(fam.submodels)):
         np.testing.assert_array_equal(again.run(x, k), qf.run(x, k))
     doc = json.loads((out / "int8.json").read_text())
@@ -146,7 +143,7 @@ def test_a_failed_write_leaves_no_out_dir(quantized, tmp_path, monkeypatch):
     monkeypatch.setattr(np, "savez", boom)
     out = tmp_path / "out"
     with pytest.raises(OSError, match="disk full"):
-        quant.quantize(src, out, _inputs(fam, 8, 4))
+        quant.quantize(src, out, random_inputs(fam.spec.input_shape, 8, 4))
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
@@ -156,11 +153,11 @@ def test_unsupported_architectures_are_refused(tmp_path):
     src = make_family(tmp_path, RESIDUAL, 0.25)
     fam = open_family(src)
     with pytest.raises(RedsError, match="int8 does not support"):
-        quant.quantize(src, tmp_path / "out", _inputs(fam, 4, 0))
+        quant.quantize(src, tmp_path / "out", random_inputs(fam.spec.input_shape, 4, 0))
     assert not (tmp_path / "out").exists()
     deep = make_family(tmp_path, "dscnn-s", 0.25, depth=True)
     with pytest.raises(RedsError, match="skip blocks"):
-        quant.quantize(deep, tmp_path / "out", _inputs(open_family(deep), 4, 0))
+        quant.quantize(deep, tmp_path / "out", random_inputs(open_family(deep).spec.input_shape, 4, 0))
     assert not (tmp_path / "out").exists()
 
 
@@ -178,17 +175,17 @@ def test_the_weight_scale_is_symmetric_per_channel():
 def test_out_dir_may_be_an_earlier_int8_family_but_not_a_foreign_folder(quantized, tmp_path):
     src, _, fam, _ = quantized
     out = tmp_path / "out"
-    quant.quantize(src, out, _inputs(fam, 8, 5))
-    again = quant.quantize(src, out, _inputs(fam, 16, 6))  # replaces the earlier output
+    quant.quantize(src, out, random_inputs(fam.spec.input_shape, 8, 5))
+    again = quant.quantize(src, out, random_inputs(fam.spec.input_shape, 16, 6))  # replaces the earlier output
     assert again.meta["calibration"]["samples"] == 16
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
     with pytest.raises(RedsError, match="not empty"):
-        quant.quantize(src, foreign, _inputs(fam, 8, 5))
+        quant.quantize(src, foreign, random_inputs(fam.spec.input_shape, 8, 5))
     assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
     with pytest.raises(RedsError, match="is the family"):
-        quant.quantize(src, src, _inputs(fam, 8, 5))
+        quant.quantize(src, src, random_inputs(fam.spec.input_shape, 8, 5))
 
 
 # ---- the command line ----------------------------------------------------------------------

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..errors import RedsError
-from ..family import INT8_FILES, OpenFamily
+from ..family import OpenFamily
+from ..quant import is_int8
 from ..ir.cost import BYTES_PER_FLOAT
 from .boards import Board
 
@@ -46,7 +47,7 @@ def precheck(family: OpenFamily, board: Board) -> None:
     absorbed = sum(BYTES_PER_FLOAT * spec.size(by_name[n].out_ch, big.widths) for n in absorbed_biases(spec))
     weights = big.weight_bytes - absorbed  # at least this much goes into flash
     arena = big.arena_bytes
-    if (family.dir / INT8_FILES[0]).is_file():  # int8: a byte per weight and activation, at least
+    if is_int8(family.dir):  # int8: a byte per weight and activation, at least
         weights, arena = weights // BYTES_PER_FLOAT, arena // BYTES_PER_FLOAT
     if weights > board.flash_bytes:
         raise RedsError(f"{family.dir}: does not fit {describe(board)}: its weights alone take {weights:,} B of "

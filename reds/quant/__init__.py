@@ -17,12 +17,11 @@ __all__ = ["QuantFamily", "is_int8", "open", "quantize"]
 
 from ..family import INT8_FILES
 
-INT8_JSON, INT8_NPZ = INT8_FILES  # what makes a family folder an int8 one
 
 
 def is_int8(folder) -> bool:
     """Whether the family folder holds int8 tables (cheap: no torch, nothing read)."""
-    return (Path(folder) / INT8_JSON).is_file()
+    return (Path(folder) / INT8_FILES[0]).is_file()  # int8.json
 
 
 def __getattr__(name: str):

@@ -6,8 +6,10 @@
  * word of it is the pair that SXTB16 makes of a weight word (w0, w2) or (w1, w3): per 4
  * inputs, 2 weight words, 4 SXTB16, 4 buffer words and 8 SMLADs make 16 MACs. A wider
  * input than the buffer runs 4 channels per pixel, packing (x - zx) pairs as it goes.
- * Every other conv runs the reference's loop. Integer sums are exact in any order, so
- * every path gives the reference's bits.
+ * Every other conv (the first conv) reads a copy of its input padded with zx, every
+ * window without bounds checks (window_s8.h); an input too large for the copy runs the
+ * reference's loop. Integer sums are exact in any order, so every path gives the
+ * reference's bits.
  * Reference: kernels/reference/conv2d_s8.c.
  */
 #include <string.h>
@@ -21,7 +23,6 @@
 #include <arm_acle.h>
 
 static inline int32_t sxtb16(int32_t w) { return __sxtb16(w); }
-static inline int32_t sxtab16(int32_t a, int32_t w) { return __sxtab16(a, w); }
 static inline int32_t smlad(int32_t a, int32_t b, int32_t acc) { return __smlad(a, b, acc); }
 #else
 /* bytes 0 and 2 of w, sign-extended to the two halfwords */
@@ -30,12 +31,6 @@ static inline int32_t sxtb16(int32_t w)
     const uint32_t u = (uint32_t)w;
     return (int32_t)(((uint32_t)(int32_t)(int8_t)(u & 0xFFu) & 0xFFFFu) |
                      ((uint32_t)(int32_t)(int8_t)((u >> 16) & 0xFFu) << 16));
-}
-/* a's halfwords plus bytes 0 and 2 of w, sign-extended (each halfword modulo 2^16) */
-static inline int32_t sxtab16(int32_t a, int32_t w)
-{
-    const uint32_t ua = (uint32_t)a, e = (uint32_t)sxtb16(w);
-    return (int32_t)(((ua + e) & 0xFFFFu) | (((ua >> 16) + (e >> 16)) << 16));
 }
 /* acc + lo(a) lo(b) + hi(a) hi(b), the halfwords signed */
 static inline int32_t smlad(int32_t a, int32_t b, int32_t acc)
