@@ -21,6 +21,14 @@ ARCHS = ("dscnn-s", "cnn-s", "dnn-s", "dscnn-s-img")  # dscnn-s-img: leaky ReLU
 TOLERANCE = 0.05  # of the float logits' range
 
 
+def _has(module: str) -> bool:
+    try:
+        __import__(module)
+        return True
+    except Exception:
+        return False
+
+
 
 @pytest.fixture(scope="module", params=ARCHS)
 def quantized(request, tmp_path_factory):
@@ -244,16 +252,27 @@ def test_reds_quantize_on_a_trained_family(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "32 test samples" in text and "int8: the reds integer reference" in text
     assert all(a["samples"] == 32 for a in json.loads((out / "int8.json").read_text())["accuracy"])
-    # exports: C and ONNX are int8; TFLite is refused in one line, writing nothing
+    # exports: C, ONNX and TFLite are int8; the TFLite export calibrates on the family's data,
+    # and data it cannot read is one line, writing nothing
     assert main(["export", str(out), "--format", "onnx", "--out", str(tmp_path / "onnx")]) == 0
     m = json.loads((tmp_path / "onnx" / "manifest.json").read_text())
     assert m["dtype"] == "int8" and all(s["file"].endswith(".int8.onnx") for s in m["submodels"])
     assert all(s["check"]["argmax_agreement"] >= 0.9 for s in m["submodels"])
     capsys.readouterr()
-    assert main(["export", str(out), "--format", "tflite", "--out", str(tmp_path / "tfl")]) == 2
+    assert main(["export", str(out), "--format", "tflite", "--out", str(tmp_path / "tfl"),
+                 "--data-dir", str(tmp_path / "missing.npz")]) == 2
     err = capsys.readouterr().err
-    assert "int8 TFLite is not built yet" in err and len(err.strip().splitlines()) == 1
+    assert "int8 TFLite calibrates on the family's training data" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "tfl").exists()
+    if _has("litert_torch"):
+        assert main(["export", str(out), "--format", "tflite", "--out", str(tmp_path / "tfl")]) == 0
+        text = capsys.readouterr().out
+        m = json.loads((tmp_path / "tfl" / "manifest.json").read_text())
+        assert m["dtype"] == "int8" and [s["file"] for s in m["submodels"]] == [
+            "submodel_0.int8.tflite", "submodel_1.int8.tflite"]
+        assert "argmax agrees with the int8 reference" in text, text
+        for s in m["submodels"]:  # its own calibration inputs: the file and reds agree
+            assert all(s["check"][rt]["argmax_agreement"] >= 0.9 for rt in ("litert", "tflite-micro")), s
 
     # --qat: the float weights fine-tuned first (all submodels, int8 fake-quantized); the int8
     # family holds the tuned weights (a new sha256, float accuracies cleared), the source is untouched

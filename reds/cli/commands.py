@@ -162,13 +162,23 @@ def int8_table(qf) -> str:
 def cmd_export(args) -> None:
     from ..export import command_line, export
 
-    cmd = command_line(args.family, args.format, args.out, args.layout, args.name)
-    m = export(open_family(args.family), args.format, args.out, layout=args.layout, name=args.name, command=cmd)
+    from .. import quant
+
+    fam = open_family(args.family)
+    cmd = command_line(args.family, args.format, args.out, args.layout, args.name, args.data_dir)
+    calib = None
+    if args.format == "tflite" and quant.is_int8(args.family):  # PT2E calibrates on reds quantize's samples
+        calib = _calibration_of(fam, quant.open(args.family), args.data_dir)
+    m = export(fam, args.format, args.out, layout=args.layout, name=args.name, command=cmd, calib=calib)
     subs = m["submodels"]
     print(f"exported {len(subs)} submodels of {m['spec']} to {args.out}: {', '.join(m['files'])}")
     for s in subs:
         chk = s.get("check") or {}
-        if "max_steps" in chk:  # int8 ONNX against the integer reference
+        tfl = [(rt, chk[rt]) for rt in ("litert", "tflite-micro") if rt in chk]
+        if tfl:  # int8 TFLite against the integer reference, per runtime
+            diff = "".join(f", {rt}: argmax agrees with the int8 reference on {c['argmax_agreement']:.1%} of "
+                           f"{c['samples']}, max {c['max_steps']} steps apart" for rt, c in tfl)
+        elif "max_steps" in chk:  # int8 ONNX against the integer reference
             diff = (f", {chk['runtime']} vs the int8 reference: argmax agrees on {chk['argmax_agreement']:.1%} of "
                     f"{chk['samples']} inputs, max {chk['max_steps']} output steps apart")
         else:
@@ -181,6 +191,19 @@ def cmd_export(args) -> None:
               f"{c['table_bytes']:,} B for all submodels = the largest submodel's {c['largest_weight_bytes']:,} B + "
               f"{c['overhead_bytes']:,} B of smaller submodels' {per} and tables ({c['overhead_pct']:.2f} %) "
               f"[{len(subs)} separate models: {c['separate_bytes']:,} B]")
+
+
+def _calibration_of(fam, qf, data_dir):
+    """The training samples `reds quantize` calibrated `qf` on (same count, same seeded draw)."""
+    from ..quant.evaluate import calibration_inputs
+    from ..train.trainer import family_data
+
+    n = int((qf.meta.get("calibration") or {}).get("samples", 512))
+    try:
+        ds = family_data(fam, data_dir)
+    except RedsError as e:
+        raise RedsError(f"int8 TFLite calibrates on the family's training data: {e}") from None
+    return calibration_inputs(fam, ds, n)
 
 
 def cmd_build(args) -> None:

@@ -1,7 +1,8 @@
 """Exporters: an opened family -> C source, ONNX or TFLite, one module per format.
 
 `export(family, fmt, out)` writes every file into a staged folder (an int8 family's, as
-int8: C through `c.int8`, ONNX through `onnx_int8`) and swaps it onto `out`
+int8: C through `c.int8`, ONNX through `onnx_int8`, TFLite through `tflite_int8`, which
+calibrates on the inputs given as `calib`) and swaps it onto `out`
 only when all of it is complete (see `outdir`), with a `manifest.json` (files, budgets,
 widths, MACs, the family's hash, the command). `FORMATS` is the one registry of formats:
 the CLI's choices and the checks below read it.
@@ -33,7 +34,7 @@ class Format:
 FORMATS = {f.name: f for f in [
     Format("c", "c", "C source for the firmware runtime: shared weights, widths table, folded batch norms"),
     Format("onnx", "onnx", "one ONNX graph per submodel, checked in onnxruntime"),
-    Format("tflite", "tflite", "one float32 .tflite per submodel (needs litert-torch)"),
+    Format("tflite", "tflite", "one .tflite per submodel, float32 or (an int8 family) int8 (needs litert-torch)"),
 ]}
 
 
@@ -49,18 +50,21 @@ def check_layout(layout: str) -> str:
     return layout
 
 
-def command_line(family_dir, fmt, out, layout=abi.DEFAULT_LAYOUT, name="reds_model") -> str:
+def command_line(family_dir, fmt, out, layout=abi.DEFAULT_LAYOUT, name="reds_model", data_dir=None) -> str:
     """The CLI command that makes this export (written into the files' provenance)."""
     args = ["reds", "export", str(family_dir), "--format", fmt, "--out", str(out)]
     if fmt == "c":
         args += ["--layout", layout, "--name", name]
+    if data_dir is not None:
+        args += ["--data-dir", str(data_dir)]
     return shlex.join(args)
 
 
 def export(family: OpenFamily, fmt: str, out: str | Path, layout: str = abi.DEFAULT_LAYOUT,
-           name: str = "reds_model", command: str | None = None) -> dict:
+           name: str = "reds_model", command: str | None = None, calib=None) -> dict:
     """Export `family` as `fmt` into the folder `out`; return the manifest written there
-    (plus, for C, the sizes under "c")."""
+    (plus, for C, the sizes under "c"). `calib`: an int8 family's TFLite export calibrates on
+    these float raw features (N x C x H x W: the samples `reds quantize` calibrated on)."""
     f = check_format(fmt)
     module = importlib.import_module(f"{__name__}.{f.module}")
     if fmt == "c":
@@ -73,9 +77,9 @@ def export(family: OpenFamily, fmt: str, out: str | Path, layout: str = abi.DEFA
 
     src = Source(family, command or command_line(family.dir, fmt, out, layout, name))
     fam = src.family
-    if src.quant is not None and fmt == "tflite":
-        raise RedsError(f"{family.dir}: is an int8 family; int8 TFLite is not built yet: export it as "
-                        "--format c or onnx, or export the float family it came from as tflite")
+    if src.quant is not None and fmt == "tflite" and calib is None:
+        raise RedsError(f"{family.dir}: is an int8 family; its int8 TFLite export calibrates on the family's "
+                        "training data: give the calibration inputs (reds export reads them from --data-dir)")
     body = {
         "export_format": fmt, "dtype": "int8" if src.quant is not None else "float32", "command": src.command, "family_hash": src.hash, "arch": fam.arch,
         "spec": src.spec.name, "dataset": fam.dataset, "input_shape": list(src.spec.input_shape),
@@ -90,10 +94,16 @@ def export(family: OpenFamily, fmt: str, out: str | Path, layout: str = abi.DEFA
             body["files"] = info.pop("files")
             body["c"] = info
         else:
-            if src.quant is not None:  # onnx: one QDQ graph per submodel, checked against the integer reference
+            if src.quant is not None and fmt == "onnx":  # one QDQ graph per submodel, checked against the integer reference
                 from . import onnx_int8
 
                 written = onnx_int8.write(src.quant, tmp, command=src.command)
+            elif src.quant is not None:  # tflite: PT2E-quantized per submodel, checked against it too
+                from . import tflite_int8
+
+                written = tflite_int8.write(src, tmp, calib)
+                for s, io in zip(body["submodels"], written["io"]):
+                    s.update(io)
             else:
                 written = module.write(src, tmp)
             body["files"] = written["files"]

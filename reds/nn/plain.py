@@ -157,3 +157,23 @@ class ChannelAffine(nn.Module):
 
     def forward(self, x):
         return x * self.scale + self.shift
+
+
+def merged_bn(model: nn.Module) -> nn.Module:
+    """A `plain_model(..., fold_bn=True)` Sequential with every ChannelAffine right after a
+    conv or dense merged into it (W' = s W, b' = s b + t per output channel), the form an
+    integer converter quantizes as one op. Outputs are the same up to float rounding."""
+    if not isinstance(model, nn.Sequential):
+        raise TypeError("merged_bn takes a Sequential (a network without residual adds)")
+    out: list[nn.Module] = []
+    with torch.no_grad():
+        for m in model:
+            prev = out[-1] if out else None
+            if isinstance(m, ChannelAffine) and isinstance(prev, (nn.Conv2d, nn.Linear)):
+                scale, shift = m.scale.reshape(-1), m.shift.reshape(-1)
+                prev.weight.mul_(scale.reshape(-1, *([1] * (prev.weight.dim() - 1))))
+                bias = prev.bias if prev.bias is not None else torch.zeros_like(scale)
+                prev.bias = nn.Parameter(bias * scale + shift)
+                continue
+            out.append(m)
+    return nn.Sequential(*out).eval()
