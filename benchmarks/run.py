@@ -42,6 +42,10 @@ BENCHMARKS = {
     # int8 vs float on the virtual M4 (instructions per MAC per layer kind, switch, flash, RAM)
     # and dscnn-l's fit on the Nano 33 BLE
     "int8-device": ["benchmarks/int8_device.py"],
+    # reds int8 vs TFLite int8 (LiteRT, TFLite Micro) on the committed family: accuracy, agreement, host speed
+    "int8-tflite": ["benchmarks/int8_tflite.py"],
+    # int8 vs float for dscnn-s, cnn-s, dscnn-l (trains each family first: about an hour on a CPU)
+    "int8-families": ["benchmarks/int8_families.py"],
 }
 
 INTRO = """# Benchmarks
