@@ -461,3 +461,41 @@ def test_int8_kernels_on_an_emulated_cortex_m4(m4_harness, tmp_path):
         bad = np.flatnonzero(got[at:at + want.size] != want)
         assert bad.size == 0, f"{where} on the Cortex-M4: {bad.size} of {want.size} differ"
         at += want.size
+
+
+REQUANT_C = r"""
+#include <stdio.h>
+#include "reds_s8.h"
+/* stdin: lines "x m e"; stdout: reds_requantize(x, m, e) and reds_srdhm(x, m) */
+int main(void)
+{
+    long x, m;
+    int e;
+    while (scanf("%ld %ld %d", &x, &m, &e) == 3)
+        printf("%ld %ld\n", (long)reds_requantize((int32_t)x, (int32_t)m, e), (long)reds_srdhm((int32_t)x, (int32_t)m));
+    return 0;
+}
+"""
+
+
+def test_requantize_in_c_matches_ops_at_the_edges(tmp_path):
+    """reds_s8.h's requantize and srdhm (32-bit, one 64-bit product: no sign branch) against
+    ops on the int32 edges, ties and random values, every shift -31..30 and both signs of M."""
+    src = tmp_path / "rq.c"
+    src.write_text(REQUANT_C)
+    exe = tmp_path / "rq"
+    subprocess.run([CC, *CFLAGS, f"-I{RUNTIME}", str(src), "-o", str(exe)], check=True)
+    rng = np.random.default_rng(3)
+    edges = [ops.INT32_MIN, ops.INT32_MIN + 1, -(1 << 30), -3, -2, -1, 0, 1, 2, 3, 1 << 30, ops.INT32_MAX]
+    xs = np.concatenate([np.repeat(edges, 6), rng.integers(ops.INT32_MIN, ops.INT32_MAX, 3000, endpoint=True),
+                         rng.integers(-4096, 4096, 3000)])
+    ms = rng.integers(1 << 30, 1 << 31, xs.size) * rng.choice([-1, 1], xs.size)
+    ms[:len(edges)] = (1 << 30)  # exact halves: the ties
+    es = rng.integers(-31, 31, xs.size)
+    es[: 6 * len(edges)] = np.tile([-31, -1, 0, 1, 30, -5], len(edges))
+    lines = "".join(f"{x} {m} {e}\n" for x, m, e in zip(xs, ms, es))
+    out = subprocess.run([str(exe)], input=lines, capture_output=True, text=True, check=True).stdout.split()
+    got = np.array(out, dtype=np.int64).reshape(-1, 2)
+    np.testing.assert_array_equal(got[:, 0], ops.requantize(xs, ms, es))
+    np.testing.assert_array_equal(got[:, 1], ops.srdhm(xs, ms))
+    assert int(ops.srdhm(ops.INT32_MIN, ops.INT32_MIN)) == ops.INT32_MAX

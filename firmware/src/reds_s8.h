@@ -79,18 +79,32 @@ static inline int32_t reds_sat32(int64_t x)
 
 /* SaturatingRoundingDoublingHighMul (ops.srdhm, gemmlowp's): the high 32 bits of 2 a b,
  * nudged by 2^30 (1 - 2^30 if negative) and truncated toward zero, so a positive tie
- * rounds up and a negative tie toward zero; INT32_MAX for a == b == INT32_MIN. No 64-bit
- * division (a library call on a Cortex-M): truncating v / 2^31 toward zero is an
- * arithmetic shift of v, plus 2^31 - 1 first when v is negative. */
+ * rounds up and a negative tie toward zero; INT32_MAX for a == b == INT32_MIN. That is
+ * floor((a b + 2^30) / 2^31) for every other pair: for a b >= 0 the truncation is a floor;
+ * for a b < 0, v = a b + 1 - 2^30 < 0 truncates to floor((v + 2^31 - 1) / 2^31), the same.
+ * So one multiply-accumulate (SMLAL on a Cortex-M4) and a shift: no sign branch, no 64-bit
+ * division (a library call on a Cortex-M). Arithmetic right shift of negatives, as
+ * gemmlowp assumes. */
 static inline int32_t reds_srdhm(int32_t a, int32_t b)
 {
-    const int64_t ab = (int64_t)a * (int64_t)b;
-    int64_t v = ab + (ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30)));
     if (a == INT32_MIN && b == INT32_MIN)
         return INT32_MAX;
-    if (v < 0)
-        v += ((int64_t)1 << 31) - 1;
-    return (int32_t)(v >> 31);
+    return (int32_t)(((int64_t)a * (int64_t)b + ((int64_t)1 << 30)) >> 31);
+}
+
+/* reds_srdhm for a requantization multiplier, which is never INT32_MIN (|M| < 2^31). On an
+ * ARMv7-M one SMLAL onto 2^30 (GCC makes a full 64 x 64 multiply of it where the operand
+ * comes from two paths). */
+static inline int32_t reds_srdhm_m(int32_t a, int32_t m)
+{
+#if defined(__GNUC__) && (defined(__ARM_ARCH_7EM__) || defined(__ARM_ARCH_7M__))
+    uint32_t lo = (uint32_t)1 << 30;
+    int32_t hi = 0;
+    __asm__("smlal %0, %1, %2, %3" : "+r"(lo), "+r"(hi) : "r"(a), "r"(m));
+    return (int32_t)((lo >> 31) | ((uint32_t)hi << 1));
+#else
+    return (int32_t)(((int64_t)a * (int64_t)m + ((int64_t)1 << 30)) >> 31);
+#endif
 }
 
 /* x / 2^exp, rounded half away from zero, 0 <= exp <= 31 (gemmlowp's RoundingDivideByPOT,
@@ -104,13 +118,23 @@ static inline int32_t reds_rdbpot(int32_t x, int exp)
     return (x >> exp) + (remainder > threshold ? 1 : 0);
 }
 
-/* ops.requantize: rdbpot(srdhm(sat32(x * 2^max(e, 0)), m), max(-e, 0)). The common
- * case (a multiplier below 1: e <= 0) takes no 64-bit shift. */
+/* sat32(x * 2^e), 0 < e <= 30, in 32 bits */
+static inline int32_t reds_sat_shl(int32_t x, int e)
+{
+    if (x > (INT32_MAX >> e))
+        return INT32_MAX;
+    if (x < (INT32_MIN >> e))
+        return INT32_MIN;
+    return (int32_t)((uint32_t)x << e);
+}
+
+/* ops.requantize: rdbpot(srdhm(sat32(x * 2^max(e, 0)), m), max(-e, 0)), in 32 bits but
+ * for srdhm's one 64-bit product. */
 static inline int32_t reds_requantize(int32_t x, int32_t m, int e)
 {
     if (e > 0)
-        return reds_srdhm(reds_sat32((int64_t)x * ((int64_t)1 << e)), m);
-    return reds_rdbpot(reds_srdhm(x, m), -e);
+        return reds_srdhm_m(reds_sat_shl(x, e), m);
+    return reds_rdbpot(reds_srdhm_m(x, m), -e);
 }
 
 /* The store step of output channel o (ops.store): acc is the sum over the taps without the

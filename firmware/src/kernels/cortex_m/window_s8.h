@@ -63,8 +63,8 @@ REDS_S8_INLINE int8_t store_chan_s8(const chan_s8_t *c, int32_t acc)
 {
     int32_t t = reds_add_sat32(acc, c->bias);
     if (c->left > 0)
-        t = reds_sat32((int64_t)t * ((int64_t)1 << c->left));
-    t = reds_srdhm(t, c->mult);
+        t = reds_sat_shl(t, c->left);
+    t = reds_srdhm_m(t, c->mult);
     t = (t >> c->right) + (((uint32_t)t & c->mask) > c->half + (t < 0 ? 1u : 0u) ? 1 : 0);
     if (c->leaky && t < 0)
         t = reds_requantize(t, c->slope_mult, c->slope_shift);
