@@ -1,10 +1,12 @@
 /*
  * conv2d, int8, optimized for a Cortex-M4 (ACLE DSP instructions where __ARM_FEATURE_DSP,
  * the same arithmetic in plain C99 elsewhere). Pointwise convs (1x1, stride 1, no padding)
- * run 2 pixels x 2 output channels at a time: the 2 pixels' inputs (x - zx) are widened
- * once to int16 in a small buffer, each quad of channels stored (x0, x2, x1, x3), so one
- * word of it is the pair that SXTB16 makes of a weight word (w0, w2) or (w1, w3): per 4
- * inputs, 2 weight words, 4 SXTB16, 4 buffer words and 8 SMLADs make 16 MACs. A wider
+ * run 2 pixels x 2 output channels at a time: the inputs (x - zx) of up to 8 pixel pairs
+ * are widened once to int16 in a small buffer, each quad of channels stored (x0, x2, x1,
+ * x3) for one pixel then the other, so one word of it is the pair that SXTB16 makes of a
+ * weight word (w0, w2) or (w1, w3): per 4 inputs, 2 weight words, 4 SXTB16, 4 buffer
+ * words and 8 SMLADs make 16 MACs; each pair of rows finds its weight chunks and store
+ * steps once per buffer. A wider
  * input than the buffer runs 4 channels per pixel, packing (x - zx) pairs as it goes.
  * Every other conv (the first conv) reads a copy of its input padded with zx, every
  * window without bounds checks (window_s8.h); an input too large for the copy runs the
@@ -14,56 +16,15 @@
  */
 #include <string.h>
 
+#include "dsp_s8.h"
 #include "reds_s8.h"
 #include "rows.h"
 #include "window_s8.h"
-
-/* ---- the DSP instructions, or C with the same results ------------------------------ */
-#if defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32)
-#include <arm_acle.h>
-
-static inline int32_t sxtb16(int32_t w) { return __sxtb16(w); }
-static inline int32_t smlad(int32_t a, int32_t b, int32_t acc) { return __smlad(a, b, acc); }
-#else
-/* bytes 0 and 2 of w, sign-extended to the two halfwords */
-static inline int32_t sxtb16(int32_t w)
-{
-    const uint32_t u = (uint32_t)w;
-    return (int32_t)(((uint32_t)(int32_t)(int8_t)(u & 0xFFu) & 0xFFFFu) |
-                     ((uint32_t)(int32_t)(int8_t)((u >> 16) & 0xFFu) << 16));
-}
-/* acc + lo(a) lo(b) + hi(a) hi(b), the halfwords signed */
-static inline int32_t smlad(int32_t a, int32_t b, int32_t acc)
-{
-    const uint32_t ua = (uint32_t)a, ub = (uint32_t)b;
-    return acc + (int32_t)(int16_t)(ua & 0xFFFFu) * (int16_t)(ub & 0xFFFFu) +
-           (int32_t)(int16_t)(ua >> 16) * (int16_t)(ub >> 16);
-}
-#endif
-
-static inline int32_t ror8(int32_t w)
-{
-    const uint32_t u = (uint32_t)w;
-    return (int32_t)((u >> 8) | (u << 24));
-}
-
-static inline int32_t load4(const int8_t *p)
-{
-    int32_t v;
-    memcpy(&v, p, sizeof v); /* one LDR (the M4 reads unaligned words) */
-    return v;
-}
 
 /* ---- rows.h's row blocking, over int8 weights --------------------------------------- */
 ROW_CHUNKS(row_chunks_s8, chunk_s8_t, int8_t, reds_weights_s8_t)
 
 /* ---- the kernel ---------------------------------------------------------------------- */
-
-/* (lo, hi) as the two halfwords of a word */
-static inline int32_t pack16(int32_t lo, int32_t hi)
-{
-    return (int32_t)(((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16));
-}
 
 /* A pointwise conv's 4 rows o .. o + 3 (nr of them real) over the hw pixels of x. */
 static void pointwise4(const chunk_s8_t *c, unsigned n, uint32_t hw, const int8_t *x, const reds_requant_t *q,
@@ -85,13 +46,13 @@ static void pointwise4(const chunk_s8_t *c, unsigned n, uint32_t hw, const int8_
                 const int32_t x02 = pack16(x0, x2), x13 = pack16(x1, x3);
                 int32_t v;
                 v = load4(w0 + i);
-                a0 = smlad(sxtb16(ror8(v)), x13, smlad(sxtb16(v), x02, a0));
+                a0 = smlad(sxtb16_ror8(v), x13, smlad(sxtb16(v), x02, a0));
                 v = load4(w1 + i);
-                a1 = smlad(sxtb16(ror8(v)), x13, smlad(sxtb16(v), x02, a1));
+                a1 = smlad(sxtb16_ror8(v), x13, smlad(sxtb16(v), x02, a1));
                 v = load4(w2 + i);
-                a2 = smlad(sxtb16(ror8(v)), x13, smlad(sxtb16(v), x02, a2));
+                a2 = smlad(sxtb16_ror8(v), x13, smlad(sxtb16(v), x02, a2));
                 v = load4(w3 + i);
-                a3 = smlad(sxtb16(ror8(v)), x13, smlad(sxtb16(v), x02, a3));
+                a3 = smlad(sxtb16_ror8(v), x13, smlad(sxtb16(v), x02, a3));
             }
             for (; i < hi; ++i) {
                 const int32_t v = (int32_t)xp[i * hw] - zx;
@@ -111,84 +72,104 @@ static void pointwise4(const chunk_s8_t *c, unsigned n, uint32_t hw, const int8_
 /* The 2-pixel path's buffer: 2 pixels x this many input channels (int16), on the stack. */
 #define PW_MAX_CIN 512u
 
-/* Where input channel i sits in the buffer: each quad 4q .. 4q + 3 as (x0, x2, x1, x3). */
-static inline uint32_t quad_pos(uint32_t i) { return (i & ~3u) | ((i & 1u) << 1) | ((i & 2u) >> 1); }
-
-static inline int32_t load2x16(const int16_t *p)
+/* Where input channel i of the 2-pixel buffer's pixel 0 sits (pixel 1: 4 further on): per
+ * quad 4q .. 4q + 3, pixel 0's (x0, x2, x1, x3), then pixel 1's; 8 int16 per quad. */
+static inline uint32_t pw_pos(uint32_t i)
 {
-    int32_t v;
-    memcpy(&v, p, sizeof v); /* one LDR: two int16 */
-    return v;
+    return (i & ~3u) * 2u | ((i & 1u) << 1) | ((i & 2u) >> 1);
 }
 
-/* Rows o, o + 1 (nr of them real) of a pointwise conv at pixels p and p + 1, whose inputs
- * are in b0 and b1 (quad_pos order). */
-static void pointwise2x2(const chunk_s8_t *c, unsigned n, const int16_t *b0, const int16_t *b1, const reds_requant_t *q,
-                         uint32_t o, unsigned nr, uint32_t p, unsigned np, uint32_t hw, int8_t *y)
+/* One quad of inputs at xq (pw_pos order) for rows p0, p1 and both pixels: 2 weight words,
+ * 4 SXTB16, 4 buffer words, 8 SMLADs; a macro over pointwise2x2's accumulators. */
+#define QUAD2X2(xq, p0, p1)                                                                                     \
+    do {                                                                                                        \
+        const int32_t v0_ = load4(p0), v1_ = load4(p1);                                                         \
+        const int32_t w0a_ = sxtb16(v0_), w0b_ = sxtb16_ror8(v0_), w1a_ = sxtb16(v1_), w1b_ = sxtb16_ror8(v1_); \
+        int32_t xa_ = load4(xq), xb_ = load4((xq) + 2);                                                         \
+        a00 = smlad(w0b_, xb_, smlad(w0a_, xa_, a00));                                                          \
+        a10 = smlad(w1b_, xb_, smlad(w1a_, xa_, a10));                                                          \
+        xa_ = load4((xq) + 4);                                                                                  \
+        xb_ = load4((xq) + 6);                                                                                  \
+        a01 = smlad(w0b_, xb_, smlad(w0a_, xa_, a01));                                                          \
+        a11 = smlad(w1b_, xb_, smlad(w1a_, xa_, a11));                                                          \
+    } while (0)
+
+/* Rows o, o + 1 (nr of them real; their store steps k0, k1; their weights w0, w1, cin
+ * each, contiguous) of a pointwise conv at pixels p and p + 1, whose inputs are in b
+ * (pw_pos order). */
+static void pointwise2x2(const int8_t *w0, const int8_t *w1, uint32_t cin, const int16_t *b, const chan_s8_t *k0,
+                         const chan_s8_t *k1, uint32_t o, unsigned nr, uint32_t p, unsigned np, uint32_t hw,
+                         int8_t *y)
 {
     int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0; /* a<row><pixel> */
-    unsigned s;
-    for (s = 0; s < n; ++s) {
-        const uint32_t lo = c[s].lo, hi = c[s].hi;
-        const uint32_t q0 = (lo + 3u) & ~3u, q1 = hi & ~3u; /* the whole quads inside lo .. hi */
-        const int8_t *w0 = c[s].w[0] - lo, *w1 = c[s].w[1] - lo;
-        uint32_t i = lo, head = q0 < q1 ? q0 : hi;
-        for (;;) {
-            for (; i < head; ++i) { /* a segment's first and last inputs, one at a time */
-                const uint32_t d = quad_pos(i);
-                const int32_t x0 = b0[d], x1 = b1[d], v0 = w0[i], v1 = w1[i];
-                a00 += x0 * v0;
-                a01 += x1 * v0;
-                a10 += x0 * v1;
-                a11 += x1 * v1;
-            }
-            if (i >= hi)
-                break;
-            for (; i < q1; i += 4) {
-                const int32_t xa0 = load2x16(b0 + i), xb0 = load2x16(b0 + i + 2);
-                const int32_t xa1 = load2x16(b1 + i), xb1 = load2x16(b1 + i + 2);
-                int32_t v = load4(w0 + i), va = sxtb16(v), vb = sxtb16(ror8(v));
-                a00 = smlad(vb, xb0, smlad(va, xa0, a00));
-                a01 = smlad(vb, xb1, smlad(va, xa1, a01));
-                v = load4(w1 + i);
-                va = sxtb16(v);
-                vb = sxtb16(ror8(v));
-                a10 = smlad(vb, xb0, smlad(va, xa0, a10));
-                a11 = smlad(vb, xb1, smlad(va, xa1, a11));
-            }
-            head = hi;
-        }
+    const int16_t *xq = b, *const xend = b + 2u * (cin & ~3u);
+    const int8_t *p0 = w0, *p1 = w1;
+    uint32_t i;
+    for (; xq < xend; xq += 8, p0 += 4, p1 += 4) /* unrolled further, GCC spills the sums */
+        QUAD2X2(xq, p0, p1);
+    for (i = cin & ~3u; i < cin; ++i) { /* the last 1 to 3 inputs */
+        const uint32_t d = pw_pos(i);
+        const int32_t x0 = b[d], x1 = b[d + 4u], v0 = w0[i], v1 = w1[i];
+        a00 += x0 * v0;
+        a01 += x1 * v0;
+        a10 += x0 * v1;
+        a11 += x1 * v1;
     }
-    y[o * hw + p] = reds_store_s8(q, o, a00);
+    y[o * hw + p] = store_chan_s8(k0, a00);
     if (np > 1)
-        y[o * hw + p + 1] = reds_store_s8(q, o, a01);
+        y[o * hw + p + 1] = store_chan_s8(k0, a01);
     if (nr > 1) {
-        y[(o + 1) * hw + p] = reds_store_s8(q, o + 1, a10);
+        y[(o + 1) * hw + p] = store_chan_s8(k1, a10);
         if (np > 1)
-            y[(o + 1) * hw + p + 1] = reds_store_s8(q, o + 1, a11);
+            y[(o + 1) * hw + p + 1] = store_chan_s8(k1, a11);
     }
 }
 
-/* A pointwise conv of up to PW_MAX_CIN inputs, 2 pixels at a time. */
+/* A pointwise conv of up to PW_MAX_CIN inputs, 2 pixels at a time: as many pixel pairs as
+ * the buffer holds (at most PW_MAX_PAIRS) are widened at once, and each pair of rows finds
+ * its store steps, and copies its weights out of their segments into one contiguous row
+ * each (whole quads, whatever the submodels' widths), once for all of them. */
+#define PW_MAX_PAIRS 8u
 static void pointwise_buffered(const reds_weights_s8_t *w, const reds_requant_t *q, uint32_t cin, uint32_t cout,
                                uint32_t hw, const int8_t *x, int8_t *y)
 {
-    int16_t b[2][PW_MAX_CIN + 4u];
+    union { /* word-aligned: the quads are read a word at a time */
+        int32_t align;
+        int16_t h[2u * (PW_MAX_CIN + 4u)];
+    } buf;
+    int8_t rows[2][PW_MAX_CIN];
     chunk_s8_t c[REDS_MAX_CHUNKS];
+    chan_s8_t k0, k1;
     const int32_t zx = q->zx;
-    uint32_t p, i, o, g;
-    unsigned n, r, np;
-    for (p = 0; p < hw; p += np) {
-        np = hw - p < 2 ? 1u : 2u; /* a last single pixel fills both halves */
-        for (i = 0; i < cin; ++i) {
-            const uint32_t d = quad_pos(i);
-            b[0][d] = (int16_t)((int32_t)x[i * hw + p] - zx);
-            b[1][d] = (int16_t)((int32_t)x[i * hw + p + np - 1u] - zx);
+    const uint32_t per = 2u * ((cin + 3u) & ~3u); /* int16 per pixel pair */
+    const uint32_t room = (uint32_t)(sizeof buf.h / sizeof buf.h[0]) / per;
+    const uint32_t pairs = room < PW_MAX_PAIRS ? room : PW_MAX_PAIRS;
+    uint32_t p, i, o, g, j, nb;
+    unsigned n, r, s;
+    for (p = 0; p < hw; p += 2u * nb) {
+        nb = (hw - p + 1u) / 2u < pairs ? (hw - p + 1u) / 2u : pairs;
+        for (j = 0; j < nb; ++j) {
+            const uint32_t p0 = p + 2u * j, p1 = p0 + 1u < hw ? p0 + 1u : p0; /* a last single pixel: both */
+            int16_t *b = buf.h + j * per;
+            for (i = 0; i < cin; ++i) {
+                const uint32_t d = pw_pos(i);
+                b[d] = (int16_t)((int32_t)x[i * hw + p0] - zx);
+                b[d + 4u] = (int16_t)((int32_t)x[i * hw + p1] - zx);
+            }
         }
         for (o = 0, g = 0; o < cout; o += r) {
             r = cout - o < 2 ? 1u : 2u; /* a last single row repeats row o */
             n = row_chunks_s8(w, &g, o, r, c);
-            pointwise2x2(c, n, b[0], b[1], q, o, r, p, np, hw, y);
+            for (s = 0; s < n; ++s) { /* the chunks cover inputs 0 .. cin - 1 in order */
+                memcpy(rows[0] + c[s].lo, c[s].w[0], c[s].hi - c[s].lo);
+                memcpy(rows[1] + c[s].lo, c[s].w[1], c[s].hi - c[s].lo);
+            }
+            chan_s8(q, o, &k0);
+            chan_s8(q, o + r - 1u, &k1);
+            for (j = 0; j < nb; ++j) {
+                const uint32_t p0 = p + 2u * j;
+                pointwise2x2(rows[0], rows[1], cin, buf.h + j * per, &k0, &k1, o, r, p0, hw - p0 < 2 ? 1u : 2u, hw, y);
+            }
         }
     }
 }

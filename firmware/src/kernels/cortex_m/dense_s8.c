@@ -8,51 +8,9 @@
  */
 #include <string.h>
 
+#include "dsp_s8.h"
 #include "reds_s8.h"
 #include "rows.h"
-
-/* ---- the DSP instructions, or C with the same results ------------------------------ */
-#if defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32)
-#include <arm_acle.h>
-
-static inline int32_t sxtb16(int32_t w) { return __sxtb16(w); }
-static inline int32_t sxtab16(int32_t a, int32_t w) { return __sxtab16(a, w); }
-static inline int32_t smlad(int32_t a, int32_t b, int32_t acc) { return __smlad(a, b, acc); }
-#else
-/* bytes 0 and 2 of w, sign-extended to the two halfwords */
-static inline int32_t sxtb16(int32_t w)
-{
-    const uint32_t u = (uint32_t)w;
-    return (int32_t)(((uint32_t)(int32_t)(int8_t)(u & 0xFFu) & 0xFFFFu) |
-                     ((uint32_t)(int32_t)(int8_t)((u >> 16) & 0xFFu) << 16));
-}
-/* a's halfwords plus bytes 0 and 2 of w, sign-extended (each halfword modulo 2^16) */
-static inline int32_t sxtab16(int32_t a, int32_t w)
-{
-    const uint32_t ua = (uint32_t)a, e = (uint32_t)sxtb16(w);
-    return (int32_t)(((ua + e) & 0xFFFFu) | (((ua >> 16) + (e >> 16)) << 16));
-}
-/* acc + lo(a) lo(b) + hi(a) hi(b), the halfwords signed */
-static inline int32_t smlad(int32_t a, int32_t b, int32_t acc)
-{
-    const uint32_t ua = (uint32_t)a, ub = (uint32_t)b;
-    return acc + (int32_t)(int16_t)(ua & 0xFFFFu) * (int16_t)(ub & 0xFFFFu) +
-           (int32_t)(int16_t)(ua >> 16) * (int16_t)(ub >> 16);
-}
-#endif
-
-static inline int32_t ror8(int32_t w)
-{
-    const uint32_t u = (uint32_t)w;
-    return (int32_t)((u >> 8) | (u << 24));
-}
-
-static inline int32_t load4(const int8_t *p)
-{
-    int32_t v;
-    memcpy(&v, p, sizeof v); /* one LDR (the M4 reads unaligned words) */
-    return v;
-}
 
 /* ---- rows.h's row blocking, over int8 weights --------------------------------------- */
 ROW_CHUNKS(row_chunks_s8, chunk_s8_t, int8_t, reds_weights_s8_t)
@@ -73,16 +31,16 @@ static void dense4(const chunk_s8_t *c, unsigned n, uint32_t e, const int8_t *x,
         const uint32_t len = (c[s].hi - c[s].lo) * e;
         for (t = 0; t + 4 <= len; t += 4) {
             const int32_t xw = load4(xs + t);
-            const int32_t x02 = sxtab16(nz, xw), x13 = sxtab16(nz, ror8(xw));
+            const int32_t x02 = sxtab16(nz, xw), x13 = sxtab16_ror8(nz, xw);
             int32_t v;
             v = load4(w0 + t);
-            a0 = smlad(sxtb16(ror8(v)), x13, smlad(sxtb16(v), x02, a0));
+            a0 = smlad(sxtb16_ror8(v), x13, smlad(sxtb16(v), x02, a0));
             v = load4(w1 + t);
-            a1 = smlad(sxtb16(ror8(v)), x13, smlad(sxtb16(v), x02, a1));
+            a1 = smlad(sxtb16_ror8(v), x13, smlad(sxtb16(v), x02, a1));
             v = load4(w2 + t);
-            a2 = smlad(sxtb16(ror8(v)), x13, smlad(sxtb16(v), x02, a2));
+            a2 = smlad(sxtb16_ror8(v), x13, smlad(sxtb16(v), x02, a2));
             v = load4(w3 + t);
-            a3 = smlad(sxtb16(ror8(v)), x13, smlad(sxtb16(v), x02, a3));
+            a3 = smlad(sxtb16_ror8(v), x13, smlad(sxtb16(v), x02, a3));
         }
         for (; t < len; ++t) {
             const int32_t v = (int32_t)xs[t] - zx;
@@ -111,7 +69,7 @@ static int32_t dense1(const chunk_s8_t *c, unsigned n, uint32_t e, const int8_t 
         for (t = 0; t + 4 <= len; t += 4) {
             const int32_t xw = load4(xs + t), v = load4(ws + t);
             a = smlad(sxtb16(v), sxtab16(nz, xw), a);
-            a = smlad(sxtb16(ror8(v)), sxtab16(nz, ror8(xw)), a);
+            a = smlad(sxtb16_ror8(v), sxtab16_ror8(nz, xw), a);
         }
         for (; t < len; ++t)
             a += ((int32_t)xs[t] - zx) * ws[t];

@@ -12,10 +12,8 @@
 
 #include <string.h>
 
+#include "dsp_s8.h"
 #include "reds_s8.h"
-#if defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32)
-#include <arm_acle.h>
-#endif
 
 /* The reference's window loop, kernels/reference/ref_window_s8.h: beside this file where a
  * build copies the kernel headers into one folder (make, PlatformIO: see
@@ -103,45 +101,19 @@ REDS_S8_INLINE void pad_channel(const reds_layer_t *L, const int8_t *xc, int32_t
         memcpy(buf + (r + L->pad_t) * pw + L->pad_l, xc + r * iw, iw);
 }
 
-#if defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32)
-static inline int32_t ror8_s8(int32_t w)
-{
-    const uint32_t u = (uint32_t)w;
-    return (int32_t)((u >> 8) | (u << 24));
-}
-#endif
-
 /* acc + sum of 4 int8 products a[j] * b[j]: two unaligned words, SXTB16 twice each, two
- * SMLADs (the same sum in C without the DSP instructions). */
+ * SMLADs. */
 REDS_S8_INLINE int32_t dot4_s8(const int8_t *a, const int8_t *b, int32_t acc)
 {
-#if defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32)
-    int32_t u, v;
-    memcpy(&u, a, 4);
-    memcpy(&v, b, 4);
-    acc = __smlad(__sxtb16(u), __sxtb16(v), acc);
-    return __smlad(__sxtb16(ror8_s8(u)), __sxtb16(ror8_s8(v)), acc);
-#else
-    return acc + a[0] * b[0] + a[1] * b[1] + a[2] * b[2] + a[3] * b[3];
-#endif
+    const int32_t u = load4(a), v = load4(b);
+    return smlad(sxtb16_ror8(u), sxtb16_ror8(v), smlad(sxtb16(u), sxtb16(v), acc));
 }
 
-/* (lo, hi) as the two signed halfwords of a word. */
-REDS_S8_INLINE int32_t pair16(int32_t lo, int32_t hi)
-{
-    return (int32_t)(((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16));
-}
-
-/* acc + x[0] w0 + x[1] w1 + x[2] w2, with a = pair16(w0, w2) and b = w1; reads x[3] too. */
+/* acc + x[0] w0 + x[1] w1 + x[2] w2, with a = pack16(w0, w2) and b = w1; reads x[3] too. */
 REDS_S8_INLINE int32_t row3_s8(const int8_t *x, int32_t a, int32_t b, int32_t acc)
 {
-#if defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32)
-    int32_t v;
-    memcpy(&v, x, 4);
-    return __smlabb(__sxtb16(ror8_s8(v)), b, __smlad(__sxtb16(v), a, acc));
-#else
-    return acc + x[0] * (int32_t)(int16_t)(a & 0xFFFF) + x[1] * b + x[2] * (a >> 16);
-#endif
+    const int32_t v = load4(x);
+    return smlabb(sxtb16_ror8(v), b, smlad(sxtb16(v), a, acc));
 }
 
 /* sum x * w over the kh x kw window at xp, rows `stride` apart. */
@@ -176,9 +148,9 @@ REDS_S8_INLINE int32_t window_at_s8(const int8_t *wk, const int8_t *xp, uint32_t
 REDS_S8_INLINE int8_t *dw3x3(const reds_layer_t *L, const int8_t *wk, const int8_t *buf, uint32_t pw, int32_t zw,
                      const chan_s8_t *k, int8_t *y)
 {
-    const int32_t a0 = pair16(wk[0], wk[2]), b0 = wk[1];
-    const int32_t a1 = pair16(wk[3], wk[5]), b1 = wk[4];
-    const int32_t a2 = pair16(wk[6], wk[8]), b2 = wk[7];
+    const int32_t a0 = pack16(wk[0], wk[2]), b0 = wk[1];
+    const int32_t a1 = pack16(wk[3], wk[5]), b1 = wk[4];
+    const int32_t a2 = pack16(wk[6], wk[8]), b2 = wk[7];
     const uint32_t sh = L->sh, sw = L->sw, oh = L->out_h, ow = L->out_w;
     uint32_t oy, ox;
     for (oy = 0; oy < oh; ++oy) {
