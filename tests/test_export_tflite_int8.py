@@ -95,3 +95,20 @@ def test_int8_tflite_needs_calibration_inputs(exported, tmp_path):
     with pytest.raises(RedsError, match="calibration inputs must be"):
         export(open_family(qf.family.dir), "tflite", tmp_path / "bad", calib=np.zeros((3, 1, 2, 2), np.float32))
     assert not (tmp_path / "none").exists() and not (tmp_path / "bad").exists()
+
+
+def test_serve_runners_of_an_int8_family(exported, tmp_path):
+    """`reds serve`'s runners: onnxruntime runs the int8 family's QDQ graphs (float in, float
+    out, near the integer reference); TFLite refuses it in one line (int8 inputs, data needed)."""
+    from reds.device.runners import make_runner
+
+    arch, qf, _, _ = exported
+    fam = open_family(qf.family.dir)
+    runner = make_runner(fam, "onnxruntime", tmp_path)
+    x = random_inputs(fam.spec.input_shape, 8, 3)
+    for k in range(len(fam.submodels)):
+        got = np.stack([runner.run(k, x[i:i + 1]) for i in range(len(x))])
+        a = tflite_int8.agreement(got, qf.logits(x, k), qf.outputs[k].s)
+        assert a["max_steps"] <= 8, (arch, k, a)
+    with pytest.raises(RedsError, match="serve it with --runtime onnxruntime"):
+        make_runner(fam, "tflite", tmp_path / "t")

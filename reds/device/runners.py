@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import RedsError
 from ..export import export
+from ..quant import is_int8
 
 if TYPE_CHECKING:
     from ..family import OpenFamily
@@ -17,13 +18,13 @@ if TYPE_CHECKING:
 
 class OnnxRunner:
 
-    def __init__(self, folder: Path, count: int):
+    def __init__(self, folder: Path, files: list[str]):
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
-        self.sessions = [ort.InferenceSession(str(folder / f"submodel_{k}.onnx"), opts,
-                                              providers=["CPUExecutionProvider"]) for k in range(count)]
+        self.sessions = [ort.InferenceSession(str(folder / f), opts, providers=["CPUExecutionProvider"])
+                         for f in files]
         self.inp = [s.get_inputs()[0].name for s in self.sessions]
 
     def run(self, k: int, x: np.ndarray) -> np.ndarray:
@@ -32,15 +33,15 @@ class OnnxRunner:
 
 class TfliteRunner:
 
-    def __init__(self, folder: Path, count: int):
+    def __init__(self, folder: Path, files: list[str]):
         from ..export.tflite import interpreter_class
 
         cls = interpreter_class()
         if cls is None:
             raise RedsError("no TFLite interpreter: pip install ai-edge-litert (or tflite-runtime with numpy<2)")
         self.its = []
-        for k in range(count):
-            it = cls(model_path=str(folder / f"submodel_{k}.tflite"))
+        for f in files:
+            it = cls(model_path=str(folder / f))
             it.allocate_tensors()
             self.its.append((it, it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]))
 
@@ -55,7 +56,9 @@ RUNNERS = {"onnxruntime": OnnxRunner, "tflite": TfliteRunner}
 
 
 def make_runner(family: OpenFamily, runtime: str, tmp: Path):
-    count = len(family.submodels)
     fmt = "onnx" if runtime == "onnxruntime" else "tflite"
-    export(family, fmt, tmp / fmt)
-    return RUNNERS[runtime](tmp / fmt, count)
+    if fmt == "tflite" and is_int8(family.dir):
+        raise RedsError(f"{family.dir}: is an int8 family; its int8 .tflite files take int8 inputs and need its "
+                        "training data to calibrate: serve it with --runtime onnxruntime (int8 QDQ graphs) or c")
+    m = export(family, fmt, tmp / fmt)  # an int8 family: its int8 graphs, float in and out
+    return RUNNERS[runtime](tmp / fmt, m["files"])
