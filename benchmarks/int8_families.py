@@ -8,7 +8,8 @@ No Google Speech Commands or CIFAR-10 ships here, so the keyword spotters (dscnn
 dscnn-l) train on synth-kws (`reds data synth-kws --per-word 800 --seed 0`: espeak-ng
 voices in the Speech Commands layout, about 13,000 clips) and cnn-s on Fashion-MNIST
 (its input shape follows the data set: 1 x 28 x 28). Each family trains once into
-runs/int8/<arch>/ with the command below (one thread; resumable from its checkpoint),
+runs/int8/<arch>/ (not committed: a family records its data folder's absolute path) with
+the command below (one thread; resumable from its checkpoint),
 short runs on a CPU, not REDS's recipe: the target is int8 against float of the same
 family, not the float accuracy itself. All test samples are used.
 

@@ -153,7 +153,7 @@ def main() -> None:
 
     from reds import quant
     from reds.export import export
-    from reds.export.tflite_int8 import TFLM_ARENA_MIN
+    from reds.export.tflite_int8 import tflm_arena
     from reds.family import open as open_family
     from reds.quant.evaluate import calibration_inputs, raw_features
     from reds.train.trainer import family_data
@@ -170,7 +170,7 @@ def main() -> None:
         q8 = open_family(tmp / "int8")
         export(q8, "c", tmp / "c")
         m = export(q8, "tflite", tmp / "tfl", calib=calib)
-        arena = max(TFLM_ARENA_MIN, 8 * max(s["arena_bytes"] for s in m["submodels"]) + (256 << 10))
+        arena = tflm_arena(max(s["arena_bytes"] for s in m["submodels"]))
         print(f"exported int8 C and {len(m['files'])} int8 .tflite files; testing on {len(y):,} samples", flush=True)
         acc = accuracy_rows(fam, qf, m, tmp / "tfl", x, y, arena)
         speed = speed_rows(qf, m, tmp / "c", tmp / "tfl", tmp, x[0], arena, a)

@@ -250,6 +250,7 @@ def bench_arch(arch: str, width: float, work: Path, args, cc: str, log) -> dict:
     from families import make_family
 
     from reds.export import export
+    from reds.export.tflite_int8 import tflm_arena
     from reds.family import read_manifest
 
     fam_dir = make_family(work, arch, width, BUDGETS, seed=args.seed, name=f"family-{arch}")
@@ -261,7 +262,7 @@ def bench_arch(arch: str, width: float, work: Path, args, cc: str, log) -> dict:
     export(open_family(fam_dir), "tflite", work / "tflite")
     log(f"  {arch}: exported C, ONNX, TFLite in {time.time() - t0:.0f} s")
     x = np.random.default_rng(args.seed).standard_normal(tuple(fam.input_shape)).astype(np.float32)
-    arena = max(1 << 20, 8 * max(s.arena_bytes for s in fam.submodels) + (256 << 10))
+    arena = tflm_arena(max(s.arena_bytes for s in fam.submodels))
     runners = {"reds": CRunner(work / "c", work, x, cc, args.cflags), "onnxruntime": OrtRunner(work / "onnx", K, x),
                "tflite-micro": TflmRunner(work / "tflite", K, x, arena), "litert": LiteRTRunner(work / "tflite", K, x)}
     names = list(RUNTIMES)

@@ -5,6 +5,7 @@ agree with the float family's (PyTorch) in argmax on >= 90 % of 64 inputs, and d
 at most 5 % of the float logits' range (max - min over the batch) anywhere."""
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -19,14 +20,6 @@ from reds.quant import ops
 
 ARCHS = ("dscnn-s", "cnn-s", "dnn-s", "dscnn-s-img")  # dscnn-s-img: leaky ReLU
 TOLERANCE = 0.05  # of the float logits' range
-
-
-def _has(module: str) -> bool:
-    try:
-        __import__(module)
-        return True
-    except Exception:
-        return False
 
 
 
@@ -264,7 +257,7 @@ def test_reds_quantize_on_a_trained_family(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "int8 TFLite calibrates on the family's training data" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "tfl").exists()
-    if _has("litert_torch"):
+    if importlib.util.find_spec("litert_torch") is not None:  # the tflite extra
         assert main(["export", str(out), "--format", "tflite", "--out", str(tmp_path / "tfl")]) == 0
         text = capsys.readouterr().out
         m = json.loads((tmp_path / "tfl" / "manifest.json").read_text())

@@ -112,13 +112,13 @@ def convert(litert_torch, module: torch.nn.Module, calib_norm: torch.Tensor, pat
 
 
 # ---- running a file: LiteRT and TFLite Micro, int8 in, float logits out -------------------------
-def io_quant(path: Path) -> tuple[tuple[float, int], tuple[float, int]]:
+def io_quant(path: Path, arena: int = TFLM_ARENA_MIN) -> tuple[tuple[float, int], tuple[float, int]]:
     """((input scale, zero point), (output scale, zero point)) of an int8 file."""
     it = _litert(path) if interpreter_class() is not None else None
     if it is not None:
         i, o = it.get_input_details()[0], it.get_output_details()[0]
         return _pair(i["quantization"]), _pair(o["quantization"])
-    m = _tflm(path, TFLM_ARENA_MIN)
+    m = _tflm(path, arena)
     return (_pair_tflm(m.get_input_details(0)), _pair_tflm(m.get_output_details(0)))
 
 
@@ -159,17 +159,18 @@ def runtimes() -> list[str]:
 
 def run(path: Path, xq: np.ndarray, runtime: str, arena: int = TFLM_ARENA_MIN) -> np.ndarray:
     """Run the int8 file on int8 inputs xq [N, C, H, W] in `runtime`; dequantized float logits."""
-    (_, _), (so, zo) = io_quant(path)
     out = []
     if runtime == "litert":
         it = _litert(path)
-        i, o = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
+        i, o = it.get_input_details()[0]["index"], it.get_output_details()[0]
+        so, zo = _pair(o["quantization"])
         for s in xq:
             it.set_tensor(i, s[None])
             it.invoke()
-            out.append(it.get_tensor(o)[0].copy())
+            out.append(it.get_tensor(o["index"])[0].copy())
     elif runtime == "tflite-micro":
         it = _tflm(path, arena)
+        so, zo = _pair_tflm(it.get_output_details(0))
         for s in xq:
             it.set_input(s[None], 0)
             it.invoke()
@@ -186,8 +187,10 @@ def agreement(got: np.ndarray, ref: np.ndarray, out_scale: float) -> dict:
             "max_steps": int(np.rint(np.abs(got - ref).max() / out_scale)), "samples": int(len(ref))}
 
 
-def tflm_arena(src: Source) -> int:
-    return max(TFLM_ARENA_MIN, 8 * max(s.arena_bytes for s in src.family.submodels) + (256 << 10))
+def tflm_arena(arena_bytes: int) -> int:
+    """TFLite Micro's arena for a family whose largest reds arena is `arena_bytes` (its
+    interpreter keeps more than the tensors: room to spare)."""
+    return max(TFLM_ARENA_MIN, 8 * arena_bytes + (256 << 10))
 
 
 def write(src: Source, folder: Path, calib: np.ndarray) -> dict:
@@ -205,17 +208,18 @@ def write(src: Source, folder: Path, calib: np.ndarray) -> dict:
     calib_norm = norm.apply(calib_t) if norm is not None else calib_t
     x = calib[:CHECK_SAMPLES]
     have = runtimes()
+    arena = tflm_arena(max(s.arena_bytes for s in src.family.submodels))
     files, checks, io = [], [], []
     for k, sub in enumerate(steps(src.family.submodels, "converting to int8 TFLite")):
         name = file_name(k)
         module = merged_bn(plain_model(src.net, sub.widths, bn=k, fold_bn=True))
         convert(litert_torch, module, calib_norm, folder / name)
-        (si, zi), (so, zo) = io_quant(folder / name)
+        (si, zi), (so, zo) = io_quant(folder / name, arena)
         ref = qf.logits(x, k)
         xq = quantize_features(qf, x, si, zi)
         check = {}
         for rt in have:
-            got = run(folder / name, xq, rt, tflm_arena(src))
+            got = run(folder / name, xq, rt, arena)
             if not np.isfinite(got).all() or got.shape != ref.shape:
                 raise RedsError(f"int8 TFLite submodel {k} gives {got.shape} outputs in {rt} (expected "
                                 f"{ref.shape}, finite); this is a bug in reds, please report it")
