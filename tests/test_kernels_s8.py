@@ -499,3 +499,88 @@ def test_requantize_in_c_matches_ops_at_the_edges(tmp_path):
     np.testing.assert_array_equal(got[:, 0], ops.requantize(xs, ms, es))
     np.testing.assert_array_equal(got[:, 1], ops.srdhm(xs, ms))
     assert int(ops.srdhm(ops.INT32_MIN, ops.INT32_MIN)) == ops.INT32_MAX
+
+
+FAST_STORE_C = r"""
+#include <stdio.h>
+#include "reds_s8.h"
+#include "window_s8.h"
+#ifdef REDS_HARNESS_SEMIHOSTING
+#include "m4_start.h"
+#endif
+/* The fast store (store_fast_s8: SMMLAR, ASRS + ADC, SSAT on a Cortex-M4) against
+ * reds_store_s8 over its whole domain: |acc| < 2^30, 0 < m < 2^31, 1 <= right <= 22, any
+ * zy; the int32 edges of acc, small sums, exact halves (m = 2^30) and xorshift32 draws.
+ * Prints the cases run and how many differ. */
+static uint32_t s = 2463534242u;
+static uint32_t next(void)
+{
+    s ^= s << 13;
+    s ^= s >> 17;
+    s ^= s << 5;
+    return s;
+}
+int main(void)
+{
+    static const int32_t edge[] = {-1073741823, -1073741822, -65536, -3, -2, -1, 0, 1, 2, 3, 65536, 1073741822,
+                                   1073741823};
+    long n = 0, bad = 0;
+    uint32_t i;
+    for (i = 0; i < 60000u; ++i) {
+        const uint32_t kind = i % 4u;
+        int32_t mult = (int32_t)(kind == 0 ? 1u + next() % 0x7FFFFFFFu : (kind == 1 ? 0x40000000u : 0x40000000u + next() % 0x40000000u));
+        int8_t shift = (int8_t)(-(int)(1u + next() % 22u));
+        int32_t acc = i < 13u * 22u ? edge[i % 13u] : (kind == 2 ? (int32_t)(next() % 8193u) - 4096 : (int32_t)(next() % 0x7FFFFFFFu) - 0x3FFFFFFF);
+        reds_requant_t q = {0};
+        int right;
+        if (i < 13u * 22u)
+            shift = (int8_t)(-(int)(1u + i / 13u));
+        q.mult = &mult;
+        q.shift = &shift;
+        q.zy = (int32_t)(next() % 256u) - 128;
+        q.lo = -128;
+        q.hi = 127;
+        right = -shift;
+        ++n;
+        if (store_fast_s8((int32_t)((uint32_t)acc << 1), mult, right, (int32_t)((uint32_t)q.zy << right)) !=
+            reds_store_s8(&q, 0, acc))
+            ++bad;
+    }
+    printf("%ld %ld\n", n, bad);
+    return 0;
+}
+"""
+
+
+def _fast_store_src(tmp_path) -> tuple:
+    src = tmp_path / "fast.c"
+    src.write_text(FAST_STORE_C)
+    return src, [f"-I{RUNTIME}", f"-I{RUNTIME / 'kernels' / 'cortex_m'}", f"-I{REFERENCE}"]
+
+
+def test_fast_store_matches_reds_store_s8(tmp_path):
+    """window_s8.h's fast store (one SMMLAR, the rounding shift as ASRS and ADC, SSAT) gives
+    reds_store_s8's bits over the domain chan_s8 sends it, in the portable C."""
+    src, incs = _fast_store_src(tmp_path)
+    exe = tmp_path / "fast"
+    subprocess.run([CC, *CFLAGS, *incs, str(src), "-o", str(exe)], check=True)
+    n, bad = map(int, subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split())
+    assert n == 60000 and bad == 0, f"{bad} of {n} differ"
+
+
+def test_fast_store_matches_reds_store_s8_on_a_cortex_m4(tmp_path):
+    """The same cases through the DSP instructions, on QEMU's Cortex-M4."""
+    if QEMU is None or not _rdimon():
+        pytest.skip("needs arm-none-eabi-gcc with newlib (rdimon.specs) and qemu-system-arm")
+    src, incs = _fast_store_src(tmp_path)
+    elf = tmp_path / "fast.elf"
+    subprocess.run([ARM_CC, *M4, "-std=c99", "-O2", "-DREDS_HARNESS_SEMIHOSTING", *incs, f"-I{HARNESS.parent}",
+                    str(src), "--specs=rdimon.specs",
+                    "-Wl,-Ttext-segment=0x400", "-Wl,-z,max-page-size=0x400", "-Wl,--section-start=.vectors=0",
+                    "-o", str(elf)], check=True)
+    r = subprocess.run([QEMU, "-M", "mps2-an386", "-display", "none", "-monitor", "none", "-nodefaults",
+                        "-semihosting-config", "enable=on,target=native", "-kernel", str(elf)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
+    n, bad = map(int, r.stdout.split())
+    assert n == 60000 and bad == 0, f"{bad} of {n} differ on the Cortex-M4"

@@ -69,92 +69,134 @@ static void pointwise4(const chunk_s8_t *c, unsigned n, uint32_t hw, const int8_
     }
 }
 
-/* The 2-pixel path's buffer: 2 pixels x this many input channels (int16), on the stack. */
+/* The buffered path's limit on input channels (its buffers are on the stack). */
 #define PW_MAX_CIN 512u
+#define PW_MAX_QUADS (PW_MAX_CIN / 4u)
+/* Pixel pairs widened at once: each row pair's weights are widened once for all of them. */
+#define PW_MAX_PAIRS 16u
 
-/* Where input channel i of the 2-pixel buffer's pixel 0 sits (pixel 1: 4 further on): per
- * quad 4q .. 4q + 3, pixel 0's (x0, x2, x1, x3), then pixel 1's; 8 int16 per quad. */
-static inline uint32_t pw_pos(uint32_t i)
-{
-    return (i & ~3u) * 2u | ((i & 1u) << 1) | ((i & 2u) >> 1);
-}
-
-/* One quad of inputs at xq (pw_pos order) for rows p0, p1 and both pixels: 2 weight words,
- * 4 SXTB16, 4 buffer words, 8 SMLADs; a macro over pointwise2x2's accumulators. */
-#define QUAD2X2(xq, p0, p1)                                                                                     \
+/* Two quads of pointwise_rows2 at a time, from w and x (moved on) until x reaches end:
+ * per quad 2 LDRDs of inputs, 2 of weights, 8 SMLADs. Inline assembly on a Cortex-M4:
+ * GCC, left to itself, makes 16 LDRs of the 16 words and a spill. */
+#if REDS_DSP
+#define QUAD2X2_ASM                                                                                             \
+    "ldrd %[xa], %[xb], [%[x]], #8\n\t"                                                                         \
+    "ldrd %[xc], %[xd], [%[x]], #8\n\t"                                                                         \
+    "ldrd %[wa], %[wb], [%[w]], #8\n\t"                                                                         \
+    "smlad %[a00], %[wa], %[xa], %[a00]\n\t"                                                                    \
+    "smlad %[a01], %[wa], %[xc], %[a01]\n\t"                                                                    \
+    "smlad %[a00], %[wb], %[xb], %[a00]\n\t"                                                                    \
+    "smlad %[a01], %[wb], %[xd], %[a01]\n\t"                                                                    \
+    "ldrd %[wa], %[wb], [%[w]], #8\n\t"                                                                         \
+    "smlad %[a10], %[wa], %[xa], %[a10]\n\t"                                                                    \
+    "smlad %[a11], %[wa], %[xc], %[a11]\n\t"                                                                    \
+    "smlad %[a10], %[wb], %[xb], %[a10]\n\t"                                                                    \
+    "smlad %[a11], %[wb], %[xd], %[a11]\n\t"
+#define QUADS2X2(w, x, end, a00, a01, a10, a11)                                                                 \
     do {                                                                                                        \
-        const int32_t v0_ = load4(p0), v1_ = load4(p1);                                                         \
-        const int32_t w0a_ = sxtb16(v0_), w0b_ = sxtb16_ror8(v0_), w1a_ = sxtb16(v1_), w1b_ = sxtb16_ror8(v1_); \
-        int32_t xa_ = load4(xq), xb_ = load4((xq) + 2);                                                         \
-        a00 = smlad(w0b_, xb_, smlad(w0a_, xa_, a00));                                                          \
-        a10 = smlad(w1b_, xb_, smlad(w1a_, xa_, a10));                                                          \
-        xa_ = load4((xq) + 4);                                                                                  \
-        xb_ = load4((xq) + 6);                                                                                  \
-        a01 = smlad(w0b_, xb_, smlad(w0a_, xa_, a01));                                                          \
-        a11 = smlad(w1b_, xb_, smlad(w1a_, xa_, a11));                                                          \
+        int32_t xa_, xb_, xc_, xd_, wa_, wb_;                                                                   \
+        __asm__ volatile("1:\n\t" QUAD2X2_ASM QUAD2X2_ASM "cmp %[x], %[end]\n\t"                                \
+                         "bne 1b\n\t"                                                                           \
+                         : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [x] "+r"(x),     \
+                           [w] "+r"(w), [xa] "=&r"(xa_), [xb] "=&r"(xb_), [xc] "=&r"(xc_), [xd] "=&r"(xd_),     \
+                           [wa] "=&r"(wa_), [wb] "=&r"(wb_)                                                     \
+                         : [end] "r"(end)                                                                       \
+                         : "cc", "memory");                                                                     \
     } while (0)
+#else
+#define QUADS2X2(w, x, end, a00, a01, a10, a11)                                                                 \
+    do {                                                                                                        \
+        for (; x < end; x += 4, w += 4) {                                                                       \
+            a00 = smlad(w[1], x[1], smlad(w[0], x[0], a00));                                                    \
+            a01 = smlad(w[1], x[3], smlad(w[0], x[2], a01));                                                    \
+            a10 = smlad(w[3], x[1], smlad(w[2], x[0], a10));                                                    \
+            a11 = smlad(w[3], x[3], smlad(w[2], x[2], a11));                                                    \
+        }                                                                                                       \
+    } while (0)
+#endif
 
-/* Rows o, o + 1 (nr of them real; their store steps k0, k1; their weights w0, w1, cin
- * each, contiguous) of a pointwise conv at pixels p and p + 1, whose inputs are in b
- * (pw_pos order). */
-static void pointwise2x2(const int8_t *w0, const int8_t *w1, uint32_t cin, const int16_t *b, const chan_s8_t *k0,
-                         const chan_s8_t *k1, uint32_t o, unsigned nr, uint32_t p, unsigned np, uint32_t hw,
-                         int8_t *y)
+/* Rows o, o + 1 (k0, k1 their steps; nr of them real) of a pointwise conv over nb pixel
+ * pairs from pixel p: wq holds both rows' weights widened, per quad of inputs row o's
+ * (w0, w2), (w1, w3), then row o + 1's; xb the pairs' inputs, doubled 2 (x - zx), per quad
+ * pixel 0's (x0, x2), (x1, x3), then pixel 1's, 4 quads words a pair. Per quad: 8 words
+ * (LDRD) and 8 SMLADs make 16 MACs, two quads a turn. The sums are doubled, as
+ * store_fast_s8 takes them. */
+static __attribute__((noinline)) void pointwise_rows2(const int32_t *wq, uint32_t quads, const int32_t *xb, uint32_t nb, const chan_s8_t *k0,
+                            const chan_s8_t *k1, unsigned nr, uint32_t p, uint32_t hw, int8_t *y)
 {
-    int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0; /* a<row><pixel> */
-    const int16_t *xq = b, *const xend = b + 2u * (cin & ~3u);
-    const int8_t *p0 = w0, *p1 = w1;
-    uint32_t i;
-    for (; xq < xend; xq += 8, p0 += 4, p1 += 4) /* unrolled further, GCC spills the sums */
-        QUAD2X2(xq, p0, p1);
-    for (i = cin & ~3u; i < cin; ++i) { /* the last 1 to 3 inputs */
-        const uint32_t d = pw_pos(i);
-        const int32_t x0 = b[d], x1 = b[d + 4u], v0 = w0[i], v1 = w1[i];
-        a00 += x0 * v0;
-        a01 += x1 * v0;
-        a10 += x0 * v1;
-        a11 += x1 * v1;
-    }
-    y[o * hw + p] = store_chan_s8(k0, a00);
-    if (np > 1)
-        y[o * hw + p + 1] = store_chan_s8(k0, a01);
-    if (nr > 1) {
-        y[(o + 1) * hw + p] = store_chan_s8(k1, a10);
-        if (np > 1)
-            y[(o + 1) * hw + p + 1] = store_chan_s8(k1, a11);
+    const int32_t i0 = 2 * k0->init, i1 = 2 * k1->init;
+    const uint32_t words = 4u * quads;
+    uint32_t j;
+    for (j = 0; j < nb; ++j, xb += words, p += 2u) {
+        const int32_t *w = wq, *x = xb;
+        const int32_t *const end = xb + (words & ~7u);
+        int32_t a00 = i0, a01 = i0, a10 = i1, a11 = i1; /* a<row><pixel> */
+        int32_t wa, wb;
+        if (x < end)
+            QUADS2X2(w, x, end, a00, a01, a10, a11);
+        if (words & 4u) { /* an odd last quad */
+            wa = w[0];
+            wb = w[1];
+            a00 = smlad(wb, x[1], smlad(wa, x[0], a00));
+            a01 = smlad(wb, x[3], smlad(wa, x[2], a01));
+            wa = w[2];
+            wb = w[3];
+            a10 = smlad(wb, x[1], smlad(wa, x[0], a10));
+            a11 = smlad(wb, x[3], smlad(wa, x[2], a11));
+        }
+        y[p] = store2_s8(k0, a00);
+        if (p + 1u < hw)
+            y[p + 1u] = store2_s8(k0, a01);
+        if (nr > 1) {
+            y[hw + p] = store2_s8(k1, a10);
+            if (p + 1u < hw)
+                y[hw + p + 1u] = store2_s8(k1, a11);
+        }
     }
 }
 
-/* A pointwise conv of up to PW_MAX_CIN inputs, 2 pixels at a time: as many pixel pairs as
- * the buffer holds (at most PW_MAX_PAIRS) are widened at once, and each pair of rows finds
- * its store steps, and copies its weights out of their segments into one contiguous row
- * each (whole quads, whatever the submodels' widths), once for all of them. */
-#define PW_MAX_PAIRS 8u
+/* A pointwise conv of up to PW_MAX_CIN inputs, 2 pixels x 2 rows at a time: as many pixel
+ * pairs as the buffer holds (at most PW_MAX_PAIRS) are widened at once, and each pair of
+ * rows copies its weights out of their segments (whatever the submodels' widths) and
+ * widens them once for all of them. The last quad is padded with zeros (weights and
+ * inputs), a last single pixel is its own pair. */
 static void pointwise_buffered(const reds_weights_s8_t *w, const reds_requant_t *q, uint32_t cin, uint32_t cout,
                                uint32_t hw, const int8_t *x, int8_t *y)
 {
-    union { /* word-aligned: the quads are read a word at a time */
-        int32_t align;
-        int16_t h[2u * (PW_MAX_CIN + 4u)];
-    } buf;
+    int32_t xb[4u * PW_MAX_QUADS * 2u]; /* 2 pairs of PW_MAX_CIN, 16 of 64 (4 KB) */
+    int32_t wq[4u * PW_MAX_QUADS];
     int8_t rows[2][PW_MAX_CIN];
     chunk_s8_t c[REDS_MAX_CHUNKS];
     chan_s8_t k0, k1;
-    const int32_t zx = q->zx;
-    const uint32_t per = 2u * ((cin + 3u) & ~3u); /* int16 per pixel pair */
-    const uint32_t room = (uint32_t)(sizeof buf.h / sizeof buf.h[0]) / per;
+    const int32_t zx2 = 2 * q->zx;
+    const uint32_t quads = (cin + 3u) / 4u, words = 4u * quads, room = (uint32_t)(sizeof xb / sizeof xb[0]) / words;
     const uint32_t pairs = room < PW_MAX_PAIRS ? room : PW_MAX_PAIRS;
     uint32_t p, i, o, g, j, nb;
     unsigned n, r, s;
+    memset(rows, 0, sizeof rows); /* the last quad's padding */
     for (p = 0; p < hw; p += 2u * nb) {
         nb = (hw - p + 1u) / 2u < pairs ? (hw - p + 1u) / 2u : pairs;
         for (j = 0; j < nb; ++j) {
             const uint32_t p0 = p + 2u * j, p1 = p0 + 1u < hw ? p0 + 1u : p0; /* a last single pixel: both */
-            int16_t *b = buf.h + j * per;
-            for (i = 0; i < cin; ++i) {
-                const uint32_t d = pw_pos(i);
-                b[d] = (int16_t)((int32_t)x[i * hw + p0] - zx);
-                b[d + 4u] = (int16_t)((int32_t)x[i * hw + p1] - zx);
+            int32_t *b = xb + j * words;
+            for (i = 0; i + 1u < quads || (i < quads && (cin & 3u) == 0); ++i, b += 4) {
+                const int8_t *x0 = x + 4u * i * hw + p0, *x1 = x0 + (p1 - p0);
+                b[0] = pack16(2 * x0[0] - zx2, 2 * x0[2u * hw] - zx2);
+                b[1] = pack16(2 * x0[hw] - zx2, 2 * x0[3u * hw] - zx2);
+                b[2] = pack16(2 * x1[0] - zx2, 2 * x1[2u * hw] - zx2);
+                b[3] = pack16(2 * x1[hw] - zx2, 2 * x1[3u * hw] - zx2);
+            }
+            if (i < quads) { /* a last quad of 1 to 3 inputs: the rest 0 */
+                int32_t v[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+                uint32_t t;
+                for (t = 0; 4u * i + t < cin; ++t) {
+                    v[t] = 2 * x[(4u * i + t) * hw + p0] - zx2;
+                    v[4u + t] = 2 * x[(4u * i + t) * hw + p1] - zx2;
+                }
+                b[0] = pack16(v[0], v[2]);
+                b[1] = pack16(v[1], v[3]);
+                b[2] = pack16(v[4], v[6]);
+                b[3] = pack16(v[5], v[7]);
             }
         }
         for (o = 0, g = 0; o < cout; o += r) {
@@ -164,12 +206,16 @@ static void pointwise_buffered(const reds_weights_s8_t *w, const reds_requant_t 
                 memcpy(rows[0] + c[s].lo, c[s].w[0], c[s].hi - c[s].lo);
                 memcpy(rows[1] + c[s].lo, c[s].w[1], c[s].hi - c[s].lo);
             }
-            chan_s8(q, o, &k0);
-            chan_s8(q, o + r - 1u, &k1);
-            for (j = 0; j < nb; ++j) {
-                const uint32_t p0 = p + 2u * j;
-                pointwise2x2(rows[0], rows[1], cin, buf.h + j * per, &k0, &k1, o, r, p0, hw - p0 < 2 ? 1u : 2u, hw, y);
+            for (i = 0; i < quads; ++i) {
+                const int32_t v0 = load4(rows[0] + 4u * i), v1 = load4(rows[1] + 4u * i);
+                wq[4u * i] = sxtb16(v0);
+                wq[4u * i + 1u] = sxtb16_ror8(v0);
+                wq[4u * i + 2u] = sxtb16(v1);
+                wq[4u * i + 3u] = sxtb16_ror8(v1);
             }
+            chan_s8(q, o, cin, &k0);
+            chan_s8(q, o + r - 1u, cin, &k1);
+            pointwise_rows2(wq, quads, xb, nb, &k0, &k1, r, p, hw, y + o * hw);
         }
     }
 }
@@ -197,7 +243,7 @@ static void conv_general(const reds_layer_t *L, const reds_weights_s8_t *w, cons
             for (o = G->o0; o < G->o1; ++o) {
                 const int8_t *wk = w->base + S->off + o * S->step;
                 chan_s8_t k;
-                chan_s8(q, o, &k);
+                chan_s8(q, o, w->elem, &k);
                 channel_s8(L, wk, buf, pw, zx * weight_sum_s8(wk, w->elem), &k, y + o * out_hw);
             }
         }
@@ -209,7 +255,7 @@ static void conv_general(const reds_layer_t *L, const reds_weights_s8_t *w, cons
             int8_t *yo = y + o * out_hw;
             int32_t zw = 0; /* zx times the row's weight sum */
             chan_s8_t k;
-            chan_s8(q, o, &k);
+            chan_s8(q, o, cin * w->elem, &k);
             for (s = 0; s < G->n; ++s) {
                 const reds_seg_t *S = &w->segs[G->first + s];
                 zw += weight_sum_s8(w->base + S->off + o * S->step, (S->hi - S->lo) * w->elem);
@@ -218,7 +264,7 @@ static void conv_general(const reds_layer_t *L, const reds_weights_s8_t *w, cons
             for (oy = 0; oy < L->out_h; ++oy) {
                 for (ox = 0; ox < L->out_w; ++ox) {
                     const uint32_t at = (uint32_t)oy * L->sh * pw + (uint32_t)ox * L->sw;
-                    int32_t acc = 0;
+                    int32_t acc = k.init;
                     for (s = 0; s < G->n; ++s) {
                         const reds_seg_t *S = &w->segs[G->first + s];
                         const int8_t *ws = w->base + S->off + o * S->step;

@@ -6,6 +6,8 @@
  * reference's loop.
  * Reference: kernels/reference/depthwise_conv2d_s8.c.
  */
+#include <string.h>
+
 #include "reds_s8.h"
 #include "window_s8.h"
 
@@ -18,18 +20,20 @@ void reds_depthwise_conv2d_s8(const reds_layer_t *L, const int8_t *weight, const
     int8_t buf[PAD_MAX_BYTES];
     uint32_t ch;
     int32_t oy, ox;
+    if (fits)
+        memset(buf, zx, padded_size(L));
     for (ch = 0; ch < c; ++ch) {
         const int8_t *wk = weight + ch * ksize, *xc = x + ch * in_hw;
         const int32_t zw = zx * weight_sum_s8(wk, ksize);
         chan_s8_t k;
-        chan_s8(q, ch, &k);
+        chan_s8(q, ch, ksize, &k);
         if (!fits) {
             for (oy = 0; oy < L->out_h; ++oy)
                 for (ox = 0; ox < L->out_w; ++ox)
-                    *y++ = store_chan_s8(&k, window_dot_s8(L, wk, xc, zx, oy, ox));
+                    *y++ = store_chan_s8(&k, k.init + window_dot_s8(L, wk, xc, zx, oy, ox));
             continue;
         }
-        pad_channel(L, xc, zx, buf);
+        pad_copy(L, xc, buf); /* the padding, the same for every channel, was filled once */
         y = channel_s8(L, wk, buf, pw, zw, &k, y);
     }
 }

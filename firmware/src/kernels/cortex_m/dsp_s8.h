@@ -31,6 +31,23 @@ static inline int32_t sxtab16_ror8(int32_t a, int32_t w)
 }
 static inline int32_t smlad(int32_t a, int32_t b, int32_t acc) { return __smlad(a, b, acc); }
 static inline int32_t smlabb(int32_t a, int32_t b, int32_t acc) { return __smlabb(a, b, acc); }
+static inline int32_t smlatb(int32_t a, int32_t b, int32_t acc) { return __smlatb(a, b, acc); }
+/* c + ((a b + 2^31) >> 32): SMMLAR */
+static inline int32_t smmlar(int32_t a, int32_t b, int32_t c)
+{
+    int32_t r;
+    __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(c));
+    return r;
+}
+/* (x >> e) + bit e - 1 of x, 1 <= e <= 31: ASRS by a register leaves that bit in the carry */
+static inline int32_t asr_round(int32_t x, int32_t e)
+{
+    int32_t r;
+    __asm__("asrs %0, %1, %2\n\tadc %0, %0, #0" : "=&r"(r) : "r"(x), "r"(e) : "cc");
+    return r;
+}
+/* v clamped to -128 .. 127: SSAT */
+static inline int32_t ssat8(int32_t v) { return __ssat(v, 8); }
 #else
 /* bytes 0 and 2 of w, sign-extended to the two halfwords */
 static inline int32_t sxtb16(int32_t w)
@@ -59,6 +76,20 @@ static inline int32_t smlabb(int32_t a, int32_t b, int32_t acc)
 {
     return acc + (int32_t)(int16_t)((uint32_t)a & 0xFFFFu) * (int16_t)((uint32_t)b & 0xFFFFu);
 }
+/* acc + hi(a) lo(b), signed */
+static inline int32_t smlatb(int32_t a, int32_t b, int32_t acc)
+{
+    return acc + (int32_t)(int16_t)((uint32_t)a >> 16) * (int16_t)((uint32_t)b & 0xFFFFu);
+}
+/* c + ((a b + 2^31) >> 32), arithmetic (modulo 2^32) */
+static inline int32_t smmlar(int32_t a, int32_t b, int32_t c)
+{
+    return (int32_t)((uint32_t)c + (uint32_t)(int32_t)(((int64_t)a * (int64_t)b + ((int64_t)1 << 31)) >> 32));
+}
+/* (x >> e) + bit e - 1 of x, 1 <= e <= 31 */
+static inline int32_t asr_round(int32_t x, int32_t e) { return (x >> e) + ((x >> (e - 1)) & 1); }
+/* v clamped to -128 .. 127 */
+static inline int32_t ssat8(int32_t v) { return v < -128 ? -128 : (v > 127 ? 127 : v); }
 #endif
 
 /* 4 bytes as a word: one LDR (the M4 reads unaligned words) */

@@ -30,17 +30,26 @@
 #include REDS_REF_WINDOW_S8
 
 /* Output channel o's store step (reds_store_s8), its values loaded once and the rounding
- * divide's mask precomputed. */
+ * divide's mask precomputed. Where the sums cannot reach 2^30 with the bias in them and the
+ * step is the common one (a positive multiplier and a right shift of 1 to 22, no leaky
+ * ReLU, the whole int8 range), the bias starts the sum (init) and the store is
+ * store_fast_s8; else init is 0. */
 typedef struct {
     int32_t bias, mult, lo, hi, zy, slope_mult; /* lo, hi: the clamp less zy */
     int left, right;                            /* the multiplier's shift: 2^left, then / 2^right */
     uint32_t mask, half;                        /* 2^right - 1 and its half (reds_rdbpot's) */
     int slope_shift, leaky;
+    int32_t init; /* what a sum starts from: the bias where fast, else 0 */
+    int32_t zr;   /* zy 2^right, where fast */
+    int fast;
 } chan_s8_t;
 
-REDS_S8_INLINE void chan_s8(const reds_requant_t *q, uint32_t o, chan_s8_t *c)
+/* Channel o's step, for sums of `taps` products (x - zx) w, each at most 255 x 128 (twice
+ * that bound, so that a sum from x w less zx times the weight sum stays in range too). */
+REDS_S8_INLINE void chan_s8(const reds_requant_t *q, uint32_t o, uint32_t taps, chan_s8_t *c)
 {
     const int e = q->shift[o];
+    uint64_t most;
     c->bias = q->bias ? q->bias[o] : 0;
     c->mult = q->mult[o];
     c->left = e > 0 ? e : 0;
@@ -53,13 +62,31 @@ REDS_S8_INLINE void chan_s8(const reds_requant_t *q, uint32_t o, chan_s8_t *c)
     c->leaky = q->leaky;
     c->slope_mult = q->slope_mult;
     c->slope_shift = q->slope_shift;
+    most = (uint64_t)taps * (2u * 255u * 128u) + (uint64_t)(c->bias < 0 ? -(int64_t)c->bias : c->bias);
+    c->fast = e <= -1 && e >= -22 && c->mult > 0 && !q->leaky && q->lo == -128 && q->hi == 127 &&
+              most < ((uint64_t)1 << 30);
+    c->init = c->fast ? c->bias : 0;
+    c->zr = c->fast ? (int32_t)((uint32_t)q->zy << c->right) : 0;
 }
 
-/* reds_store_s8 with c's values: the same arithmetic (reds_requantize, its rounding divide
- * with the mask precomputed), so the same bits. */
+/* The fast store of a doubled sum a = 2 acc (|acc| < 2^30, the bias in it), 1 <= right <=
+ * 22, m > 0, zr = zy 2^right: the same bits as reds_store_s8, in 5 instructions.
+ * srdhm(acc, m) = floor((acc m + 2^30) / 2^31) = (a m + 2^31) >> 32 =: t. rdbpot(t, right) is
+ * floor((t' + 2^(right-1)) / 2^right) with t' = t - (t < 0): t' >> right plus the last bit
+ * shifted out (ASRS, ADC), and zy joins as zr before the shift (it leaves the low bits be).
+ * t < 0 only where acc < 0, and where acc < 0 but t = 0, t' = -1 rounds to 0 too: so
+ * t' + zr = SMMLAR(a, m, zr + (a >> 31)). The clamp to the int8 range is SSAT. */
+REDS_S8_INLINE int8_t store_fast_s8(int32_t a, int32_t mult, int32_t right, int32_t zr)
+{
+    return (int8_t)ssat8(asr_round(smmlar(a, mult, zr + (a >> 31)), right));
+}
+
 REDS_S8_INLINE int8_t store_chan_s8(const chan_s8_t *c, int32_t acc)
 {
-    int32_t t = reds_add_sat32(acc, c->bias);
+    int32_t t;
+    if (c->fast)
+        return store_fast_s8((int32_t)((uint32_t)acc << 1), c->mult, c->right, c->zr);
+    t = reds_add_sat32(acc, c->bias);
     if (c->left > 0)
         t = reds_sat_shl(t, c->left);
     t = reds_srdhm_m(t, c->mult);
@@ -68,6 +95,13 @@ REDS_S8_INLINE int8_t store_chan_s8(const chan_s8_t *c, int32_t acc)
         t = reds_requantize(t, c->slope_mult, c->slope_shift);
     t = t < c->lo ? c->lo : (t > c->hi ? c->hi : t);
     return (int8_t)(t + c->zy);
+}
+
+/* The store of a doubled sum a, from 2 init: store_fast_s8 where c is fast, else
+ * store_chan_s8 of a / 2 (init is 0 there, so a is even). */
+REDS_S8_INLINE int8_t store2_s8(const chan_s8_t *c, int32_t a)
+{
+    return c->fast ? store_fast_s8(a, c->mult, c->right, c->zr) : store_chan_s8(c, a >> 1);
 }
 
 /* The sum of a kernel's weights (kh * kw of them). */
@@ -91,14 +125,28 @@ REDS_S8_INLINE uint32_t padded_size(const reds_layer_t *L)
     return ((uint32_t)L->in_h + L->pad_t + L->pad_b) * padded_w(L);
 }
 
+/* Input channel xc into buf's inside (rows of padded_w, from pad_t, pad_l), a word at a
+ * time: the padding is left as it is. */
+REDS_S8_INLINE void pad_copy(const reds_layer_t *L, const int8_t *xc, int8_t *buf)
+{
+    const uint32_t pw = padded_w(L), iw = L->in_w;
+    uint32_t r, j;
+    for (r = 0; r < L->in_h; ++r, xc += iw) {
+        int8_t *d = buf + (r + L->pad_t) * pw + L->pad_l;
+        for (j = 0; j + 4u <= iw; j += 4u) {
+            const int32_t v = load4(xc + j);
+            memcpy(d + j, &v, sizeof v);
+        }
+        for (; j < iw; ++j)
+            d[j] = xc[j];
+    }
+}
+
 /* Input channel xc into buf (padded_size bytes), the padding filled with zx. */
 REDS_S8_INLINE void pad_channel(const reds_layer_t *L, const int8_t *xc, int32_t zx, int8_t *buf)
 {
-    const uint32_t pw = padded_w(L), iw = L->in_w;
-    uint32_t r;
     memset(buf, zx, padded_size(L));
-    for (r = 0; r < L->in_h; ++r)
-        memcpy(buf + (r + L->pad_t) * pw + L->pad_l, xc + r * iw, iw);
+    pad_copy(L, xc, buf);
 }
 
 /* acc + sum of 4 int8 products a[j] * b[j]: two unaligned words, SXTB16 twice each, two
@@ -142,6 +190,49 @@ REDS_S8_INLINE int32_t window_at_s8(const int8_t *wk, const int8_t *xp, uint32_t
     return acc;
 }
 
+/* A 3x3 channel at stride (sh, 1) with the fast store (chan_s8_t): one word of x holds a
+ * row of taps of two neighbouring outputs, (x0, x2) and (x1, x3) after SXTB16:
+ * out0 += (x0, x2).(w0, w2) + x1 w1 (SMLAD, SMLABB), out1 += (x1, x3).(w0, w2) + x2 w1
+ * (SMLAD, SMLATB); 21 instructions for their 18 MACs. The weights and init come doubled, so
+ * the sums are store_fast_s8's. Kept out of line: its own registers. */
+static __attribute__((noinline)) int8_t *dw3x3_pairs(const int8_t *buf, uint32_t pw, uint32_t sh, uint32_t oh,
+                                                     uint32_t ow, const int32_t w[6], int32_t init, int32_t mult,
+                                                     int32_t right, int32_t zr, int8_t *y)
+{
+    const int32_t a0 = w[0], b0 = w[1], a1 = w[2], b1 = w[3], a2 = w[4], b2 = w[5];
+    uint32_t oy, ox;
+    for (oy = 0; oy < oh; ++oy) {
+        const int8_t *row = buf + oy * sh * pw;
+        for (ox = 0; ox + 2u <= ow; ox += 2u, row += 2, y += 2) {
+            int32_t s0, s1, v, e, o;
+            v = load4(row);
+            e = sxtb16(v);
+            o = sxtb16_ror8(v);
+            s0 = smlabb(o, b0, smlad(e, a0, init));
+            s1 = smlatb(e, b0, smlad(o, a0, init));
+            v = load4(row + pw);
+            e = sxtb16(v);
+            o = sxtb16_ror8(v);
+            s0 = smlabb(o, b1, smlad(e, a1, s0));
+            s1 = smlatb(e, b1, smlad(o, a1, s1));
+            v = load4(row + 2u * pw);
+            e = sxtb16(v);
+            o = sxtb16_ror8(v);
+            s0 = smlabb(o, b2, smlad(e, a2, s0));
+            s1 = smlatb(e, b2, smlad(o, a2, s1));
+            y[0] = store_fast_s8(s0, mult, right, zr);
+            y[1] = store_fast_s8(s1, mult, right, zr);
+        }
+        if (ox < ow) { /* an odd last output */
+            int32_t s0 = row3_s8(row, a0, b0, init);
+            s0 = row3_s8(row + pw, a1, b1, s0);
+            s0 = row3_s8(row + 2u * pw, a2, b2, s0);
+            *y++ = store_fast_s8(s0, mult, right, zr);
+        }
+    }
+    return y;
+}
+
 /* A 3x3 channel on its padded copy: the weights in registers as (w0, w2) pairs and w1 of
  * each row, so a row of taps is one word of x, two SXTB16, one SMLAD and one SMLABB (its
  * 4th byte, one past the window, is read and not used: the copy has room for it). */
@@ -153,10 +244,15 @@ REDS_S8_INLINE int8_t *dw3x3(const reds_layer_t *L, const int8_t *wk, const int8
     const int32_t a2 = pack16(wk[6], wk[8]), b2 = wk[7];
     const uint32_t sh = L->sh, sw = L->sw, oh = L->out_h, ow = L->out_w;
     uint32_t oy, ox;
+    if (sw == 1 && k->fast) { /* the doubled sums store_fast_s8 takes: doubled weights */
+        const int32_t w[6] = {pack16(2 * wk[0], 2 * wk[2]), 2 * b0, pack16(2 * wk[3], 2 * wk[5]), 2 * b1,
+                              pack16(2 * wk[6], 2 * wk[8]), 2 * b2};
+        return dw3x3_pairs(buf, pw, sh, oh, ow, w, 2 * (k->init - zw), k->mult, k->right, k->zr, y);
+    }
     for (oy = 0; oy < oh; ++oy) {
         const int8_t *row = buf + oy * sh * pw;
         for (ox = 0; ox < ow; ++ox, row += sw) {
-            int32_t acc = -zw;
+            int32_t acc = k->init - zw;
             acc = row3_s8(row, a0, b0, acc);
             acc = row3_s8(row + pw, a1, b1, acc);
             acc = row3_s8(row + 2u * pw, a2, b2, acc);
@@ -177,7 +273,7 @@ REDS_S8_INLINE int8_t *channel_s8(const reds_layer_t *L, const int8_t *wk, const
     for (oy = 0; oy < L->out_h; ++oy) {
         const int8_t *row = buf + oy * L->sh * pw;
         for (ox = 0; ox < L->out_w; ++ox)
-            *y++ = store_chan_s8(k, window_at_s8(wk, row + ox * L->sw, pw, L->kh, L->kw) - zw);
+            *y++ = store_chan_s8(k, k->init + window_at_s8(wk, row + ox * L->sw, pw, L->kh, L->kw) - zw);
     }
     return y;
 }
