@@ -73,7 +73,7 @@ static void pointwise4(const chunk_s8_t *c, unsigned n, uint32_t hw, const int8_
 #define PW_MAX_CIN 512u
 #define PW_MAX_QUADS (PW_MAX_CIN / 4u)
 /* Pixel pairs widened at once: each row pair's weights are widened once for all of them. */
-#define PW_MAX_PAIRS 16u
+#define PW_MAX_PAIRS 32u
 
 /* Two quads of pointwise_rows2 at a time, from w and x (moved on) until x reaches end:
  * per quad 2 LDRDs of inputs, 2 of weights, 8 SMLADs. Inline assembly on a Cortex-M4:
@@ -116,102 +116,145 @@ static void pointwise4(const chunk_s8_t *c, unsigned n, uint32_t hw, const int8_
 #endif
 
 /* Rows o, o + 1 (k0, k1 their steps; nr of them real) of a pointwise conv over nb pixel
- * pairs from pixel p: wq holds both rows' weights widened, per quad of inputs row o's
- * (w0, w2), (w1, w3), then row o + 1's; xb the pairs' inputs, doubled 2 (x - zx), per quad
+ * pairs from pixel p: wq holds both rows' weights widened and doubled, per quad of inputs
+ * row o's (w0, w2), (w1, w3), then row o + 1's; xb the pairs' inputs x - zx, per quad
  * pixel 0's (x0, x2), (x1, x3), then pixel 1's, 4 quads words a pair. Per quad: 8 words
- * (LDRD) and 8 SMLADs make 16 MACs, two quads a turn. The sums are doubled, as
- * store_fast_s8 takes them. */
-static __attribute__((noinline)) void pointwise_rows2(const int32_t *wq, uint32_t quads, const int32_t *xb, uint32_t nb, const chan_s8_t *k0,
-                            const chan_s8_t *k1, unsigned nr, uint32_t p, uint32_t hw, int8_t *y)
+ * (LDRD) and 8 SMLADs make 16 MACs. The sums are doubled, as store_fast_s8 takes them;
+ * where both rows are fast and both pixels real (all but maybe a last pair), the stores'
+ * values stay in registers. */
+static __attribute__((noinline)) void pointwise_rows2(const int32_t *wq, uint32_t quads, const int32_t *xb, uint32_t nb,
+                                                      const chan_s8_t *k0, const chan_s8_t *k1, unsigned nr,
+                                                      uint32_t p, uint32_t hw, int8_t *y)
 {
     const int32_t i0 = 2 * k0->init, i1 = 2 * k1->init;
-    const uint32_t words = 4u * quads;
+    const uint32_t words = 4u * quads, odd = words & 4u;
+    const int fast = k0->fast && k1->fast && nr == 2u;
+    const int32_t m0 = k0->mult, e0 = k0->right, z0 = k0->zr, m1 = k1->mult, e1 = k1->right, z1 = k1->zr;
+    int8_t *y0 = y + p, *y1 = y + hw + p;
     uint32_t j;
-    for (j = 0; j < nb; ++j, xb += words, p += 2u) {
+    for (j = 0; j < nb; ++j, xb += words, p += 2u, y0 += 2, y1 += 2) {
         const int32_t *w = wq, *x = xb;
         const int32_t *const end = xb + (words & ~7u);
         int32_t a00 = i0, a01 = i0, a10 = i1, a11 = i1; /* a<row><pixel> */
-        int32_t wa, wb;
         if (x < end)
             QUADS2X2(w, x, end, a00, a01, a10, a11);
-        if (words & 4u) { /* an odd last quad */
-            wa = w[0];
-            wb = w[1];
-            a00 = smlad(wb, x[1], smlad(wa, x[0], a00));
-            a01 = smlad(wb, x[3], smlad(wa, x[2], a01));
-            wa = w[2];
-            wb = w[3];
-            a10 = smlad(wb, x[1], smlad(wa, x[0], a10));
-            a11 = smlad(wb, x[3], smlad(wa, x[2], a11));
+        if (odd) { /* an odd last quad */
+            a00 = smlad(w[1], x[1], smlad(w[0], x[0], a00));
+            a01 = smlad(w[1], x[3], smlad(w[0], x[2], a01));
+            a10 = smlad(w[3], x[1], smlad(w[2], x[0], a10));
+            a11 = smlad(w[3], x[3], smlad(w[2], x[2], a11));
         }
-        y[p] = store2_s8(k0, a00);
+        if (fast && p + 1u < hw) {
+            y0[0] = store_fast_s8(a00, m0, e0, z0);
+            y0[1] = store_fast_s8(a01, m0, e0, z0);
+            y1[0] = store_fast_s8(a10, m1, e1, z1);
+            y1[1] = store_fast_s8(a11, m1, e1, z1);
+            continue;
+        }
+        y0[0] = store2_s8(k0, a00);
         if (p + 1u < hw)
-            y[p + 1u] = store2_s8(k0, a01);
+            y0[1] = store2_s8(k0, a01);
         if (nr > 1) {
-            y[hw + p] = store2_s8(k1, a10);
+            y1[0] = store2_s8(k1, a10);
             if (p + 1u < hw)
-                y[hw + p + 1u] = store2_s8(k1, a11);
+                y1[1] = store2_s8(k1, a11);
         }
     }
 }
 
+/* 2 bytes as the low halfword: one LDRH (the M4 reads unaligned halfwords) */
+static inline uint32_t load2(const int8_t *p)
+{
+    uint16_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* Pixels p0, p0 + 1 of x (channels hw apart) into b as pointwise_rows2 reads them: per quad
+ * pixel 0's (x0 - zx, x2 - zx), (x1 - zx, x3 - zx), then pixel 1's. The two pixels of a
+ * channel are one halfword, so per 2 channels 2 LDRHs, one ORR and 2 SXTAB16s onto
+ * (-zx, -zx). A last single pixel (one) is both pixels; a last quad's missing channels
+ * are 0. */
+static void widen_pair(const int8_t *x, uint32_t hw, uint32_t cin, uint32_t p0, int one, int32_t zx, int32_t *b)
+{
+    const int32_t nz = (int32_t)(((uint32_t)-zx & 0xFFFFu) * 0x10001u);
+    const uint32_t full = one ? 0u : cin / 4u, p1 = one ? p0 : p0 + 1u;
+    const int8_t *xp = x + p0;
+    uint32_t i, t;
+    for (i = 0; i < full; ++i, xp += 4u * hw, b += 4) {
+        const int32_t v02 = (int32_t)(load2(xp) | load2(xp + 2u * hw) << 16);
+        const int32_t v13 = (int32_t)(load2(xp + hw) | load2(xp + 3u * hw) << 16);
+        b[0] = sxtab16(nz, v02);
+        b[1] = sxtab16(nz, v13);
+        b[2] = sxtab16_ror8(nz, v02);
+        b[3] = sxtab16_ror8(nz, v13);
+    }
+    for (; 4u * i < cin; ++i, b += 4) {
+        int32_t v[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (t = 0; t < 4u && 4u * i + t < cin; ++t) {
+            v[t] = (int32_t)x[(4u * i + t) * hw + p0] - zx;
+            v[4u + t] = (int32_t)x[(4u * i + t) * hw + p1] - zx;
+        }
+        b[0] = pack16(v[0], v[2]);
+        b[1] = pack16(v[1], v[3]);
+        b[2] = pack16(v[4], v[6]);
+        b[3] = pack16(v[5], v[7]);
+    }
+}
+
+/* Both halfwords of a word doubled (SXTB16's, so no carry between them) */
+static inline int32_t twice16(int32_t v) { return (int32_t)(((uint32_t)v << 1) & 0xFFFEFFFEu); }
+
+/* A quad of weights of a row, 4 int8 at w, into wq's (w0, w2), (w1, w3), doubled. */
+static inline void widen_quad(const int8_t *w, int32_t *wq)
+{
+    const int32_t v = load4(w);
+    wq[0] = twice16(sxtb16(v));
+    wq[1] = twice16(sxtb16_ror8(v));
+}
+
 /* A pointwise conv of up to PW_MAX_CIN inputs, 2 pixels x 2 rows at a time: as many pixel
  * pairs as the buffer holds (at most PW_MAX_PAIRS) are widened at once, and each pair of
- * rows copies its weights out of their segments (whatever the submodels' widths) and
- * widens them once for all of them. The last quad is padded with zeros (weights and
- * inputs), a last single pixel is its own pair. */
+ * rows widens its weights once for all of them, doubled (so the sums are doubled, as
+ * store_fast_s8 takes them): from its segments straight where every chunk starts on a
+ * quad and cin is whole quads, else from a copy of the row (whatever the submodels'
+ * widths), its last quad padded with zeros. */
 static void pointwise_buffered(const reds_weights_s8_t *w, const reds_requant_t *q, uint32_t cin, uint32_t cout,
                                uint32_t hw, const int8_t *x, int8_t *y)
 {
-    int32_t xb[4u * PW_MAX_QUADS * 2u]; /* 2 pairs of PW_MAX_CIN, 16 of 64 (4 KB) */
+    int32_t xb[4u * PW_MAX_QUADS * 4u]; /* 4 pairs of PW_MAX_CIN, 32 of 64 (8 KB) */
     int32_t wq[4u * PW_MAX_QUADS];
     int8_t rows[2][PW_MAX_CIN];
     chunk_s8_t c[REDS_MAX_CHUNKS];
     chan_s8_t k0, k1;
-    const int32_t zx2 = 2 * q->zx;
     const uint32_t quads = (cin + 3u) / 4u, words = 4u * quads, room = (uint32_t)(sizeof xb / sizeof xb[0]) / words;
     const uint32_t pairs = room < PW_MAX_PAIRS ? room : PW_MAX_PAIRS;
     uint32_t p, i, o, g, j, nb;
-    unsigned n, r, s;
+    unsigned n, r, s, straight;
     memset(rows, 0, sizeof rows); /* the last quad's padding */
     for (p = 0; p < hw; p += 2u * nb) {
         nb = (hw - p + 1u) / 2u < pairs ? (hw - p + 1u) / 2u : pairs;
-        for (j = 0; j < nb; ++j) {
-            const uint32_t p0 = p + 2u * j, p1 = p0 + 1u < hw ? p0 + 1u : p0; /* a last single pixel: both */
-            int32_t *b = xb + j * words;
-            for (i = 0; i + 1u < quads || (i < quads && (cin & 3u) == 0); ++i, b += 4) {
-                const int8_t *x0 = x + 4u * i * hw + p0, *x1 = x0 + (p1 - p0);
-                b[0] = pack16(2 * x0[0] - zx2, 2 * x0[2u * hw] - zx2);
-                b[1] = pack16(2 * x0[hw] - zx2, 2 * x0[3u * hw] - zx2);
-                b[2] = pack16(2 * x1[0] - zx2, 2 * x1[2u * hw] - zx2);
-                b[3] = pack16(2 * x1[hw] - zx2, 2 * x1[3u * hw] - zx2);
-            }
-            if (i < quads) { /* a last quad of 1 to 3 inputs: the rest 0 */
-                int32_t v[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-                uint32_t t;
-                for (t = 0; 4u * i + t < cin; ++t) {
-                    v[t] = 2 * x[(4u * i + t) * hw + p0] - zx2;
-                    v[4u + t] = 2 * x[(4u * i + t) * hw + p1] - zx2;
-                }
-                b[0] = pack16(v[0], v[2]);
-                b[1] = pack16(v[1], v[3]);
-                b[2] = pack16(v[4], v[6]);
-                b[3] = pack16(v[5], v[7]);
-            }
-        }
+        for (j = 0; j < nb; ++j)
+            widen_pair(x, hw, cin, p + 2u * j, p + 2u * j + 1u >= hw, q->zx, xb + j * words);
         for (o = 0, g = 0; o < cout; o += r) {
             r = cout - o < 2 ? 1u : 2u; /* a last single row repeats row o */
             n = row_chunks_s8(w, &g, o, r, c);
+            for (s = 0, straight = (cin & 3u) == 0; s < n; ++s)
+                straight &= (c[s].lo & 3u) == 0;
             for (s = 0; s < n; ++s) { /* the chunks cover inputs 0 .. cin - 1 in order */
+                if (straight) {
+                    for (i = c[s].lo; i < c[s].hi; i += 4u) { /* quad i / 4: 4 words from wq + i */
+                        widen_quad(c[s].w[0] + (i - c[s].lo), wq + i);
+                        widen_quad(c[s].w[1] + (i - c[s].lo), wq + i + 2u);
+                    }
+                    continue;
+                }
                 memcpy(rows[0] + c[s].lo, c[s].w[0], c[s].hi - c[s].lo);
                 memcpy(rows[1] + c[s].lo, c[s].w[1], c[s].hi - c[s].lo);
             }
-            for (i = 0; i < quads; ++i) {
-                const int32_t v0 = load4(rows[0] + 4u * i), v1 = load4(rows[1] + 4u * i);
-                wq[4u * i] = sxtb16(v0);
-                wq[4u * i + 1u] = sxtb16_ror8(v0);
-                wq[4u * i + 2u] = sxtb16(v1);
-                wq[4u * i + 3u] = sxtb16_ror8(v1);
+            for (i = 0; !straight && i < quads; ++i) {
+                widen_quad(rows[0] + 4u * i, wq + 4u * i);
+                widen_quad(rows[1] + 4u * i, wq + 4u * i + 2u);
             }
             chan_s8(q, o, cin, &k0);
             chan_s8(q, o + r - 1u, cin, &k1);
