@@ -143,8 +143,10 @@ static inline int32_t reds_requantize(int32_t x, int32_t m, int e)
  * overflows). Always inlined: the kernels call it once per output. */
 #if defined(__GNUC__)
 #define REDS_S8_INLINE static inline __attribute__((always_inline))
+#define REDS_S8_NOINLINE static __attribute__((noinline))
 #else
 #define REDS_S8_INLINE static inline
+#define REDS_S8_NOINLINE static
 #endif
 REDS_S8_INLINE int32_t reds_add_sat32(int32_t a, int32_t b)
 {

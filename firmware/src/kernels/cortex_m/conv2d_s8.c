@@ -122,7 +122,7 @@ static void pointwise4(const chunk_s8_t *c, unsigned n, uint32_t hw, const int8_
  * (LDRD) and 8 SMLADs make 16 MACs. The sums are doubled, as store_fast_s8 takes them;
  * where both rows are fast and both pixels real (all but maybe a last pair), the stores'
  * values stay in registers. */
-static __attribute__((noinline)) void pointwise_rows2(const int32_t *wq, uint32_t quads, const int32_t *xb, uint32_t nb,
+REDS_S8_NOINLINE void pointwise_rows2(const int32_t *wq, uint32_t quads, const int32_t *xb, uint32_t nb,
                                                       const chan_s8_t *k0, const chan_s8_t *k1, unsigned nr,
                                                       uint32_t p, uint32_t hw, int8_t *y)
 {
@@ -219,7 +219,7 @@ static inline void widen_quad(const int8_t *w, int32_t *wq)
  * store_fast_s8 takes them): from its segments straight where every chunk starts on a
  * quad and cin is whole quads, else from a copy of the row (whatever the submodels'
  * widths), its last quad padded with zeros. */
-static void pointwise_buffered(const reds_weights_s8_t *w, const reds_requant_t *q, uint32_t cin, uint32_t cout,
+REDS_S8_NOINLINE void pointwise_buffered(const reds_weights_s8_t *w, const reds_requant_t *q, uint32_t cin, uint32_t cout,
                                uint32_t hw, const int8_t *x, int8_t *y)
 {
     int32_t xb[4u * PW_MAX_QUADS * 4u]; /* 4 pairs of PW_MAX_CIN, 32 of 64 (8 KB) */
@@ -263,11 +263,186 @@ static void pointwise_buffered(const reds_weights_s8_t *w, const reds_requant_t 
     }
 }
 
+/* The first conv of a one-channel input with rows of 3 or 4 taps (DS-CNN's 10 x 4, a 3 x 3):
+ * the input padded and widened once, x - zx as int16 (the padding 0), rows pw apart (4
+ * taps of a row are 2 words, the 4th tap of a 3-wide kernel weighs 0); each pair of output
+ * channels a, b widens and doubles its kernels into one table, per kernel row a's
+ * (w0, w1), (w2, w3), then b's (the sums are store_fast_s8's). Per row of a window, one
+ * output of both channels: 2 words of x, 2 LDRDs of weights, 4 SMLADs (8 MACs); at a
+ * horizontal stride of 2, two neighbouring outputs share a word of x: 3 words of x, 2
+ * LDRDs, 8 SMLADs (16 MACs). */
+#define C1_MAX 2048u /* int16 of the widened input, on the stack (4 KB) */
+#define C1_MAX_KH 16u
+
+static int conv1_fits(const reds_layer_t *L)
+{
+    const uint32_t ph = (uint32_t)L->in_h + L->pad_t + L->pad_b, pw = padded_w(L) + 1u;
+    return L->kw >= 3 && L->kw <= 4 && L->kh <= C1_MAX_KH && ph * pw + 4u <= C1_MAX;
+}
+
+/* The rows of one window (xr: its first row of x, rows pwb bytes apart) for channels a, b:
+ * k, kend the kernel table. a0, b0 += the window at xr; where TWO, a1, b1 += the one 2 taps
+ * on (xr + 4 bytes). */
+#if REDS_DSP
+#define CONV1_ROWS1(XR, PWB, K, KEND, A0, B0)                                                                   \
+    do {                                                                                                        \
+        int32_t x0_, x1_, w0_, w1_;                                                                             \
+        __asm__ volatile("1:\n\t"                                                                               \
+                         "ldr %[x0], [%[xr]]\n\t"                                                               \
+                         "ldr %[x1], [%[xr], #4]\n\t"                                                           \
+                         "add %[xr], %[xr], %[pwb]\n\t"                                                         \
+                         "ldrd %[w0], %[w1], [%[k]], #8\n\t"                                                    \
+                         "smlad %[a0], %[w0], %[x0], %[a0]\n\t"                                                 \
+                         "smlad %[a0], %[w1], %[x1], %[a0]\n\t"                                                 \
+                         "ldrd %[w0], %[w1], [%[k]], #8\n\t"                                                    \
+                         "smlad %[b0], %[w0], %[x0], %[b0]\n\t"                                                 \
+                         "smlad %[b0], %[w1], %[x1], %[b0]\n\t"                                                 \
+                         "cmp %[k], %[kend]\n\t"                                                                \
+                         "bne 1b\n\t"                                                                           \
+                         : [a0] "+r"(A0), [b0] "+r"(B0), [xr] "+r"(XR), [k] "+r"(K), [x0] "=&r"(x0_),           \
+                           [x1] "=&r"(x1_), [w0] "=&r"(w0_), [w1] "=&r"(w1_)                                    \
+                         : [pwb] "r"(PWB), [kend] "r"(KEND)                                                     \
+                         : "cc", "memory");                                                                     \
+    } while (0)
+#define CONV1_ROWS2(XR, PWB, K, KEND, A0, B0, A1, B1)                                                           \
+    do {                                                                                                        \
+        int32_t x0_, x1_, x2_, w0_, w1_;                                                                        \
+        __asm__ volatile("1:\n\t"                                                                               \
+                         "ldr %[x0], [%[xr]]\n\t"                                                               \
+                         "ldr %[x1], [%[xr], #4]\n\t"                                                           \
+                         "ldr %[x2], [%[xr], #8]\n\t"                                                           \
+                         "add %[xr], %[xr], %[pwb]\n\t"                                                         \
+                         "ldrd %[w0], %[w1], [%[k]], #8\n\t"                                                    \
+                         "smlad %[a0], %[w0], %[x0], %[a0]\n\t"                                                 \
+                         "smlad %[a0], %[w1], %[x1], %[a0]\n\t"                                                 \
+                         "smlad %[a1], %[w0], %[x1], %[a1]\n\t"                                                 \
+                         "smlad %[a1], %[w1], %[x2], %[a1]\n\t"                                                 \
+                         "ldrd %[w0], %[w1], [%[k]], #8\n\t"                                                    \
+                         "smlad %[b0], %[w0], %[x0], %[b0]\n\t"                                                 \
+                         "smlad %[b0], %[w1], %[x1], %[b0]\n\t"                                                 \
+                         "smlad %[b1], %[w0], %[x1], %[b1]\n\t"                                                 \
+                         "smlad %[b1], %[w1], %[x2], %[b1]\n\t"                                                 \
+                         "cmp %[k], %[kend]\n\t"                                                                \
+                         "bne 1b\n\t"                                                                           \
+                         : [a0] "+r"(A0), [b0] "+r"(B0), [a1] "+r"(A1), [b1] "+r"(B1), [xr] "+r"(XR),           \
+                           [k] "+r"(K), [x0] "=&r"(x0_), [x1] "=&r"(x1_), [x2] "=&r"(x2_), [w0] "=&r"(w0_),     \
+                           [w1] "=&r"(w1_)                                                                      \
+                         : [pwb] "r"(PWB), [kend] "r"(KEND)                                                     \
+                         : "cc", "memory");                                                                     \
+    } while (0)
+#else
+#define CONV1_ROWS1(XR, PWB, K, KEND, A0, B0)                                                                   \
+    do {                                                                                                        \
+        for (; K < KEND; K += 4, XR += PWB) {                                                                   \
+            const int32_t x0_ = load4(XR), x1_ = load4(XR + 4);                                                 \
+            A0 = smlad(K[1], x1_, smlad(K[0], x0_, A0));                                                        \
+            B0 = smlad(K[3], x1_, smlad(K[2], x0_, B0));                                                        \
+        }                                                                                                       \
+    } while (0)
+#define CONV1_ROWS2(XR, PWB, K, KEND, A0, B0, A1, B1)                                                           \
+    do {                                                                                                        \
+        for (; K < KEND; K += 4, XR += PWB) {                                                                   \
+            const int32_t x0_ = load4(XR), x1_ = load4(XR + 4), x2_ = load4(XR + 8);                            \
+            A0 = smlad(K[1], x1_, smlad(K[0], x0_, A0));                                                        \
+            A1 = smlad(K[1], x2_, smlad(K[0], x1_, A1));                                                        \
+            B0 = smlad(K[3], x1_, smlad(K[2], x0_, B0));                                                        \
+            B1 = smlad(K[3], x2_, smlad(K[2], x1_, B1));                                                        \
+        }                                                                                                       \
+    } while (0)
+#endif
+
+/* Output channels a, b (k: their kernel table, kh rows; ia, ib the sums' starts, doubled)
+ * over the widened input xb (rows pw apart). */
+REDS_S8_NOINLINE void conv1_pair(const reds_layer_t *L, const int16_t *xb, uint32_t pw, const int32_t *k,
+                                 int32_t ia, int32_t ib, const chan_s8_t *ka, const chan_s8_t *kb, int8_t *ya,
+                                 int8_t *yb)
+{
+    const uint32_t sh = L->sh, sw = L->sw, oh = L->out_h, ow = L->out_w, two = sw == 2u ? ow & ~1u : 0u;
+    const int32_t *const kend = k + 4u * L->kh;
+    const uint32_t pwb = 2u * pw; /* bytes */
+    const int fast = ka->fast && kb->fast;
+    uint32_t oy, ox;
+    for (oy = 0; oy < oh; ++oy) {
+        for (ox = 0; ox < ow; ++ox) {
+            const char *xr = (const char *)(xb + oy * sh * pw + ox * sw);
+            const int32_t *kk = k;
+            int32_t a0 = ia, b0 = ib, a1 = ia, b1 = ib;
+            if (ox < two) { /* outputs ox, ox + 1 */
+                CONV1_ROWS2(xr, pwb, kk, kend, a0, b0, a1, b1);
+            } else {
+                CONV1_ROWS1(xr, pwb, kk, kend, a0, b0);
+            }
+            if (fast) {
+                ya[0] = store_fast_s8(a0, ka->mult, ka->right, ka->zr);
+                yb[0] = store_fast_s8(b0, kb->mult, kb->right, kb->zr);
+            } else {
+                ya[0] = store2_s8(ka, a0);
+                yb[0] = store2_s8(kb, b0);
+            }
+            ++ya;
+            ++yb;
+            if (ox < two) {
+                if (fast) {
+                    ya[0] = store_fast_s8(a1, ka->mult, ka->right, ka->zr);
+                    yb[0] = store_fast_s8(b1, kb->mult, kb->right, kb->zr);
+                } else {
+                    ya[0] = store2_s8(ka, a1);
+                    yb[0] = store2_s8(kb, b1);
+                }
+                ++ya;
+                ++yb;
+                ++ox;
+            }
+        }
+    }
+}
+
+/* A kernel (kh rows of kw int8 at wk) widened and doubled into every 4th pair of words of
+ * k: (w0, w1), (w2, w3) a row, w3 = 0 where kw is 3. */
+static void conv1_kernel(const int8_t *wk, uint32_t kh, uint32_t kw, int32_t *k)
+{
+    uint32_t ky;
+    for (ky = 0; ky < kh; ++ky, wk += kw, k += 4) {
+        k[0] = pack16(2 * wk[0], 2 * wk[1]);
+        k[1] = pack16(2 * wk[2], kw == 4 ? 2 * wk[3] : 0);
+    }
+}
+
+REDS_S8_NOINLINE void conv1(const reds_layer_t *L, const reds_weights_s8_t *w, const reds_requant_t *q,
+                            const int8_t *x, int8_t *y)
+{
+    const uint32_t pw = padded_w(L) + 1u, iw = L->in_w, ph = (uint32_t)L->in_h + L->pad_t + L->pad_b;
+    const uint32_t out_hw = (uint32_t)L->out_h * L->out_w, taps = (uint32_t)L->kh * L->kw;
+    union {
+        int32_t align; /* word-aligned */
+        int16_t h[C1_MAX];
+    } xb;
+    int32_t k[4u * C1_MAX_KH];
+    chan_s8_t ka, kb;
+    uint32_t g, o, r, c;
+    memset(xb.h, 0, (ph * pw + 4u) * sizeof xb.h[0]);
+    for (r = 0; r < L->in_h; ++r)
+        for (c = 0; c < iw; ++c)
+            xb.h[(r + L->pad_t) * pw + L->pad_l + c] = (int16_t)((int32_t)x[r * iw + c] - q->zx);
+    for (g = 0; g < w->ngroups; ++g) {
+        const reds_group_t *G = &w->groups[g];
+        const reds_seg_t *S = &w->segs[G->first]; /* one input: one segment */
+        for (o = G->o0; o < G->o1; o += 2u) {
+            const uint32_t o1 = o + 1u < G->o1 ? o + 1u : o; /* a last single channel: twice */
+            conv1_kernel(w->base + S->off + o * S->step, L->kh, L->kw, k);
+            conv1_kernel(w->base + S->off + o1 * S->step, L->kh, L->kw, k + 2);
+            chan_s8(q, o, taps, &ka);
+            chan_s8(q, o1, taps, &kb);
+            conv1_pair(L, xb.h, pw, k, 2 * ka.init, 2 * kb.init, &ka, &kb, y + o * out_hw, y + o1 * out_hw);
+        }
+    }
+}
+
 /* The general conv (the first conv, any kernel): the input copied with its padding (zx)
  * once, then per output channel the store step's values in registers and every window
  * summed without bounds checks (window_s8.h); an input too large for the copy runs the
  * reference's loop. */
-static void conv_general(const reds_layer_t *L, const reds_weights_s8_t *w, const reds_requant_t *q, uint32_t cin,
+REDS_S8_NOINLINE void conv_general(const reds_layer_t *L, const reds_weights_s8_t *w, const reds_requant_t *q, uint32_t cin,
                          const int8_t *x, int8_t *y)
 {
     const uint32_t in_hw = (uint32_t)L->in_h * L->in_w, out_hw = (uint32_t)L->out_h * L->out_w;
@@ -277,6 +452,10 @@ static void conv_general(const reds_layer_t *L, const reds_weights_s8_t *w, cons
     uint32_t g, o, i;
     int32_t oy, ox;
     unsigned s;
+    if (cin == 1 && conv1_fits(L)) {
+        conv1(L, w, q, x, y);
+        return;
+    }
     for (i = 0; fits && i < cin; ++i)
         pad_channel(L, x + i * in_hw, zx, buf + i * psize);
     if (fits && cin == 1) { /* the first conv of a one-channel input: a channel at a time */
@@ -325,6 +504,8 @@ static void conv_general(const reds_layer_t *L, const reds_weights_s8_t *w, cons
     }
 }
 
+/* The paths keep their buffers in frames of their own (not inlined here): never two on the
+ * stack at once. */
 void reds_conv2d_s8(const reds_layer_t *L, const reds_weights_s8_t *w, const reds_requant_t *q, uint32_t cin,
                     uint32_t cout, const int8_t *x, int8_t *y)
 {

@@ -195,7 +195,7 @@ REDS_S8_INLINE int32_t window_at_s8(const int8_t *wk, const int8_t *xp, uint32_t
  * out0 += (x0, x2).(w0, w2) + x1 w1 (SMLAD, SMLABB), out1 += (x1, x3).(w0, w2) + x2 w1
  * (SMLAD, SMLATB); 21 instructions for their 18 MACs. The weights and init come doubled, so
  * the sums are store_fast_s8's. Kept out of line: its own registers. */
-static __attribute__((noinline)) int8_t *dw3x3_pairs(const int8_t *buf, uint32_t pw, uint32_t sh, uint32_t oh,
+REDS_S8_NOINLINE int8_t *dw3x3_pairs(const int8_t *buf, uint32_t pw, uint32_t sh, uint32_t oh,
                                                      uint32_t ow, const int32_t w[6], int32_t init, int32_t mult,
                                                      int32_t right, int32_t zr, int8_t *y)
 {
