@@ -75,10 +75,14 @@ static void pointwise4(const chunk_s8_t *c, unsigned n, uint32_t hw, const int8_
 /* Pixel pairs widened at once: each row pair's weights are widened once for all of them. */
 #define PW_MAX_PAIRS 32u
 
-/* Two quads of pointwise_rows2 at a time, from w and x (moved on) until x reaches end:
- * per quad 2 LDRDs of inputs, 2 of weights, 8 SMLADs. Inline assembly on a Cortex-M4:
- * GCC, left to itself, makes 16 LDRs of the 16 words and a spill. */
-#if REDS_DSP
+/* The fast stores of pointwise_rows2's pairs: per row its multiplier, shift and zr
+ * (store_fast_s8's), then hw; and the sums' doubled starts. */
+typedef struct {
+    int32_t m0, e0, z0, m1, e1, z1, hw, i0, i1;
+} pw_fast_t;
+
+/* One quad of a 2 x 2 tile: 2 LDRDs of inputs (pixel 0's, pixel 1's), 2 of weights (row o's,
+ * row o + 1's), 8 SMLADs: 16 MACs. */
 #define QUAD2X2_ASM                                                                                             \
     "ldrd %[xa], %[xb], [%[x]], #8\n\t"                                                                         \
     "ldrd %[xc], %[xd], [%[x]], #8\n\t"                                                                         \
@@ -92,72 +96,124 @@ static void pointwise4(const chunk_s8_t *c, unsigned n, uint32_t hw, const int8_
     "smlad %[a11], %[wa], %[xc], %[a11]\n\t"                                                                    \
     "smlad %[a10], %[wb], %[xb], %[a10]\n\t"                                                                    \
     "smlad %[a11], %[wb], %[xd], %[a11]\n\t"
-#define QUADS2X2(w, x, end, a00, a01, a10, a11)                                                                 \
-    do {                                                                                                        \
-        int32_t xa_, xb_, xc_, xd_, wa_, wb_;                                                                   \
-        __asm__ volatile("1:\n\t" QUAD2X2_ASM QUAD2X2_ASM "cmp %[x], %[end]\n\t"                                \
-                         "bne 1b\n\t"                                                                           \
-                         : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [x] "+r"(x),     \
-                           [w] "+r"(w), [xa] "=&r"(xa_), [xb] "=&r"(xb_), [xc] "=&r"(xc_), [xd] "=&r"(xd_),     \
-                           [wa] "=&r"(wa_), [wb] "=&r"(wb_)                                                     \
-                         : [end] "r"(end)                                                                       \
-                         : "cc", "memory");                                                                     \
-    } while (0)
-#else
-#define QUADS2X2(w, x, end, a00, a01, a10, a11)                                                                 \
-    do {                                                                                                        \
-        for (; x < end; x += 4, w += 4) {                                                                       \
-            a00 = smlad(w[1], x[1], smlad(w[0], x[0], a00));                                                    \
-            a01 = smlad(w[1], x[3], smlad(w[0], x[2], a01));                                                    \
-            a10 = smlad(w[3], x[1], smlad(w[2], x[0], a10));                                                    \
-            a11 = smlad(w[3], x[3], smlad(w[2], x[2], a11));                                                    \
-        }                                                                                                       \
-    } while (0)
-#endif
 
-/* Rows o, o + 1 (k0, k1 their steps; nr of them real) of a pointwise conv over nb pixel
- * pairs from pixel p: wq holds both rows' weights widened and doubled, per quad of inputs
- * row o's (w0, w2), (w1, w3), then row o + 1's; xb the pairs' inputs x - zx, per quad
- * pixel 0's (x0, x2), (x1, x3), then pixel 1's, 4 quads words a pair. Per quad: 8 words
- * (LDRD) and 8 SMLADs make 16 MACs. The sums are doubled, as store_fast_s8 takes them;
- * where both rows are fast and both pixels real (all but maybe a last pair), the stores'
- * values stay in registers. */
-REDS_S8_NOINLINE void pointwise_rows2(const int32_t *wq, uint32_t quads, const int32_t *xb, uint32_t nb,
-                                                      const chan_s8_t *k0, const chan_s8_t *k1, unsigned nr,
-                                                      uint32_t p, uint32_t hw, int8_t *y)
+/* store_fast_s8 of sum A with (M, E, Z) in registers, to [Y] */
+#define STORE_FAST_ASM(A, M, E, Z, Y)                                                                           \
+    "add %[t], " Z ", " A ", asr #31\n\t"                                                                       \
+    "smmlar %[t], " A ", " M ", %[t]\n\t"                                                                       \
+    "asrs %[t], %[t], " E "\n\t"                                                                                \
+    "adc %[t], %[t], #0\n\t"                                                                                    \
+    "ssat %[t], #8, %[t]\n\t"                                                                                   \
+    "strb %[t], " Y "\n\t"
+
+/* Pairs of pixels for rows o, o + 1, both fast, both pixels real, cin whole pairs of quads:
+ * xb the pairs' inputs one after another (wq's words each), y row o's outputs from the
+ * first pair's pixel 0, ye where they end. Per pair: the tile over two quads a turn
+ * (26 instructions for 32 MACs), then 4 stores of 6 instructions. */
+#if REDS_DSP
+REDS_S8_NOINLINE void pw_pairs_fast(const int32_t *wq, uint32_t words, const int32_t *xb, const pw_fast_t *f,
+                                    int8_t *y, const int8_t *ye)
 {
-    const int32_t i0 = 2 * k0->init, i1 = 2 * k1->init;
-    const uint32_t words = 4u * quads, odd = words & 4u;
-    const int fast = k0->fast && k1->fast && nr == 2u;
-    const int32_t m0 = k0->mult, e0 = k0->right, z0 = k0->zr, m1 = k1->mult, e1 = k1->right, z1 = k1->zr;
-    int8_t *y0 = y + p, *y1 = y + hw + p;
-    uint32_t j;
-    for (j = 0; j < nb; ++j, xb += words, p += 2u, y0 += 2, y1 += 2) {
-        const int32_t *w = wq, *x = xb;
-        const int32_t *const end = xb + (words & ~7u);
-        int32_t a00 = i0, a01 = i0, a10 = i1, a11 = i1; /* a<row><pixel> */
-        if (x < end)
-            QUADS2X2(w, x, end, a00, a01, a10, a11);
-        if (odd) { /* an odd last quad */
+    const int32_t *x = xb, *const wend = wq + words;
+    const pw_fast_t k = *f; /* on this frame: the assembly reads it by sp */
+    const int32_t *const w0 = wq;
+    int32_t a00, a01, a10, a11, xa, xb_, xc, xd, wa, wb, t;
+    const int32_t *w;
+    __asm__ volatile("2:\n\t"
+                     "ldr %[a00], %[i0]\n\t"
+                     "ldr %[a10], %[i1]\n\t"
+                     "mov %[a01], %[a00]\n\t"
+                     "mov %[a11], %[a10]\n\t"
+                     "ldr %[w], %[w0]\n\t"
+                     "ldr %[t], %[wend]\n\t"
+                     "1:\n\t" QUAD2X2_ASM QUAD2X2_ASM
+                     "cmp %[w], %[t]\n\t"
+                     "bne 1b\n\t"
+                     "ldr %[wa], %[m0]\n\t"
+                     "ldr %[wb], %[e0]\n\t"
+                     "ldr %[xa], %[z0]\n\t"
+                     STORE_FAST_ASM("%[a00]", "%[wa]", "%[wb]", "%[xa]", "[%[y]]")
+                     STORE_FAST_ASM("%[a01]", "%[wa]", "%[wb]", "%[xa]", "[%[y], #1]")
+                     "ldr %[wa], %[m1]\n\t"
+                     "ldr %[wb], %[e1]\n\t"
+                     "ldr %[xa], %[z1]\n\t"
+                     "ldr %[xb], %[hw]\n\t"
+                     STORE_FAST_ASM("%[a10]", "%[wa]", "%[wb]", "%[xa]", "[%[y], %[xb]]")
+                     "add %[xb], %[xb], #1\n\t"
+                     STORE_FAST_ASM("%[a11]", "%[wa]", "%[wb]", "%[xa]", "[%[y], %[xb]]")
+                     "add %[y], %[y], #2\n\t"
+                     "ldr %[t], %[ye]\n\t"
+                     "cmp %[y], %[t]\n\t"
+                     "bne 2b\n\t"
+                     : [a00] "=&r"(a00), [a01] "=&r"(a01), [a10] "=&r"(a10), [a11] "=&r"(a11), [x] "+r"(x),
+                       [y] "+r"(y), [w] "=&r"(w), [xa] "=&r"(xa), [xb] "=&r"(xb_), [xc] "=&r"(xc), [xd] "=&r"(xd),
+                       [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t)
+                     : [wend] "m"(wend), [w0] "m"(w0), [ye] "m"(ye), [i0] "m"(k.i0), [i1] "m"(k.i1),
+                       [m0] "m"(k.m0), [e0] "m"(k.e0), [z0] "m"(k.z0), [m1] "m"(k.m1), [e1] "m"(k.e1),
+                       [z1] "m"(k.z1), [hw] "m"(k.hw)
+                     : "cc", "memory");
+}
+#else
+REDS_S8_NOINLINE void pw_pairs_fast(const int32_t *wq, uint32_t words, const int32_t *xb, const pw_fast_t *f,
+                                    int8_t *y, const int8_t *ye)
+{
+    const int32_t *x = xb;
+    uint32_t i;
+    for (; y != ye; y += 2) {
+        const int32_t *w = wq;
+        int32_t a00 = f->i0, a01 = f->i0, a10 = f->i1, a11 = f->i1; /* a<row><pixel> */
+        for (i = 0; i < words; i += 4, x += 4, w += 4) {
             a00 = smlad(w[1], x[1], smlad(w[0], x[0], a00));
             a01 = smlad(w[1], x[3], smlad(w[0], x[2], a01));
             a10 = smlad(w[3], x[1], smlad(w[2], x[0], a10));
             a11 = smlad(w[3], x[3], smlad(w[2], x[2], a11));
         }
-        if (fast && p + 1u < hw) {
-            y0[0] = store_fast_s8(a00, m0, e0, z0);
-            y0[1] = store_fast_s8(a01, m0, e0, z0);
-            y1[0] = store_fast_s8(a10, m1, e1, z1);
-            y1[1] = store_fast_s8(a11, m1, e1, z1);
-            continue;
+        y[0] = store_fast_s8(a00, f->m0, f->e0, f->z0);
+        y[1] = store_fast_s8(a01, f->m0, f->e0, f->z0);
+        y[f->hw] = store_fast_s8(a10, f->m1, f->e1, f->z1);
+        y[f->hw + 1] = store_fast_s8(a11, f->m1, f->e1, f->z1);
+    }
+}
+#endif
+
+/* Rows o, o + 1 (k0, k1 their steps; nr of them real) of a pointwise conv over nb pixel
+ * pairs from pixel p: wq holds both rows' weights widened and doubled, per quad of inputs
+ * row o's (w0, w2), (w1, w3), then row o + 1's; xb the pairs' inputs x - zx, per quad
+ * pixel 0's (x0, x2), (x1, x3), then pixel 1's, `words` words a pair (whole pairs of
+ * quads). The sums are doubled, as store_fast_s8 takes them. Where both rows are fast,
+ * the pairs of two real pixels run pw_pairs_fast; the rest (a last single pixel, a step
+ * that is not fast) run here. */
+static void pointwise_rows2(const int32_t *wq, uint32_t words, const int32_t *xb, uint32_t nb, const chan_s8_t *k0,
+                            const chan_s8_t *k1, unsigned nr, uint32_t p, uint32_t hw, int8_t *y)
+{
+    const int32_t i0 = 2 * k0->init, i1 = 2 * k1->init;
+    uint32_t j = 0, i;
+    if (k0->fast && k1->fast && nr == 2u) {
+        const uint32_t full = p + 2u * nb <= hw ? nb : nb - 1u;
+        const pw_fast_t f = {k0->mult, k0->right, k0->zr, k1->mult, k1->right, k1->zr, (int32_t)hw, i0, i1};
+        if (full > 0) {
+            pw_pairs_fast(wq, words, xb, &f, y + p, y + p + 2u * full);
+            j = full;
+            xb += full * words;
+            p += 2u * full;
         }
-        y0[0] = store2_s8(k0, a00);
+    }
+    for (; j < nb; ++j, p += 2u) {
+        const int32_t *w = wq;
+        int32_t a00 = i0, a01 = i0, a10 = i1, a11 = i1; /* a<row><pixel> */
+        for (i = 0; i < words; i += 4, xb += 4, w += 4) {
+            a00 = smlad(w[1], xb[1], smlad(w[0], xb[0], a00));
+            a01 = smlad(w[1], xb[3], smlad(w[0], xb[2], a01));
+            a10 = smlad(w[3], xb[1], smlad(w[2], xb[0], a10));
+            a11 = smlad(w[3], xb[3], smlad(w[2], xb[2], a11));
+        }
+        y[p] = store2_s8(k0, a00);
         if (p + 1u < hw)
-            y0[1] = store2_s8(k0, a01);
+            y[p + 1u] = store2_s8(k0, a01);
         if (nr > 1) {
-            y1[0] = store2_s8(k1, a10);
+            y[hw + p] = store2_s8(k1, a10);
             if (p + 1u < hw)
-                y1[1] = store2_s8(k1, a11);
+                y[hw + p + 1u] = store2_s8(k1, a11);
         }
     }
 }
@@ -173,9 +229,10 @@ static inline uint32_t load2(const int8_t *p)
 /* Pixels p0, p0 + 1 of x (channels hw apart) into b as pointwise_rows2 reads them: per quad
  * pixel 0's (x0 - zx, x2 - zx), (x1 - zx, x3 - zx), then pixel 1's. The two pixels of a
  * channel are one halfword, so per 2 channels 2 LDRHs, one ORR and 2 SXTAB16s onto
- * (-zx, -zx). A last single pixel (one) is both pixels; a last quad's missing channels
+ * (-zx, -zx). A last single pixel (one) is both pixels; the channels from cin to 4 quads
  * are 0. */
-static void widen_pair(const int8_t *x, uint32_t hw, uint32_t cin, uint32_t p0, int one, int32_t zx, int32_t *b)
+static void widen_pair(const int8_t *x, uint32_t hw, uint32_t cin, uint32_t quads, uint32_t p0, int one, int32_t zx,
+                       int32_t *b)
 {
     const int32_t nz = (int32_t)(((uint32_t)-zx & 0xFFFFu) * 0x10001u);
     const uint32_t full = one ? 0u : cin / 4u, p1 = one ? p0 : p0 + 1u;
@@ -189,7 +246,7 @@ static void widen_pair(const int8_t *x, uint32_t hw, uint32_t cin, uint32_t p0, 
         b[2] = sxtab16_ror8(nz, v02);
         b[3] = sxtab16_ror8(nz, v13);
     }
-    for (; 4u * i < cin; ++i, b += 4) {
+    for (; i < quads; ++i, b += 4) {
         int32_t v[8] = {0, 0, 0, 0, 0, 0, 0, 0};
         for (t = 0; t < 4u && 4u * i + t < cin; ++t) {
             v[t] = (int32_t)x[(4u * i + t) * hw + p0] - zx;
@@ -223,19 +280,21 @@ REDS_S8_NOINLINE void pointwise_buffered(const reds_weights_s8_t *w, const reds_
                                uint32_t hw, const int8_t *x, int8_t *y)
 {
     int32_t xb[4u * PW_MAX_QUADS * 4u]; /* 4 pairs of PW_MAX_CIN, 32 of 64 (8 KB) */
-    int32_t wq[4u * PW_MAX_QUADS];
-    int8_t rows[2][PW_MAX_CIN];
+    int32_t wq[4u * PW_MAX_QUADS + 4u];
+    int8_t rows[2][PW_MAX_CIN + 4u];
     chunk_s8_t c[REDS_MAX_CHUNKS];
     chan_s8_t k0, k1;
-    const uint32_t quads = (cin + 3u) / 4u, words = 4u * quads, room = (uint32_t)(sizeof xb / sizeof xb[0]) / words;
+    const uint32_t quads = ((cin + 3u) / 4u + 1u) & ~1u; /* whole pairs of quads, zeros past cin */
+    const uint32_t words = 4u * quads, room = (uint32_t)(sizeof xb / sizeof xb[0]) / words;
     const uint32_t pairs = room < PW_MAX_PAIRS ? room : PW_MAX_PAIRS;
     uint32_t p, i, o, g, j, nb;
     unsigned n, r, s, straight;
-    memset(rows, 0, sizeof rows); /* the last quad's padding */
+    memset(rows, 0, sizeof rows); /* the padding past cin */
+    memset(wq + words - 4u, 0, 4u * sizeof wq[0]); /* a padding quad: the straight path leaves it be */
     for (p = 0; p < hw; p += 2u * nb) {
         nb = (hw - p + 1u) / 2u < pairs ? (hw - p + 1u) / 2u : pairs;
         for (j = 0; j < nb; ++j)
-            widen_pair(x, hw, cin, p + 2u * j, p + 2u * j + 1u >= hw, q->zx, xb + j * words);
+            widen_pair(x, hw, cin, quads, p + 2u * j, p + 2u * j + 1u >= hw, q->zx, xb + j * words);
         for (o = 0, g = 0; o < cout; o += r) {
             r = cout - o < 2 ? 1u : 2u; /* a last single row repeats row o */
             n = row_chunks_s8(w, &g, o, r, c);
@@ -258,7 +317,7 @@ REDS_S8_NOINLINE void pointwise_buffered(const reds_weights_s8_t *w, const reds_
             }
             chan_s8(q, o, cin, &k0);
             chan_s8(q, o + r - 1u, cin, &k1);
-            pointwise_rows2(wq, quads, xb, nb, &k0, &k1, r, p, hw, y + o * hw);
+            pointwise_rows2(wq, words, xb, nb, &k0, &k1, r, p, hw, y + o * hw);
         }
     }
 }
