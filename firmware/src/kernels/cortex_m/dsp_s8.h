@@ -48,6 +48,8 @@ static inline int32_t asr_round(int32_t x, int32_t e)
 }
 /* v clamped to -128 .. 127: SSAT */
 static inline int32_t ssat8(int32_t v) { return __ssat(v, 8); }
+/* acc + the 4 unsigned bytes of u: USADA8 against 0 */
+static inline uint32_t usada8(uint32_t u, uint32_t acc) { return __usada8(u, 0u, acc); }
 #else
 /* bytes 0 and 2 of w, sign-extended to the two halfwords */
 static inline int32_t sxtb16(int32_t w)
@@ -90,6 +92,11 @@ static inline int32_t smmlar(int32_t a, int32_t b, int32_t c)
 static inline int32_t asr_round(int32_t x, int32_t e) { return (x >> e) + ((x >> (e - 1)) & 1); }
 /* v clamped to -128 .. 127 */
 static inline int32_t ssat8(int32_t v) { return v < -128 ? -128 : (v > 127 ? 127 : v); }
+/* acc + the 4 unsigned bytes of u */
+static inline uint32_t usada8(uint32_t u, uint32_t acc)
+{
+    return acc + (u & 0xFFu) + ((u >> 8) & 0xFFu) + ((u >> 16) & 0xFFu) + (u >> 24);
+}
 #endif
 
 /* 4 bytes as a word: one LDR (the M4 reads unaligned words) */

@@ -125,20 +125,29 @@ REDS_S8_INLINE uint32_t padded_size(const reds_layer_t *L)
     return ((uint32_t)L->in_h + L->pad_t + L->pad_b) * padded_w(L);
 }
 
-/* Input channel xc into buf's inside (rows of padded_w, from pad_t, pad_l), a word at a
- * time: the padding is left as it is. */
+/* Input channel xc into buf's inside (rows of padded_w, from pad_t, pad_l), the padding
+ * left as it is. A row of 4 bytes or more is words, the last one ending the row (it may
+ * overlap the one before): no byte loop. */
 REDS_S8_INLINE void pad_copy(const reds_layer_t *L, const int8_t *xc, int8_t *buf)
 {
     const uint32_t pw = padded_w(L), iw = L->in_w;
-    uint32_t r, j;
-    for (r = 0; r < L->in_h; ++r, xc += iw) {
-        int8_t *d = buf + (r + L->pad_t) * pw + L->pad_l;
-        for (j = 0; j + 4u <= iw; j += 4u) {
-            const int32_t v = load4(xc + j);
+    const int8_t *const end = xc + (uint32_t)L->in_h * iw;
+    int8_t *d = buf + (uint32_t)L->pad_t * pw + L->pad_l;
+    uint32_t j;
+    if (iw < 4u) {
+        for (; xc < end; xc += iw, d += pw)
+            for (j = 0; j < iw; ++j)
+                d[j] = xc[j];
+        return;
+    }
+    for (; xc < end; xc += iw, d += pw) {
+        int32_t v;
+        for (j = 0; j + 4u < iw; j += 4u) {
+            v = load4(xc + j);
             memcpy(d + j, &v, sizeof v);
         }
-        for (; j < iw; ++j)
-            d[j] = xc[j];
+        v = load4(xc + iw - 4u);
+        memcpy(d + iw - 4u, &v, sizeof v);
     }
 }
 
