@@ -97,6 +97,7 @@ CASES = [
     # depthwise: 3x3 stride 1 and stride 2 with pads, small maps
     Case("dw3x3-s1-pad1", "depthwise_conv2d", 115, W3, W3, (6, 7), (3, 3), pads=(1, 1, 1, 1)),
     Case("dw3x3-s1-pad1-relu", "depthwise_conv2d", 116, W3, W3, (5, 5), (3, 3), pads=(1, 1, 1, 1), act="relu"),
+    Case("dw3x3-s1-pad1-even-rows", "depthwise_conv2d", 146, W3, W3, (5, 6), (3, 3), pads=(1, 1, 1, 1)),
     Case("dw3x3-s2-pad", "depthwise_conv2d", 117, W3, W3, (8, 8), (3, 3), (2, 2), (1, 1, 1, 1), act="leaky_relu",
          slope=0.1),
     Case("dw3x3-s2-asym", "depthwise_conv2d", 118, W3, W3, (7, 6), (3, 3), (2, 2), (0, 1, 0, 1), bias=False),

@@ -199,16 +199,110 @@ REDS_S8_INLINE int32_t window_at_s8(const int8_t *wk, const int8_t *xp, uint32_t
     return acc;
 }
 
-/* A 3x3 channel at stride (sh, 1) with the fast store (chan_s8_t): one word of x holds a
- * row of taps of two neighbouring outputs, (x0, x2) and (x1, x3) after SXTB16:
+/* A 3x3 channel at stride (sh, 1) with the fast store (chan_s8_t), ow >= 2: one word of x
+ * holds a row of taps of two neighbouring outputs, (x0, x2) and (x1, x3) after SXTB16:
  * out0 += (x0, x2).(w0, w2) + x1 w1 (SMLAD, SMLABB), out1 += (x1, x3).(w0, w2) + x2 w1
- * (SMLAD, SMLATB); 21 instructions for their 18 MACs. The weights and init come doubled, so
- * the sums are store_fast_s8's. Kept out of line: its own registers. */
-REDS_S8_NOINLINE int8_t *dw3x3_pairs(const int8_t *buf, uint32_t pw, uint32_t sh, uint32_t oh,
-                                                     uint32_t ow, const int32_t w[6], int32_t init, int32_t mult,
-                                                     int32_t right, int32_t zr, int8_t *y)
+ * (SMLAD, SMLATB); 21 instructions for their 18 MACs. w: (w0, w2), (w3, w5), (w6, w8),
+ * (w1, w4), w7, doubled like init, so the sums are store_fast_s8's. On a Cortex-M4 the
+ * whole channel is one assembly loop: 14 registers, the store's values read from the
+ * frame; an odd last output of a row runs the same way alone. */
+typedef struct {
+    int32_t init, mult, right, zr, odd, step, estep;
+    const int8_t *yend;
+} dw_fast_t;
+
+#if REDS_DSP
+#define DW_ROW_ASM(LOAD, A, B, BOT0, BOT1)                                                                      \
+    LOAD "sxtb16 %[e], %[v]\n\t"                                                                                \
+         "sxtb16 %[v], %[v], ror #8\n\t"                                                                        \
+         "smlad %[s0], %[e], " A ", %[s0]\n\t"                                                                  \
+         "smla" BOT0 " %[s0], %[v], " B ", %[s0]\n\t"                                                           \
+         "smlad %[s1], %[v], " A ", %[s1]\n\t"                                                                  \
+         "smla" BOT1 " %[s1], %[e], " B ", %[s1]\n\t"
+#define DW_STORE_ASM(S)                                                                                         \
+    "add %[t], %[v], " S ", asr #31\n\t"                                                                        \
+    "smmlar " S ", " S ", %[e], %[t]\n\t"
+REDS_S8_NOINLINE int8_t *dw3x3_pairs(const int8_t *buf, uint32_t pw, uint32_t sh, uint32_t oh, uint32_t ow,
+                                     const int32_t w[5], const dw_fast_t *f, int8_t *y)
 {
-    const int32_t a0 = w[0], b0 = w[1], a1 = w[2], b1 = w[3], a2 = w[4], b2 = w[5];
+    const dw_fast_t k = {f->init, f->mult, f->right, f->zr, (int32_t)(ow & 1u),
+                         (int32_t)(sh * pw - 2u * (ow / 2u)), (int32_t)(sh * pw), y + oh * ow};
+    const int32_t a0 = w[0], a1 = w[1], a2 = w[2], b01 = w[3], b2 = w[4];
+    const int8_t *r = buf, *end = buf + 2u * (ow / 2u);
+    int32_t s0, s1, v, e, t;
+    (void)f;
+    __asm__ volatile(
+        "3:\n\t"
+        "1:\n\t"
+        "ldr %[s0], %[init]\n\t"
+        "mov %[s1], %[s0]\n\t"
+        DW_ROW_ASM("ldr %[v], [%[r]]\n\t", "%[a0]", "%[b01]", "bb", "tb")
+        DW_ROW_ASM("ldr %[v], [%[r], %[pw]]\n\t", "%[a1]", "%[b01]", "bt", "tt")
+        DW_ROW_ASM("ldr %[v], [%[r], %[pw], lsl #1]\n\t", "%[a2]", "%[b2]", "bb", "tb")
+        "ldr %[v], %[zr]\n\t"
+        "ldr %[e], %[m]\n\t"
+        DW_STORE_ASM("%[s0]") DW_STORE_ASM("%[s1]")
+        "ldr %[e], %[sh]\n\t"
+        "asrs %[s0], %[s0], %[e]\n\t"
+        "adc %[s0], %[s0], #0\n\t"
+        "asrs %[s1], %[s1], %[e]\n\t"
+        "adc %[s1], %[s1], #0\n\t"
+        "ssat %[s0], #8, %[s0]\n\t"
+        "ssat %[s1], #8, %[s1]\n\t"
+        "strb %[s0], [%[y]], #1\n\t"
+        "strb %[s1], [%[y]], #1\n\t"
+        "add %[r], %[r], #2\n\t"
+        "cmp %[r], %[end]\n\t"
+        "bne 1b\n\t"
+        "ldr %[t], %[odd]\n\t"
+        "cmp %[t], #0\n\t"
+        "beq 4f\n\t"
+        "ldr %[s0], %[init]\n\t"
+        "ldr %[v], [%[r]]\n\t"
+        "sxtb16 %[e], %[v]\n\t"
+        "sxtb16 %[v], %[v], ror #8\n\t"
+        "smlad %[s0], %[e], %[a0], %[s0]\n\t"
+        "smlabb %[s0], %[v], %[b01], %[s0]\n\t"
+        "ldr %[v], [%[r], %[pw]]\n\t"
+        "sxtb16 %[e], %[v]\n\t"
+        "sxtb16 %[v], %[v], ror #8\n\t"
+        "smlad %[s0], %[e], %[a1], %[s0]\n\t"
+        "smlabt %[s0], %[v], %[b01], %[s0]\n\t"
+        "ldr %[v], [%[r], %[pw], lsl #1]\n\t"
+        "sxtb16 %[e], %[v]\n\t"
+        "sxtb16 %[v], %[v], ror #8\n\t"
+        "smlad %[s0], %[e], %[a2], %[s0]\n\t"
+        "smlabb %[s0], %[v], %[b2], %[s0]\n\t"
+        "ldr %[v], %[zr]\n\t"
+        "ldr %[e], %[m]\n\t"
+        DW_STORE_ASM("%[s0]")
+        "ldr %[e], %[sh]\n\t"
+        "asrs %[s0], %[s0], %[e]\n\t"
+        "adc %[s0], %[s0], #0\n\t"
+        "ssat %[s0], #8, %[s0]\n\t"
+        "strb %[s0], [%[y]], #1\n\t"
+        "4:\n\t"
+        "ldr %[t], %[step]\n\t"
+        "add %[r], %[r], %[t]\n\t"
+        "ldr %[t], %[estep]\n\t"
+        "add %[end], %[end], %[t]\n\t"
+        "ldr %[t], %[yend]\n\t"
+        "cmp %[y], %[t]\n\t"
+        "bne 3b\n\t"
+        : [r] "+r"(r), [y] "+r"(y), [end] "+r"(end), [s0] "=&r"(s0), [s1] "=&r"(s1),
+          [v] "=&r"(v), [e] "=&r"(e), [t] "=&r"(t)
+        : [pw] "r"(pw), [a0] "r"(a0), [a1] "r"(a1), [a2] "r"(a2), [b01] "r"(b01), [b2] "r"(b2), [init] "m"(k.init),
+          [m] "m"(k.mult), [sh] "m"(k.right), [zr] "m"(k.zr), [odd] "m"(k.odd), [step] "m"(k.step),
+          [estep] "m"(k.estep), [yend] "m"(k.yend)
+        : "cc", "memory");
+    return y;
+}
+#else
+REDS_S8_NOINLINE int8_t *dw3x3_pairs(const int8_t *buf, uint32_t pw, uint32_t sh, uint32_t oh, uint32_t ow,
+                                     const int32_t w[5], const dw_fast_t *f, int8_t *y)
+{
+    const int32_t a0 = w[0], a1 = w[1], a2 = w[2], b0 = w[3] & 0xFFFF, b1 = w[3] >> 16, b2 = w[4];
+    const int32_t init = f->init, mult = f->mult, right = f->right, zr = f->zr;
     uint32_t oy, ox;
     for (oy = 0; oy < oh; ++oy) {
         const int8_t *row = buf + oy * sh * pw;
@@ -241,6 +335,7 @@ REDS_S8_NOINLINE int8_t *dw3x3_pairs(const int8_t *buf, uint32_t pw, uint32_t sh
     }
     return y;
 }
+#endif
 
 /* A 3x3 channel on its padded copy: the weights in registers as (w0, w2) pairs and w1 of
  * each row, so a row of taps is one word of x, two SXTB16, one SMLAD and one SMLABB (its
@@ -253,10 +348,11 @@ REDS_S8_INLINE int8_t *dw3x3(const reds_layer_t *L, const int8_t *wk, const int8
     const int32_t a2 = pack16(wk[6], wk[8]), b2 = wk[7];
     const uint32_t sh = L->sh, sw = L->sw, oh = L->out_h, ow = L->out_w;
     uint32_t oy, ox;
-    if (sw == 1 && k->fast) { /* the doubled sums store_fast_s8 takes: doubled weights */
-        const int32_t w[6] = {pack16(2 * wk[0], 2 * wk[2]), 2 * b0, pack16(2 * wk[3], 2 * wk[5]), 2 * b1,
-                              pack16(2 * wk[6], 2 * wk[8]), 2 * b2};
-        return dw3x3_pairs(buf, pw, sh, oh, ow, w, 2 * (k->init - zw), k->mult, k->right, k->zr, y);
+    if (sw == 1 && ow >= 2 && k->fast) { /* the doubled sums store_fast_s8 takes: doubled weights */
+        const int32_t w[5] = {pack16(2 * wk[0], 2 * wk[2]), pack16(2 * wk[3], 2 * wk[5]), pack16(2 * wk[6], 2 * wk[8]),
+                              pack16(2 * b0, 2 * b1), 2 * b2};
+        const dw_fast_t f = {2 * (k->init - zw), k->mult, k->right, k->zr, 0, 0, 0, NULL};
+        return dw3x3_pairs(buf, pw, sh, oh, ow, w, &f, y);
     }
     for (oy = 0; oy < oh; ++oy) {
         const int8_t *row = buf + oy * sh * pw;
