@@ -1,17 +1,19 @@
 /*
- * conv2d, int8, optimized for a Cortex-M4 (ACLE DSP instructions where __ARM_FEATURE_DSP,
- * the same arithmetic in plain C99 elsewhere). Pointwise convs (1x1, stride 1, no padding)
- * run 2 pixels x 2 output channels at a time: the inputs (x - zx) of up to 8 pixel pairs
- * are widened once to int16 in a small buffer, each quad of channels stored (x0, x2, x1,
- * x3) for one pixel then the other, so one word of it is the pair that SXTB16 makes of a
- * weight word (w0, w2) or (w1, w3): per 4 inputs, 2 weight words, 4 SXTB16, 4 buffer
- * words and 8 SMLADs make 16 MACs; each pair of rows finds its weight chunks and store
- * steps once per buffer. A wider
- * input than the buffer runs 4 channels per pixel, packing (x - zx) pairs as it goes.
- * Every other conv (the first conv) reads a copy of its input padded with zx, every
- * window without bounds checks (window_s8.h); an input too large for the copy runs the
- * reference's loop. Integer sums are exact in any order, so every path gives the
- * reference's bits.
+ * conv2d, int8, optimized for a Cortex-M4 (ACLE DSP instructions and inline assembly where
+ * __ARM_FEATURE_DSP, the same arithmetic in plain C99 elsewhere).
+ * - Pointwise convs (1x1, stride 1, no padding) of up to PW_MAX_CIN inputs run 2 pixels x
+ *   2 output channels at a time: up to 32 pixel pairs are widened once to int16 (x - zx)
+ *   in a stack buffer, per quad of channels (x0, x2), (x1, x3) of one pixel then the
+ *   other; each pair of rows widens (SXTB16) and doubles its weights once for all of
+ *   them. Per quad 4 LDRDs and 8 SMLADs make 16 MACs; the store is window_s8.h's fast one
+ *   (5 instructions) where the step allows. A wider input runs 4 rows per pixel.
+ * - The first conv of a one-channel input with rows of 3 or 4 taps widens its padded input
+ *   to int16 once and runs two output channels at a time (conv1).
+ * - Every other conv reads a copy of its input padded with zx, every window without
+ *   bounds checks (window_s8.h); an input too large for the copy runs the reference's loop.
+ * Integer sums are exact in any order, so every path gives the reference's bits.
+ * Stack: the pointwise path keeps about 12 KiB (its buffers), the others under 5 KiB;
+ * each path has a frame of its own.
  * Reference: kernels/reference/conv2d_s8.c.
  */
 #include <string.h>

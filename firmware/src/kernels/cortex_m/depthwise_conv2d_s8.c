@@ -1,9 +1,10 @@
 /*
  * depthwise conv2d, int8, optimized for a Cortex-M4: per channel, the store step's values
- * in registers (chan_s8_t), the channel copied with its padding (zx) and every window
- * summed without bounds checks (window_s8.h: sum x * w less zx times the kernel's weight
- * sum, exact, so the reference's bits); a channel too large for the copy runs the
- * reference's loop.
+ * in registers (chan_s8_t), the channel copied into a buffer whose padding (zx) is filled
+ * once per layer, and every window summed without bounds checks (window_s8.h: sum x * w
+ * less zx times the kernel's weight sum, exact, so the reference's bits; a 3x3 at stride
+ * 1 two outputs per word of taps, in one assembly loop per channel); a channel too large
+ * for the copy runs the reference's loop.
  * Reference: kernels/reference/depthwise_conv2d_s8.c.
  */
 #include <string.h>

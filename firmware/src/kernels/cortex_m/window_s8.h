@@ -1,7 +1,8 @@
 /*
  * What the optimized int8 convolutions share: one output channel's store step with its
  * constants in registers (chan_s8_t: reds_store_s8 with the requantization record's values
- * loaded once per channel, since every int8 store may alias them), and the dot product of
+ * loaded once per channel, since every int8 store may alias them; the common step in 5
+ * instructions, store_fast_s8, where the sums cannot overflow), and the dot product of
  * a kernel window with one input channel without bounds checks: on a copy of the input
  * padded with zx, sum x * w less zx times the kernel's weight sum (exact integers, so the
  * reference's sum of (x - zx) * w over the taps inside the input). An input too large for
