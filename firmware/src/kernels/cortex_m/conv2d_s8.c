@@ -576,6 +576,10 @@ void reds_conv2d_s8(const reds_layer_t *L, const reds_weights_s8_t *w, const red
         chunk_s8_t c[REDS_MAX_CHUNKS];
         uint32_t o, g = 0;
         unsigned n, r;
+        if (hw == 1) { /* one pixel: a dense layer (the same weights, elem 1, the same sums) */
+            reds_dense_s8(L, w, q, cin, cout, x, y);
+            return;
+        }
         if (cin <= PW_MAX_CIN) {
             pointwise_buffered(w, q, cin, cout, hw, x, y);
             return;
