@@ -31,18 +31,19 @@
 #include REDS_REF_WINDOW_S8
 
 /* Output channel o's store step (reds_store_s8), its values loaded once and the rounding
- * divide's mask precomputed. Where the sums cannot reach 2^30 with the bias in them and the
- * step is the common one (a positive multiplier and a right shift of 1 to 22, no leaky
- * ReLU, the whole int8 range), the bias starts the sum (init) and the store is
- * store_fast_s8; else init is 0. */
+ * divide's mask precomputed. Where the sums cannot reach 2^30 with the bias in them, the
+ * multiplier is positive and its shift a right shift of 1 to 22 (quick: the bias starts
+ * the sum, init, and the requantization is store_fast_s8's), and moreover the step has no
+ * leaky ReLU and the whole int8 range as its clamp (fast: the store is store_fast_s8);
+ * else init is 0 and the store reds_store_s8's arithmetic. */
 typedef struct {
     int32_t bias, mult, lo, hi, zy, slope_mult; /* lo, hi: the clamp less zy */
     int left, right;                            /* the multiplier's shift: 2^left, then / 2^right */
     uint32_t mask, half;                        /* 2^right - 1 and its half (reds_rdbpot's) */
     int slope_shift, leaky;
-    int32_t init; /* what a sum starts from: the bias where fast, else 0 */
+    int32_t init; /* what a sum starts from: the bias where quick, else 0 */
     int32_t zr;   /* zy 2^right, where fast */
-    int fast;
+    int quick, fast;
 } chan_s8_t;
 
 /* Channel o's step, for sums of `taps` products (x - zx) w, each at most 255 x 128 (twice
@@ -64,9 +65,9 @@ REDS_S8_INLINE void chan_s8(const reds_requant_t *q, uint32_t o, uint32_t taps, 
     c->slope_mult = q->slope_mult;
     c->slope_shift = q->slope_shift;
     most = (uint64_t)taps * (2u * 255u * 128u) + (uint64_t)(c->bias < 0 ? -(int64_t)c->bias : c->bias);
-    c->fast = e <= -1 && e >= -22 && c->mult > 0 && !q->leaky && q->lo == -128 && q->hi == 127 &&
-              most < ((uint64_t)1 << 30);
-    c->init = c->fast ? c->bias : 0;
+    c->quick = e <= -1 && e >= -22 && c->mult > 0 && most < ((uint64_t)1 << 30);
+    c->fast = c->quick && !q->leaky && q->lo == -128 && q->hi == 127;
+    c->init = c->quick ? c->bias : 0;
     c->zr = c->fast ? (int32_t)((uint32_t)q->zy << c->right) : 0;
 }
 
@@ -82,16 +83,24 @@ REDS_S8_INLINE int8_t store_fast_s8(int32_t a, int32_t mult, int32_t right, int3
     return (int8_t)ssat8(asr_round(smmlar(a, mult, zr + (a >> 31)), right));
 }
 
+/* reds_store_s8 with c's values, acc the sum from c->init: store_fast_s8 where c is fast;
+ * its requantization (zr = 0), then the leaky slope and the clamp, where quick; else
+ * reds_requantize's arithmetic with the mask precomputed. The same bits every way. */
 REDS_S8_INLINE int8_t store_chan_s8(const chan_s8_t *c, int32_t acc)
 {
     int32_t t;
     if (c->fast)
         return store_fast_s8((int32_t)((uint32_t)acc << 1), c->mult, c->right, c->zr);
-    t = reds_add_sat32(acc, c->bias);
-    if (c->left > 0)
-        t = reds_sat_shl(t, c->left);
-    t = reds_srdhm_m(t, c->mult);
-    t = (t >> c->right) + (((uint32_t)t & c->mask) > c->half + (t < 0 ? 1u : 0u) ? 1 : 0);
+    if (c->quick) { /* store_fast_s8's requantization, zr = 0 */
+        const int32_t a = (int32_t)((uint32_t)acc << 1);
+        t = asr_round(smmlar(a, c->mult, a >> 31), c->right);
+    } else {
+        t = reds_add_sat32(acc, c->bias);
+        if (c->left > 0)
+            t = reds_sat_shl(t, c->left);
+        t = reds_srdhm_m(t, c->mult);
+        t = (t >> c->right) + (((uint32_t)t & c->mask) > c->half + (t < 0 ? 1u : 0u) ? 1 : 0);
+    }
     if (c->leaky && t < 0)
         t = reds_requantize(t, c->slope_mult, c->slope_shift);
     t = t < c->lo ? c->lo : (t > c->hi ? c->hi : t);
@@ -99,7 +108,7 @@ REDS_S8_INLINE int8_t store_chan_s8(const chan_s8_t *c, int32_t acc)
 }
 
 /* The store of a doubled sum a, from 2 init: store_fast_s8 where c is fast, else
- * store_chan_s8 of a / 2 (init is 0 there, so a is even). */
+ * store_chan_s8 of a / 2 (a is even). */
 REDS_S8_INLINE int8_t store2_s8(const chan_s8_t *c, int32_t a)
 {
     return c->fast ? store_fast_s8(a, c->mult, c->right, c->zr) : store_chan_s8(c, a >> 1);
