@@ -5,6 +5,9 @@
  */
 #include "reds_s8.h"
 
+/* the Arduino builder compiles all of src/: there kernels/cortex_m/avg_pool_s8.c is this op's kernel */
+#ifndef REDS_ALL_SOURCES
+
 void reds_avg_pool_s8(const reds_layer_t *L, uint32_t c, int32_t m, int e, int32_t zx, int32_t zy, const int8_t *x,
                       int8_t *y)
 {
@@ -25,3 +28,5 @@ void reds_avg_pool_s8(const reds_layer_t *L, uint32_t c, int32_t m, int e, int32
         }
     }
 }
+
+#endif /* REDS_ALL_SOURCES */
