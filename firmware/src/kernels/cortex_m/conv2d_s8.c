@@ -282,7 +282,7 @@ REDS_S8_NOINLINE void pointwise_buffered(const reds_weights_s8_t *w, const reds_
                                uint32_t hw, const int8_t *x, int8_t *y)
 {
     int32_t xb[4u * PW_MAX_QUADS * 4u]; /* 4 pairs of PW_MAX_CIN, 32 of 64 (8 KB) */
-    int32_t wq[4u * PW_MAX_QUADS + 4u];
+    int32_t wq[4u * PW_MAX_QUADS];
     int8_t rows[2][PW_MAX_CIN + 4u];
     chunk_s8_t c[REDS_MAX_CHUNKS];
     chan_s8_t k0, k1;

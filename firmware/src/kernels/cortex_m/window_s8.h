@@ -217,7 +217,8 @@ REDS_S8_INLINE int32_t window_at_s8(const int8_t *wk, const int8_t *xp, uint32_t
  * whole channel is one assembly loop: 14 registers, the store's values read from the
  * frame; an odd last output of a row runs the same way alone. */
 typedef struct {
-    int32_t init, mult, right, zr, odd, step, estep;
+    int32_t init, mult, right, zr; /* the caller's: the sums' start and the store's values */
+    int32_t odd, step, estep;      /* dw3x3_pairs's own, in its frame: the row walk */
     const int8_t *yend;
 } dw_fast_t;
 
@@ -240,7 +241,6 @@ REDS_S8_NOINLINE int8_t *dw3x3_pairs(const int8_t *buf, uint32_t pw, uint32_t sh
     const int32_t a0 = w[0], a1 = w[1], a2 = w[2], b01 = w[3], b2 = w[4];
     const int8_t *r = buf, *end = buf + 2u * (ow / 2u);
     int32_t s0, s1, v, e, t;
-    (void)f;
     __asm__ volatile(
         "3:\n\t"
         "1:\n\t"
