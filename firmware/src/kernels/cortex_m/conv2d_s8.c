@@ -112,7 +112,7 @@ typedef struct {
  * xb the pairs' inputs one after another (wq's words each), y row o's outputs from the
  * first pair's pixel 0, ye where they end. Per pair: the tile over two quads a turn
  * (26 instructions for 32 MACs), then 4 stores of 6 instructions. */
-#if REDS_DSP
+#if REDS_ASM
 REDS_S8_NOINLINE void pw_pairs_fast(const int32_t *wq, uint32_t words, const int32_t *xb, const pw_fast_t *f,
                                     int8_t *y, const int8_t *ye)
 {
@@ -344,7 +344,7 @@ static int conv1_fits(const reds_layer_t *L)
 /* The rows of one window (xr: its first row of x, rows pwb bytes apart) for channels a, b:
  * k, kend the kernel table. a0, b0 += the window at xr; where TWO, a1, b1 += the one 2 taps
  * on (xr + 4 bytes). */
-#if REDS_DSP
+#if REDS_ASM
 #define CONV1_ROWS1(XR, PWB, K, KEND, A0, B0)                                                                   \
     do {                                                                                                        \
         int32_t x0_, x1_, w0_, w1_;                                                                             \

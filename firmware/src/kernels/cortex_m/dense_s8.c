@@ -21,7 +21,7 @@ ROW_CHUNKS(row_chunks_s8, chunk_s8_t, int8_t, reds_weights_s8_t)
  * per quad one word of x becomes (x0 - zx, x2 - zx), (x1 - zx, x3 - zx) (2 SXTAB16s onto
  * nz), and per row one word of weights, 2 SXTB16s and 2 SMLADs. Inline assembly on a
  * Cortex-M4 (14 registers; the end is read from the frame). */
-#if REDS_DSP
+#if REDS_ASM
 #define DENSE_QUAD_ROW_ASM(P, A)                                                                                \
     "ldr %[v], [" P "], #4\n\t"                                                                                 \
     "sxtb16 %[e], %[v]\n\t"                                                                                     \
@@ -33,7 +33,7 @@ ROW_CHUNKS(row_chunks_s8, chunk_s8_t, int8_t, reds_weights_s8_t)
     "sxtab16 %[x02], %[nz], %[v]\n\t"                                                                           \
     "sxtab16 %[x13], %[nz], %[v], ror #8\n\t" DENSE_QUAD_ROW_ASM("%[w0]", "%[a0]")                              \
         DENSE_QUAD_ROW_ASM("%[w1]", "%[a1]") DENSE_QUAD_ROW_ASM("%[w2]", "%[a2]") DENSE_QUAD_ROW_ASM("%[w3]", "%[a3]")
-static void dense4_quads(const int8_t **x, const int8_t *end, const int8_t **w, int32_t nz, int32_t a[4])
+REDS_S8_NOINLINE void dense4_quads(const int8_t **x, const int8_t *end, const int8_t **w, int32_t nz, int32_t a[4])
 {
     const int8_t *xp = *x, *p0 = w[0], *p1 = w[1], *p2 = w[2], *p3 = w[3];
     int32_t a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3], v, e, x02, x13;
@@ -70,7 +70,7 @@ static void dense4(const chunk_s8_t *c, unsigned n, uint32_t e, const int8_t *x,
         const int8_t *w[4] = {c[s].w[0], c[s].w[1], c[s].w[2], c[s].w[3]};
         const int8_t *xs = x + c[s].lo * e;
         const int8_t *const end = xs + (c[s].hi - c[s].lo) * e;
-#if REDS_DSP
+#if REDS_ASM
         if (end - xs >= 8)
             dense4_quads(&xs, xs + ((uint32_t)(end - xs) & ~7u), w, nz, a);
 #endif

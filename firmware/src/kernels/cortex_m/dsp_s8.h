@@ -99,6 +99,13 @@ static inline uint32_t usada8(uint32_t u, uint32_t acc)
 }
 #endif
 
+/* The kernels' assembly loops (up to 14 registers) where the DSP instructions are there and
+ * the build optimizes: at -O0 GCC keeps r7 as the frame pointer and the loops would not
+ * fit, so such a build runs the same arithmetic in C. */
+#if defined(REDS_DSP) && defined(__OPTIMIZE__)
+#define REDS_ASM 1
+#endif
+
 /* 4 bytes as a word: one LDR (the M4 reads unaligned words) */
 static inline int32_t load4(const void *p)
 {

@@ -222,7 +222,7 @@ typedef struct {
     const int8_t *yend;
 } dw_fast_t;
 
-#if REDS_DSP
+#if REDS_ASM
 #define DW_ROW_ASM(LOAD, A, B, BOT0, BOT1)                                                                      \
     LOAD "sxtb16 %[e], %[v]\n\t"                                                                                \
          "sxtb16 %[v], %[v], ror #8\n\t"                                                                        \
