@@ -33,7 +33,7 @@ ROW_CHUNKS(row_chunks_s8, chunk_s8_t, int8_t, reds_weights_s8_t)
     "sxtab16 %[x02], %[nz], %[v]\n\t"                                                                           \
     "sxtab16 %[x13], %[nz], %[v], ror #8\n\t" DENSE_QUAD_ROW_ASM("%[w0]", "%[a0]")                              \
         DENSE_QUAD_ROW_ASM("%[w1]", "%[a1]") DENSE_QUAD_ROW_ASM("%[w2]", "%[a2]") DENSE_QUAD_ROW_ASM("%[w3]", "%[a3]")
-REDS_S8_NOINLINE void dense4_quads(const int8_t **x, const int8_t *end, const int8_t **w, int32_t nz, int32_t a[4])
+REDS_S8_INLINE void dense4_quads(const int8_t **x, const int8_t *end, const int8_t **w, int32_t nz, int32_t a[4])
 {
     const int8_t *xp = *x, *p0 = w[0], *p1 = w[1], *p2 = w[2], *p3 = w[3];
     int32_t a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3], v, e, x02, x13;
@@ -61,7 +61,7 @@ REDS_S8_NOINLINE void dense4_quads(const int8_t **x, const int8_t *end, const in
 /* The sums of 4 rows: per 4 inputs one word of x (two (x - zx) pairs) and per row one
  * word of weights, two SMLADs (two quads a turn in assembly on a Cortex-M4); the last
  * len % 4 inputs one by one. */
-static void dense4(const chunk_s8_t *c, unsigned n, uint32_t e, const int8_t *x, int32_t zx, int32_t acc[4])
+REDS_S8_NOINLINE void dense4(const chunk_s8_t *c, unsigned n, uint32_t e, const int8_t *x, int32_t zx, int32_t acc[4])
 {
     const int32_t nz = (int32_t)(((uint32_t)-zx & 0xFFFFu) * 0x10001u); /* (-zx, -zx) */
     int32_t a[4] = {0, 0, 0, 0};
