@@ -110,9 +110,45 @@ typedef struct {
 
 /* Pairs of pixels for rows o, o + 1, both fast, both pixels real, cin whole pairs of quads:
  * xb the pairs' inputs one after another (wq's words each), y row o's outputs from the
- * first pair's pixel 0, ye where they end. Per pair: the tile over two quads a turn
- * (26 instructions for 32 MACs), then 4 stores of 6 instructions. */
+ * first pair's pixel 0, ye where they end. Per pair: the tile over four quads a turn (50
+ * instructions for 64 MACs; two where the pairs of quads are odd), then 4 stores of 6
+ * instructions. */
 #if REDS_ASM
+#define PW_PAIRS_ASM(TILE)                                                                                           \
+    __asm__ volatile("2:\n\t"                                                                                        \
+                     "ldr %[a00], %[i0]\n\t"                                                                         \
+                     "ldr %[a10], %[i1]\n\t"                                                                         \
+                     "mov %[a01], %[a00]\n\t"                                                                        \
+                     "mov %[a11], %[a10]\n\t"                                                                        \
+                     "ldr %[w], %[w0]\n\t"                                                                           \
+                     "ldr %[t], %[wend]\n\t"                                                                         \
+                     "1:\n\t" TILE                                                                                   \
+                     "cmp %[w], %[t]\n\t"                                                                            \
+                     "bne 1b\n\t"                                                                                    \
+                     "ldr %[wa], %[m0]\n\t"                                                                          \
+                     "ldr %[wb], %[e0]\n\t"                                                                          \
+                     "ldr %[xa], %[z0]\n\t"                                                                          \
+                     STORE_FAST_ASM("%[a00]", "%[wa]", "%[wb]", "%[xa]", "[%[y]]")                                   \
+                     STORE_FAST_ASM("%[a01]", "%[wa]", "%[wb]", "%[xa]", "[%[y], #1]")                               \
+                     "ldr %[wa], %[m1]\n\t"                                                                          \
+                     "ldr %[wb], %[e1]\n\t"                                                                          \
+                     "ldr %[xa], %[z1]\n\t"                                                                          \
+                     "ldr %[xb], %[hw]\n\t"                                                                          \
+                     STORE_FAST_ASM("%[a10]", "%[wa]", "%[wb]", "%[xa]", "[%[y], %[xb]]")                            \
+                     "add %[xb], %[xb], #1\n\t"                                                                      \
+                     STORE_FAST_ASM("%[a11]", "%[wa]", "%[wb]", "%[xa]", "[%[y], %[xb]]")                            \
+                     "add %[y], %[y], #2\n\t"                                                                        \
+                     "ldr %[t], %[ye]\n\t"                                                                           \
+                     "cmp %[y], %[t]\n\t"                                                                            \
+                     "bne 2b\n\t"                                                                                    \
+                     : [a00] "=&r"(a00), [a01] "=&r"(a01), [a10] "=&r"(a10), [a11] "=&r"(a11), [x] "+r"(x),          \
+                       [y] "+r"(y), [w] "=&r"(w), [xa] "=&r"(xa), [xb] "=&r"(xb_), [xc] "=&r"(xc), [xd] "=&r"(xd),   \
+                       [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t)                                                  \
+                     : [wend] "m"(wend), [w0] "m"(w0), [ye] "m"(ye), [i0] "m"(k.i0), [i1] "m"(k.i1),                 \
+                       [m0] "m"(k.m0), [e0] "m"(k.e0), [z0] "m"(k.z0), [m1] "m"(k.m1), [e1] "m"(k.e1),               \
+                       [z1] "m"(k.z1), [hw] "m"(k.hw)                                                                \
+                     : "cc", "memory")
+
 REDS_S8_NOINLINE void pw_pairs_fast(const int32_t *wq, uint32_t words, const int32_t *xb, const pw_fast_t *f,
                                     int8_t *y, const int8_t *ye)
 {
@@ -121,39 +157,10 @@ REDS_S8_NOINLINE void pw_pairs_fast(const int32_t *wq, uint32_t words, const int
     const int32_t *const w0 = wq;
     int32_t a00, a01, a10, a11, xa, xb_, xc, xd, wa, wb, t;
     const int32_t *w;
-    __asm__ volatile("2:\n\t"
-                     "ldr %[a00], %[i0]\n\t"
-                     "ldr %[a10], %[i1]\n\t"
-                     "mov %[a01], %[a00]\n\t"
-                     "mov %[a11], %[a10]\n\t"
-                     "ldr %[w], %[w0]\n\t"
-                     "ldr %[t], %[wend]\n\t"
-                     "1:\n\t" QUAD2X2_ASM QUAD2X2_ASM
-                     "cmp %[w], %[t]\n\t"
-                     "bne 1b\n\t"
-                     "ldr %[wa], %[m0]\n\t"
-                     "ldr %[wb], %[e0]\n\t"
-                     "ldr %[xa], %[z0]\n\t"
-                     STORE_FAST_ASM("%[a00]", "%[wa]", "%[wb]", "%[xa]", "[%[y]]")
-                     STORE_FAST_ASM("%[a01]", "%[wa]", "%[wb]", "%[xa]", "[%[y], #1]")
-                     "ldr %[wa], %[m1]\n\t"
-                     "ldr %[wb], %[e1]\n\t"
-                     "ldr %[xa], %[z1]\n\t"
-                     "ldr %[xb], %[hw]\n\t"
-                     STORE_FAST_ASM("%[a10]", "%[wa]", "%[wb]", "%[xa]", "[%[y], %[xb]]")
-                     "add %[xb], %[xb], #1\n\t"
-                     STORE_FAST_ASM("%[a11]", "%[wa]", "%[wb]", "%[xa]", "[%[y], %[xb]]")
-                     "add %[y], %[y], #2\n\t"
-                     "ldr %[t], %[ye]\n\t"
-                     "cmp %[y], %[t]\n\t"
-                     "bne 2b\n\t"
-                     : [a00] "=&r"(a00), [a01] "=&r"(a01), [a10] "=&r"(a10), [a11] "=&r"(a11), [x] "+r"(x),
-                       [y] "+r"(y), [w] "=&r"(w), [xa] "=&r"(xa), [xb] "=&r"(xb_), [xc] "=&r"(xc), [xd] "=&r"(xd),
-                       [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t)
-                     : [wend] "m"(wend), [w0] "m"(w0), [ye] "m"(ye), [i0] "m"(k.i0), [i1] "m"(k.i1),
-                       [m0] "m"(k.m0), [e0] "m"(k.e0), [z0] "m"(k.z0), [m1] "m"(k.m1), [e1] "m"(k.e1),
-                       [z1] "m"(k.z1), [hw] "m"(k.hw)
-                     : "cc", "memory");
+    if (words & 8u) /* an odd number of pairs of quads */
+        PW_PAIRS_ASM(QUAD2X2_ASM QUAD2X2_ASM);
+    else
+        PW_PAIRS_ASM(QUAD2X2_ASM QUAD2X2_ASM QUAD2X2_ASM QUAD2X2_ASM);
 }
 #else
 REDS_S8_NOINLINE void pw_pairs_fast(const int32_t *wq, uint32_t words, const int32_t *xb, const pw_fast_t *f,
@@ -292,7 +299,8 @@ REDS_S8_NOINLINE void pointwise_buffered(const reds_weights_s8_t *w, const reds_
     uint32_t p, i, o, g, j, nb;
     unsigned n, r, s, straight;
     memset(rows, 0, sizeof rows); /* the padding past cin */
-    memset(wq + words - 4u, 0, 4u * sizeof wq[0]); /* a padding quad: the straight path leaves it be */
+    memset(wq + (cin + 3u) / 4u * 4u, 0, (words - (cin + 3u) / 4u * 4u) * sizeof wq[0]); /* the padding quads: the
+                                                                                       straight path leaves them be */
     for (p = 0; p < hw; p += 2u * nb) {
         nb = (hw - p + 1u) / 2u < pairs ? (hw - p + 1u) / 2u : pairs;
         for (j = 0; j < nb; ++j)
