@@ -420,6 +420,20 @@ static int conv1_fits(const reds_layer_t *L)
     } while (0)
 #endif
 
+/* Doubled sums a, b of channels ka, kb to ya, yb: store_fast_s8 where both are fast (fast,
+ * tested once by the caller: GCC reloads the flags from memory otherwise), else store2_s8. */
+REDS_S8_INLINE void store_ab(int fast, const chan_s8_t *ka, const chan_s8_t *kb, int32_t a, int32_t b, int8_t *ya,
+                             int8_t *yb)
+{
+    if (fast) {
+        *ya = store_fast_s8(a, ka->mult, ka->right, ka->zr);
+        *yb = store_fast_s8(b, kb->mult, kb->right, kb->zr);
+    } else {
+        *ya = store2_s8(ka, a);
+        *yb = store2_s8(kb, b);
+    }
+}
+
 /* Output channels a, b (k: their kernel table, kh rows; ia, ib the sums' starts, doubled)
  * over the widened input xb (rows pw apart). */
 REDS_S8_NOINLINE void conv1_pair(const reds_layer_t *L, const int16_t *xb, uint32_t pw, const int32_t *k,
@@ -441,25 +455,9 @@ REDS_S8_NOINLINE void conv1_pair(const reds_layer_t *L, const int16_t *xb, uint3
             } else {
                 CONV1_ROWS1(xr, pwb, kk, kend, a0, b0);
             }
-            if (fast) {
-                ya[0] = store_fast_s8(a0, ka->mult, ka->right, ka->zr);
-                yb[0] = store_fast_s8(b0, kb->mult, kb->right, kb->zr);
-            } else {
-                ya[0] = store2_s8(ka, a0);
-                yb[0] = store2_s8(kb, b0);
-            }
-            ++ya;
-            ++yb;
+            store_ab(fast, ka, kb, a0, b0, ya++, yb++);
             if (ox < two) {
-                if (fast) {
-                    ya[0] = store_fast_s8(a1, ka->mult, ka->right, ka->zr);
-                    yb[0] = store_fast_s8(b1, kb->mult, kb->right, kb->zr);
-                } else {
-                    ya[0] = store2_s8(ka, a1);
-                    yb[0] = store2_s8(kb, b1);
-                }
-                ++ya;
-                ++yb;
+                store_ab(fast, ka, kb, a1, b1, ya++, yb++);
                 ++ox;
             }
         }

@@ -77,10 +77,16 @@ REDS_S8_INLINE void chan_s8(const reds_requant_t *q, uint32_t o, uint32_t taps, 
  * floor((t' + 2^(right-1)) / 2^right) with t' = t - (t < 0): t' >> right plus the last bit
  * shifted out (ASRS, ADC), and zy joins as zr before the shift (it leaves the low bits be).
  * t < 0 only where acc < 0, and where acc < 0 but t = 0, t' = -1 rounds to 0 too: so
- * t' + zr = SMMLAR(a, m, zr + (a >> 31)). The clamp to the int8 range is SSAT. */
+ * t' + zr = SMMLAR(a, m, zr + (a >> 31)) (requant_fast_s8). The clamp to the int8 range is
+ * SSAT. */
+REDS_S8_INLINE int32_t requant_fast_s8(int32_t a, int32_t mult, int32_t right, int32_t zr)
+{
+    return asr_round(smmlar(a, mult, zr + (a >> 31)), right);
+}
+
 REDS_S8_INLINE int8_t store_fast_s8(int32_t a, int32_t mult, int32_t right, int32_t zr)
 {
-    return (int8_t)ssat8(asr_round(smmlar(a, mult, zr + (a >> 31)), right));
+    return (int8_t)ssat8(requant_fast_s8(a, mult, right, zr));
 }
 
 /* reds_store_s8 with c's values, acc the sum from c->init: store_fast_s8 where c is fast;
@@ -91,9 +97,8 @@ REDS_S8_INLINE int8_t store_chan_s8(const chan_s8_t *c, int32_t acc)
     int32_t t;
     if (c->fast)
         return store_fast_s8((int32_t)((uint32_t)acc << 1), c->mult, c->right, c->zr);
-    if (c->quick) { /* store_fast_s8's requantization, zr = 0 */
-        const int32_t a = (int32_t)((uint32_t)acc << 1);
-        t = asr_round(smmlar(a, c->mult, a >> 31), c->right);
+    if (c->quick) {
+        t = requant_fast_s8((int32_t)((uint32_t)acc << 1), c->mult, c->right, 0);
     } else {
         t = reds_add_sat32(acc, c->bias);
         if (c->left > 0)
@@ -230,6 +235,12 @@ typedef struct {
          "smla" BOT0 " %[s0], %[v], " B ", %[s0]\n\t"                                                           \
          "smlad %[s1], %[v], " A ", %[s1]\n\t"                                                                  \
          "smla" BOT1 " %[s1], %[e], " B ", %[s1]\n\t"
+/* the same row of taps for one output (out0 alone) */
+#define DW_ONE_ASM(LOAD, A, B, BOT0)                                                                            \
+    LOAD "sxtb16 %[e], %[v]\n\t"                                                                                \
+         "sxtb16 %[v], %[v], ror #8\n\t"                                                                        \
+         "smlad %[s0], %[e], " A ", %[s0]\n\t"                                                                  \
+         "smla" BOT0 " %[s0], %[v], " B ", %[s0]\n\t"
 #define DW_STORE_ASM(S)                                                                                         \
     "add %[t], %[v], " S ", asr #31\n\t"                                                                        \
     "smmlar " S ", " S ", %[e], %[t]\n\t"
@@ -268,21 +279,9 @@ REDS_S8_NOINLINE int8_t *dw3x3_pairs(const int8_t *buf, uint32_t pw, uint32_t sh
         "cmp %[t], #0\n\t"
         "beq 4f\n\t"
         "ldr %[s0], %[init]\n\t"
-        "ldr %[v], [%[r]]\n\t"
-        "sxtb16 %[e], %[v]\n\t"
-        "sxtb16 %[v], %[v], ror #8\n\t"
-        "smlad %[s0], %[e], %[a0], %[s0]\n\t"
-        "smlabb %[s0], %[v], %[b01], %[s0]\n\t"
-        "ldr %[v], [%[r], %[pw]]\n\t"
-        "sxtb16 %[e], %[v]\n\t"
-        "sxtb16 %[v], %[v], ror #8\n\t"
-        "smlad %[s0], %[e], %[a1], %[s0]\n\t"
-        "smlabt %[s0], %[v], %[b01], %[s0]\n\t"
-        "ldr %[v], [%[r], %[pw], lsl #1]\n\t"
-        "sxtb16 %[e], %[v]\n\t"
-        "sxtb16 %[v], %[v], ror #8\n\t"
-        "smlad %[s0], %[e], %[a2], %[s0]\n\t"
-        "smlabb %[s0], %[v], %[b2], %[s0]\n\t"
+        DW_ONE_ASM("ldr %[v], [%[r]]\n\t", "%[a0]", "%[b01]", "bb")
+        DW_ONE_ASM("ldr %[v], [%[r], %[pw]]\n\t", "%[a1]", "%[b01]", "bt")
+        DW_ONE_ASM("ldr %[v], [%[r], %[pw], lsl #1]\n\t", "%[a2]", "%[b2]", "bb")
         "ldr %[v], %[zr]\n\t"
         "ldr %[e], %[m]\n\t"
         DW_STORE_ASM("%[s0]")
