@@ -91,6 +91,9 @@ CASES = [
     Case("pointwise-7x5-relu-zx-128", "conv2d", 110, (5, 9, 13), (6, 7, 10), (7, 5), act="relu", zx=-128),
     Case("pointwise-leaky", "conv2d", 111, (4, 9, 15), (5, 8, 13), (3, 4), act="leaky_relu", slope=0.05),
     Case("pointwise-widths-4x", "conv2d", 145, (4, 12, 20), (4, 6, 10), (5, 5), act="relu"),
+    # the buffered path's limit (its weight buffer's span exactly 2 KB at 512 inputs), and past it
+    Case("pointwise-cin512", "conv2d", 147, (258, 401, 512), (3, 5, 6), (3, 3)),
+    Case("pointwise-cin520", "conv2d", 148, (200, 380, 520), (2, 4, 5), (2, 3), act="relu"),
     Case("pointwise-2x2map", "conv2d", 112, (3, 6, 10), (4, 7, 12), (2, 2), act="relu"),
     Case("pointwise-1x1map", "conv2d", 113, (5, 8, 12), (6, 9, 10), (1, 1), bias=False),
     Case("pointwise-1x1map-leaky", "conv2d", 114, (3, 5, 7), (4, 6, 9), (1, 1), act="leaky_relu", slope=0.3),

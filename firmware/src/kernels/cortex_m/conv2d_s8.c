@@ -5,14 +5,14 @@
  *   2 output channels at a time: up to 32 pixel pairs are widened once to int16 (x - zx)
  *   in a stack buffer, per quad of channels (x0, x2), (x1, x3) of one pixel then the
  *   other; each pair of rows widens (SXTB16) and doubles its weights once for all of
- *   them. Per quad 4 LDRDs and 8 SMLADs make 16 MACs; the store is window_s8.h's fast one
+ *   them. Per quad 2 LDMs and 8 SMLADs make 16 MACs; the store is window_s8.h's fast one
  *   (5 instructions) where the step allows. A wider input runs 4 rows per pixel.
  * - The first conv of a one-channel input with rows of 3 or 4 taps widens its padded input
  *   to int16 once and runs two output channels at a time (conv1).
  * - Every other conv reads a copy of its input padded with zx, every window without
  *   bounds checks (window_s8.h); an input too large for the copy runs the reference's loop.
  * Integer sums are exact in any order, so every path gives the reference's bits.
- * Stack: the pointwise path keeps about 12 KiB (its buffers), the others under 5 KiB;
+ * Stack: the pointwise path keeps about 14 KiB (its buffers), the others under 5 KiB;
  * each path has a frame of its own.
  * Reference: kernels/reference/conv2d_s8.c.
  */
@@ -83,84 +83,87 @@ typedef struct {
     int32_t m0, e0, z0, m1, e1, z1, hw, i0, i1;
 } pw_fast_t;
 
-/* One quad of a 2 x 2 tile: 2 LDRDs of inputs (pixel 0's, pixel 1's), 2 of weights (row o's,
- * row o + 1's), 8 SMLADs: 16 MACs. */
-#define QUAD2X2_ASM                                                                                             \
-    "ldrd %[xa], %[xb], [%[x]], #8\n\t"                                                                         \
-    "ldrd %[xc], %[xd], [%[x]], #8\n\t"                                                                         \
-    "ldrd %[wa], %[wb], [%[w]], #8\n\t"                                                                         \
-    "smlad %[a00], %[wa], %[xa], %[a00]\n\t"                                                                    \
-    "smlad %[a01], %[wa], %[xc], %[a01]\n\t"                                                                    \
-    "smlad %[a00], %[wb], %[xb], %[a00]\n\t"                                                                    \
-    "smlad %[a01], %[wb], %[xd], %[a01]\n\t"                                                                    \
-    "ldrd %[wa], %[wb], [%[w]], #8\n\t"                                                                         \
-    "smlad %[a10], %[wa], %[xa], %[a10]\n\t"                                                                    \
-    "smlad %[a11], %[wa], %[xc], %[a11]\n\t"                                                                    \
-    "smlad %[a10], %[wb], %[xb], %[a10]\n\t"                                                                    \
-    "smlad %[a11], %[wb], %[xd], %[a11]\n\t"
-
-/* store_fast_s8 of sum A with (M, E, Z) in registers, to [Y] */
-#define STORE_FAST_ASM(A, M, E, Z, Y)                                                                           \
-    "add %[t], " Z ", " A ", asr #31\n\t"                                                                       \
-    "smmlar %[t], " A ", " M ", %[t]\n\t"                                                                       \
-    "asrs %[t], %[t], " E "\n\t"                                                                                \
-    "adc %[t], %[t], #0\n\t"                                                                                    \
-    "ssat %[t], #8, %[t]\n\t"                                                                                   \
-    "strb %[t], " Y "\n\t"
+/* wq's end is on a PW_WQ_ALIGN boundary and its span (at most 4 PW_MAX_QUADS words) no more
+ * than that: the assembly's loop over a row pair's quads ends where bits 5 .. 10 of its
+ * pointer are 0 (the steps are 32 bytes or more), so it needs no register for the end. */
+#define PW_WQ_ALIGN 2048u
 
 /* Pairs of pixels for rows o, o + 1, both fast, both pixels real, cin whole pairs of quads:
  * xb the pairs' inputs one after another (wq's words each), y row o's outputs from the
- * first pair's pixel 0, ye where they end. Per pair: the tile over four quads a turn (50
- * instructions for 64 MACs; two where the pairs of quads are odd), then 4 stores of 6
- * instructions. */
+ * first pair's pixel 0, ye where they end. The assembly holds the 4 sums of a 2 x 2 tile
+ * in r8 - r11, a quad's 4 words of inputs (pixel 0's, pixel 1's) in r0 - r3 and its 4 of
+ * weights (row o's, row o + 1's) in r4 - r7, the two pointers in r12 and lr: per quad 2
+ * LDMs and 8 SMLADs make 16 MACs (42 instructions for 64 MACs a turn of four quads, two
+ * where the pairs of quads are odd); the stores then read the steps from the frame (one
+ * LDM), 6 instructions each. */
 #if REDS_ASM
-#define PW_PAIRS_ASM(TILE)                                                                                           \
-    __asm__ volatile("2:\n\t"                                                                                        \
-                     "ldr %[a00], %[i0]\n\t"                                                                         \
-                     "ldr %[a10], %[i1]\n\t"                                                                         \
-                     "mov %[a01], %[a00]\n\t"                                                                        \
-                     "mov %[a11], %[a10]\n\t"                                                                        \
-                     "ldr %[w], %[w0]\n\t"                                                                           \
-                     "ldr %[t], %[wend]\n\t"                                                                         \
-                     "1:\n\t" TILE                                                                                   \
-                     "cmp %[w], %[t]\n\t"                                                                            \
-                     "bne 1b\n\t"                                                                                    \
-                     "ldr %[wa], %[m0]\n\t"                                                                          \
-                     "ldr %[wb], %[e0]\n\t"                                                                          \
-                     "ldr %[xa], %[z0]\n\t"                                                                          \
-                     STORE_FAST_ASM("%[a00]", "%[wa]", "%[wb]", "%[xa]", "[%[y]]")                                   \
-                     STORE_FAST_ASM("%[a01]", "%[wa]", "%[wb]", "%[xa]", "[%[y], #1]")                               \
-                     "ldr %[wa], %[m1]\n\t"                                                                          \
-                     "ldr %[wb], %[e1]\n\t"                                                                          \
-                     "ldr %[xa], %[z1]\n\t"                                                                          \
-                     "ldr %[xb], %[hw]\n\t"                                                                          \
-                     STORE_FAST_ASM("%[a10]", "%[wa]", "%[wb]", "%[xa]", "[%[y], %[xb]]")                            \
-                     "add %[xb], %[xb], #1\n\t"                                                                      \
-                     STORE_FAST_ASM("%[a11]", "%[wa]", "%[wb]", "%[xa]", "[%[y], %[xb]]")                            \
-                     "add %[y], %[y], #2\n\t"                                                                        \
-                     "ldr %[t], %[ye]\n\t"                                                                           \
-                     "cmp %[y], %[t]\n\t"                                                                            \
-                     "bne 2b\n\t"                                                                                    \
-                     : [a00] "=&r"(a00), [a01] "=&r"(a01), [a10] "=&r"(a10), [a11] "=&r"(a11), [x] "+r"(x),          \
-                       [y] "+r"(y), [w] "=&r"(w), [xa] "=&r"(xa), [xb] "=&r"(xb_), [xc] "=&r"(xc), [xd] "=&r"(xd),   \
-                       [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t)                                                  \
-                     : [wend] "m"(wend), [w0] "m"(w0), [ye] "m"(ye), [i0] "m"(k.i0), [i1] "m"(k.i1),                 \
-                       [m0] "m"(k.m0), [e0] "m"(k.e0), [z0] "m"(k.z0), [m1] "m"(k.m1), [e1] "m"(k.e1),               \
-                       [z1] "m"(k.z1), [hw] "m"(k.hw)                                                                \
-                     : "cc", "memory")
+typedef struct {
+    int32_t i0, i1;                       /* [0], [4]: the sums' doubled starts */
+    const int32_t *w0;                    /* [8]: wq */
+    int32_t m0, e0, z0, m1, e1, z1, hw;   /* [12] .. [36]: the stores' steps, r0 - r6 */
+    int8_t *y;                            /* [40]: r7, the next pair's outputs */
+    const int8_t *ye;                     /* [44] */
+} pw_run_t;
+
+#define PW_QUAD_ASM                                                                                             \
+    "ldm r12!, {r0-r3}\n\t"                                                                                     \
+    "ldm lr!, {r4-r7}\n\t"                                                                                      \
+    "smlad r8, r4, r0, r8\n\t"                                                                                  \
+    "smlad r9, r4, r2, r9\n\t"                                                                                  \
+    "smlad r10, r6, r0, r10\n\t"                                                                                \
+    "smlad r11, r6, r2, r11\n\t"                                                                                \
+    "smlad r8, r5, r1, r8\n\t"                                                                                  \
+    "smlad r9, r5, r3, r9\n\t"                                                                                  \
+    "smlad r10, r7, r1, r10\n\t"                                                                                \
+    "smlad r11, r7, r3, r11\n\t"
+
+/* store_fast_s8 of sum A with (M, E, Z) in registers, to [Y], lr the scratch */
+#define PW_STORE_ASM(A, M, E, Z, Y)                                                                             \
+    "add lr, " Z ", " A ", asr #31\n\t"                                                                         \
+    "smmlar lr, " A ", " M ", lr\n\t"                                                                           \
+    "asrs lr, lr, " E "\n\t"                                                                                    \
+    "adc lr, lr, #0\n\t"                                                                                        \
+    "ssat lr, #8, lr\n\t"                                                                                       \
+    "strb lr, " Y "\n\t"
+
+#define PW_PAIRS_ASM(TILE)                                                                                      \
+    __asm__ volatile("push {r0}\n\t" /* the record: [sp] */                                                     \
+                     "2:\n\t"                                                                                   \
+                     "ldm r0, {r8, r10, lr}\n\t"                                                                \
+                     "mov r9, r8\n\t"                                                                           \
+                     "mov r11, r10\n\t"                                                                         \
+                     "1:\n\t" TILE                                                                              \
+                     "tst lr, #0x7E0\n\t"                                                                       \
+                     "bne 1b\n\t"                                                                               \
+                     "ldr lr, [sp]\n\t"                                                                         \
+                     "add lr, lr, #12\n\t"                                                                      \
+                     "ldm lr, {r0-r7}\n\t"                                                                      \
+                     PW_STORE_ASM("r8", "r0", "r1", "r2", "[r7]")                                               \
+                     PW_STORE_ASM("r9", "r0", "r1", "r2", "[r7, #1]")                                           \
+                     PW_STORE_ASM("r10", "r3", "r4", "r5", "[r7, r6]")                                          \
+                     "add r6, r6, #1\n\t"                                                                       \
+                     PW_STORE_ASM("r11", "r3", "r4", "r5", "[r7, r6]")                                          \
+                     "add r7, r7, #2\n\t"                                                                       \
+                     "ldr r0, [sp]\n\t"                                                                         \
+                     "str r7, [r0, #40]\n\t"                                                                    \
+                     "ldr r1, [r0, #44]\n\t"                                                                    \
+                     "cmp r7, r1\n\t"                                                                           \
+                     "bne 2b\n\t"                                                                               \
+                     "add sp, sp, #4\n\t"                                                                       \
+                     : "+r"(r0), "+r"(r12)                                                                      \
+                     :                                                                                          \
+                     : "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11", "lr", "cc", "memory")
 
 REDS_S8_NOINLINE void pw_pairs_fast(const int32_t *wq, uint32_t words, const int32_t *xb, const pw_fast_t *f,
                                     int8_t *y, const int8_t *ye)
 {
-    const int32_t *x = xb, *const wend = wq + words;
-    const pw_fast_t k = *f; /* on this frame: the assembly reads it by sp */
-    const int32_t *const w0 = wq;
-    int32_t a00, a01, a10, a11, xa, xb_, xc, xd, wa, wb, t;
-    const int32_t *w;
+    pw_run_t run = {f->i0, f->i1, wq, f->m0, f->e0, f->z0, f->m1, f->e1, f->z1, f->hw, y, ye};
+    register pw_run_t *r0 __asm__("r0") = &run;
+    register const int32_t *r12 __asm__("r12") = xb;
     if (words & 8u) /* an odd number of pairs of quads */
-        PW_PAIRS_ASM(QUAD2X2_ASM QUAD2X2_ASM);
+        PW_PAIRS_ASM(PW_QUAD_ASM PW_QUAD_ASM);
     else
-        PW_PAIRS_ASM(QUAD2X2_ASM QUAD2X2_ASM QUAD2X2_ASM QUAD2X2_ASM);
+        PW_PAIRS_ASM(PW_QUAD_ASM PW_QUAD_ASM PW_QUAD_ASM PW_QUAD_ASM);
 }
 #else
 REDS_S8_NOINLINE void pw_pairs_fast(const int32_t *wq, uint32_t words, const int32_t *xb, const pw_fast_t *f,
@@ -289,13 +292,14 @@ REDS_S8_NOINLINE void pointwise_buffered(const reds_weights_s8_t *w, const reds_
                                uint32_t hw, const int8_t *x, int8_t *y)
 {
     int32_t xb[4u * PW_MAX_QUADS * 4u]; /* 4 pairs of PW_MAX_CIN, 32 of 64 (8 KB) */
-    int32_t wq[4u * PW_MAX_QUADS];
+    int32_t wbuf[2u * PW_WQ_ALIGN / sizeof(int32_t)]; /* wq (4 PW_MAX_QUADS words), ending on a PW_WQ_ALIGN boundary */
     int8_t rows[2][PW_MAX_CIN + 4u];
     chunk_s8_t c[REDS_MAX_CHUNKS];
     chan_s8_t k0, k1;
     const uint32_t quads = ((cin + 3u) / 4u + 1u) & ~1u; /* whole pairs of quads, zeros past cin */
     const uint32_t words = 4u * quads, room = (uint32_t)(sizeof xb / sizeof xb[0]) / words;
     const uint32_t pairs = room < PW_MAX_PAIRS ? room : PW_MAX_PAIRS;
+    int32_t *const wq = (int32_t *)(((uintptr_t)wbuf + 2u * PW_WQ_ALIGN) & ~(uintptr_t)(PW_WQ_ALIGN - 1u)) - words;
     uint32_t p, i, o, g, j, nb;
     unsigned n, r, s, straight;
     memset(rows, 0, sizeof rows); /* the padding past cin */
